@@ -1,0 +1,390 @@
+//! `select!`: wait on several channel operations, complete exactly one.
+//!
+//! The algorithm, Go's `selectgo` without locking every channel at once:
+//!
+//! 1. Poll every operation once, from a random start (fairness); the first
+//!    that can complete without waiting does.
+//! 2. With a `default` arm, stop there.
+//! 3. Otherwise create one [`Selector`] and register a waiter for each
+//!    operation on its channel. Registration happens under that channel's
+//!    lock and re-checks readiness: if the operation can complete now, the
+//!    select first claims its own selector (so no peer can complete a second
+//!    operation) and completes it in place.
+//! 4. Park until a peer claims the selector for one operation (it moves the
+//!    value through that operation's slot), or the deadline passes and we
+//!    claim it as aborted.
+//! 5. Unregister the waiters of the other operations.
+
+use super::{Receiver, RecvError, Selector, SendError, Sender, Slot, Waiting, remove_waiter, take};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One operation of a `select`, type-erased. Implemented by [`RecvOp`] and
+/// [`SendOp`]; used by the [`select!`](crate::select) macro.
+pub trait SelectOp {
+    /// Completes the operation if it can without waiting.
+    fn try_complete(&mut self) -> bool;
+    /// Registers a waiter. If the operation can complete right away, claims
+    /// `sel` for `op` and completes it instead, returning true. Returns true
+    /// also if `sel` was claimed by a peer meanwhile (stop registering).
+    #[doc(hidden)]
+    fn register(&mut self, sel: &Arc<Selector>, op: usize) -> bool;
+    /// Removes the waiter registered for `sel`.
+    #[doc(hidden)]
+    fn unregister(&mut self, sel: &Arc<Selector>);
+    /// A peer completed this operation: collect the outcome from the slot.
+    #[doc(hidden)]
+    fn finish(&mut self);
+}
+
+/// What a select does when nothing is ready.
+#[derive(Clone, Copy, Debug)]
+pub enum SelectMode {
+    /// Wait as long as it takes.
+    Block,
+    /// Do not wait (a `default` arm).
+    NonBlocking,
+    /// Wait until the deadline (a `default(timeout)` arm).
+    Deadline(Instant),
+}
+
+impl SelectMode {
+    /// A mode that waits at most `timeout`.
+    pub fn timeout(timeout: Duration) -> SelectMode {
+        SelectMode::Deadline(Instant::now() + timeout)
+    }
+}
+
+/// Runs a select over `ops`; returns the index of the operation that
+/// completed, or `None` if none did (non-blocking mode or timeout).
+pub fn select_dyn(ops: &mut [&mut dyn SelectOp], mode: SelectMode) -> Option<usize> {
+    let n = ops.len();
+    if n > 0 {
+        let start = crate::sched::fastrand_pub(n);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if ops[i].try_complete() {
+                return Some(i);
+            }
+        }
+    }
+    let deadline = match mode {
+        SelectMode::NonBlocking => return None,
+        SelectMode::Block => None,
+        SelectMode::Deadline(d) => Some(d),
+    };
+    let sel = Selector::new();
+    let mut registered = 0;
+    let mut done_inline = None;
+    for (i, op) in ops.iter_mut().enumerate() {
+        registered = i + 1;
+        if op.register(&sel, i) {
+            if let Some(Ok(k)) = sel.selected() {
+                if k == i {
+                    done_inline = Some(i);
+                }
+            }
+            break;
+        }
+    }
+    let chosen = match done_inline {
+        Some(i) => Some(i),
+        None => sel.wait(deadline),
+    };
+    for (i, op) in ops.iter_mut().enumerate().take(registered) {
+        if Some(i) != done_inline {
+            op.unregister(&sel);
+        }
+    }
+    if let Some(k) = chosen {
+        if Some(k) != done_inline {
+            ops[k].finish();
+        }
+    }
+    chosen
+}
+
+/// A receive operation for `select!`.
+pub struct RecvOp<'a, T> {
+    rx: &'a Receiver<T>,
+    slot: Option<Slot<T>>,
+    result: Option<Result<T, RecvError>>,
+}
+
+impl<'a, T> RecvOp<'a, T> {
+    /// An operation receiving from `rx`.
+    pub fn new<R: AsRef<Receiver<T>> + ?Sized>(rx: &'a R) -> Self {
+        RecvOp { rx: rx.as_ref(), slot: None, result: None }
+    }
+
+    /// The outcome, once the select chose this operation.
+    pub fn take_result(&mut self) -> Result<T, RecvError> {
+        self.result.take().expect("select chose an operation that has no result")
+    }
+}
+
+impl<T> SelectOp for RecvOp<'_, T> {
+    fn try_complete(&mut self) -> bool {
+        let chan = &*self.rx.chan;
+        let mut st = chan.lock();
+        if let Some((v, wake)) = chan.try_recv_locked(&mut st, None) {
+            drop(st);
+            if let Some(s) = wake {
+                s.wake();
+            }
+            self.result = Some(Ok(v));
+            return true;
+        }
+        if st.closed {
+            self.result = Some(Err(RecvError));
+            return true;
+        }
+        false
+    }
+
+    fn register(&mut self, sel: &Arc<Selector>, op: usize) -> bool {
+        let chan = &*self.rx.chan;
+        let mut st = chan.lock();
+        let ready = st.closed || !st.buf.is_empty() || st.senders_q.iter().any(|w| !Arc::ptr_eq(&w.sel, sel));
+        if ready {
+            if !sel.try_select(op) {
+                return true; // a peer chose another of our operations
+            }
+            match chan.try_recv_locked(&mut st, Some(sel)) {
+                Some((v, wake)) => {
+                    drop(st);
+                    if let Some(s) = wake {
+                        s.wake();
+                    }
+                    self.result = Some(Ok(v));
+                    return true;
+                }
+                None if st.closed => {
+                    self.result = Some(Err(RecvError));
+                    return true;
+                }
+                None => {
+                    // The waiting senders were all claimed elsewhere: we own
+                    // `sel` but have nothing. Cannot happen without a value
+                    // or close, since claimed senders are removed under the
+                    // lock we hold; treat as closed to stay safe.
+                    self.result = Some(Err(RecvError));
+                    return true;
+                }
+            }
+        }
+        let slot: Slot<T> = Arc::new(Mutex::new(None));
+        self.slot = Some(slot.clone());
+        st.receivers_q.push_back(Waiting { sel: sel.clone(), op, slot });
+        false
+    }
+
+    fn unregister(&mut self, sel: &Arc<Selector>) {
+        if self.slot.is_some() {
+            remove_waiter(&mut self.rx.chan.lock().receivers_q, sel);
+        }
+    }
+
+    fn finish(&mut self) {
+        let slot = self.slot.take().expect("finish without registration");
+        self.result = Some(take(&slot).ok_or(RecvError));
+    }
+}
+
+/// A send operation for `select!`.
+pub struct SendOp<'a, T> {
+    tx: &'a Sender<T>,
+    value: Option<T>,
+    slot: Option<Slot<T>>,
+    result: Option<Result<(), SendError<T>>>,
+}
+
+impl<'a, T> SendOp<'a, T> {
+    /// An operation sending `value` on `tx`.
+    pub fn new<S: AsRef<Sender<T>> + ?Sized>(tx: &'a S, value: T) -> Self {
+        SendOp { tx: tx.as_ref(), value: Some(value), slot: None, result: None }
+    }
+
+    /// The outcome, once the select chose this operation.
+    pub fn take_result(&mut self) -> Result<(), SendError<T>> {
+        self.result.take().expect("select chose an operation that has no result")
+    }
+}
+
+impl<T> SelectOp for SendOp<'_, T> {
+    fn try_complete(&mut self) -> bool {
+        let chan = &*self.tx.chan;
+        let mut st = chan.lock();
+        let v = self.value.take().expect("send value");
+        if st.rx_gone {
+            self.result = Some(Err(SendError(v)));
+            return true;
+        }
+        match chan.try_send_locked(&mut st, v, None) {
+            Ok(wake) => {
+                drop(st);
+                if let Some(s) = wake {
+                    s.wake();
+                }
+                self.result = Some(Ok(()));
+                true
+            }
+            Err(v) => {
+                self.value = Some(v);
+                false
+            }
+        }
+    }
+
+    fn register(&mut self, sel: &Arc<Selector>, op: usize) -> bool {
+        let chan = &*self.tx.chan;
+        let mut st = chan.lock();
+        let has_room = chan.cap.is_none_or(|c| st.buf.len() < c);
+        let ready = st.rx_gone || has_room || st.receivers_q.iter().any(|w| !Arc::ptr_eq(&w.sel, sel));
+        let v = self.value.take().expect("send value");
+        if ready {
+            if !sel.try_select(op) {
+                self.value = Some(v);
+                return true;
+            }
+            if st.rx_gone {
+                self.result = Some(Err(SendError(v)));
+                return true;
+            }
+            match chan.try_send_locked(&mut st, v, Some(sel)) {
+                Ok(wake) => {
+                    drop(st);
+                    if let Some(s) = wake {
+                        s.wake();
+                    }
+                    self.result = Some(Ok(()));
+                }
+                // Only reachable if the receivers we saw were all claimed
+                // elsewhere; report it as undeliverable rather than lose it.
+                Err(v) => self.result = Some(Err(SendError(v))),
+            }
+            return true;
+        }
+        let slot: Slot<T> = Arc::new(Mutex::new(Some(v)));
+        self.slot = Some(slot.clone());
+        st.senders_q.push_back(Waiting { sel: sel.clone(), op, slot });
+        false
+    }
+
+    fn unregister(&mut self, sel: &Arc<Selector>) {
+        if let Some(slot) = &self.slot {
+            remove_waiter(&mut self.tx.chan.lock().senders_q, sel);
+            // Not chosen: take the value back (it was never delivered).
+            if self.result.is_none() {
+                self.value = take(slot);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let slot = self.slot.take().expect("finish without registration");
+        self.result = Some(match take(&slot) {
+            // Chosen but the value is still there: receivers are gone.
+            Some(v) => Err(SendError(v)),
+            None => Ok(()),
+        });
+    }
+}
+
+/// Waits on several channel operations and runs the arm of the one that
+/// completes, as Go's `select`.
+///
+/// Arms: `recv(rx) -> pattern => body`, `send(tx, value) -> pattern => body`,
+/// and at most one of `default => body` (do not wait) or
+/// `default(duration) => body` (wait at most that long). A `recv` arm's
+/// pattern binds `Result<T, RecvError>` (an error means the channel closed);
+/// a `send` arm's binds `Result<(), SendError<T>>`. When several operations
+/// are ready, one is chosen at random.
+///
+/// ```
+/// use std::time::Duration;
+/// ffiber::run(|| {
+///     let (tx1, rx1) = ffiber::chan::bounded::<i32>(1);
+///     let (_tx2, rx2) = ffiber::chan::bounded::<&str>(1);
+///     tx1.send(7).unwrap();
+///     let got = ffiber::select! {
+///         recv(rx1) -> v => v.unwrap(),
+///         recv(rx2) -> _v => -1,
+///         default(Duration::from_millis(100)) => -2,
+///     };
+///     assert_eq!(got, 7);
+/// });
+/// ```
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__select_parse!(
+            @arms []
+            @idx [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]
+            @default []
+            $($tokens)*
+        )
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_parse {
+    // recv arm, block body
+    (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
+     recv($rx:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+        $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::RecvOp::new(&$rx)] $p => $b)]
+            @idx [$($is)*] @default [$($d)*] $($rest)*)
+    };
+    // recv arm, expression body
+    (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
+     recv($rx:expr) -> $p:pat => $b:expr $(, $($rest:tt)*)?) => {
+        $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::RecvOp::new(&$rx)] $p => $b)]
+            @idx [$($is)*] @default [$($d)*] $($($rest)*)?)
+    };
+    // send arm, block body
+    (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
+     send($tx:expr, $v:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+        $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::SendOp::new(&$tx, $v)] $p => $b)]
+            @idx [$($is)*] @default [$($d)*] $($rest)*)
+    };
+    // send arm, expression body
+    (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
+     send($tx:expr, $v:expr) -> $p:pat => $b:expr $(, $($rest:tt)*)?) => {
+        $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::SendOp::new(&$tx, $v)] $p => $b)]
+            @idx [$($is)*] @default [$($d)*] $($($rest)*)?)
+    };
+    // default with a timeout
+    (@arms [$($a:tt)*] @idx [$($is:tt)*] @default []
+     default($t:expr) => $b:expr $(, $($rest:tt)*)?) => {
+        $crate::__select_parse!(@arms [$($a)*] @idx [$($is)*]
+            @default [($crate::chan::SelectMode::timeout($t)) $b] $($($rest)*)?)
+    };
+    // default without waiting
+    (@arms [$($a:tt)*] @idx [$($is:tt)*] @default []
+     default => $b:expr $(, $($rest:tt)*)?) => {
+        $crate::__select_parse!(@arms [$($a)*] @idx [$($is)*]
+            @default [($crate::chan::SelectMode::NonBlocking) $b] $($($rest)*)?)
+    };
+    // done, no default arm
+    (@arms [$( ($i:tt [$op:expr] $p:pat => $b:tt) )+] @idx [$($is:tt)*] @default []) => {{
+        let mut __ops = ($($op,)+);
+        match $crate::chan::select_dyn(
+            &mut [$(&mut __ops.$i as &mut dyn $crate::chan::SelectOp),+],
+            $crate::chan::SelectMode::Block,
+        ) {
+            $(::core::option::Option::Some($i) => { let $p = __ops.$i.take_result(); $b })+
+            _ => ::core::unreachable!("a blocking select returned without an operation"),
+        }
+    }};
+    // done, with a default arm
+    (@arms [$( ($i:tt [$op:expr] $p:pat => $b:tt) )*] @idx [$($is:tt)*] @default [($mode:expr) $db:expr]) => {{
+        let mut __ops = ($($op,)*);
+        #[allow(unused_mut)]
+        let mut __list: [&mut dyn $crate::chan::SelectOp; _] = [$(&mut __ops.$i as &mut dyn $crate::chan::SelectOp),*];
+        match $crate::chan::select_dyn(&mut __list, $mode) {
+            $(::core::option::Option::Some($i) => { let $p = __ops.$i.take_result(); $b })*
+            _ => $db,
+        }
+    }};
+}

@@ -1,0 +1,71 @@
+//! # ffiber: goroutine-style green threads with a cgo-style foreign-call layer
+//!
+//! ffiber rebuilds, in Rust, the system Go uses to run goroutines and call
+//! C — and aims to make the C calls nearly as cheap as plain ones. This
+//! crate is the runtime; `ffiber-build` is the code generator and
+//! `ffibench` the benchmark.
+//!
+//! ## The runtime (Go's G/M/P model)
+//!
+//! - A **green thread** (G) runs on its own small stack: an `mmap`
+//!   reservation (256 KiB by default) that the kernel commits page by page,
+//!   with a guard page below it. A parked green thread costs a few KiB.
+//!   Overflowing the stack is caught and explained, never silent corruption.
+//! - **OS threads** (M) run green threads while they hold one of `max_procs`
+//!   **processor slots** (P). Each P has a lock-free run queue; idle OS
+//!   threads steal half of a busy P's queue.
+//! - Scheduling is **cooperative**: a green thread gives up its P when it
+//!   blocks (channel operations, [`sleep`], [`sync::Mutex`],
+//!   [`JoinHandle::join`]) or calls [`yield_now`]. A CPU-bound loop that does
+//!   none of these keeps its P to itself; add `yield_now()` to long loops.
+//! - Channels ([`chan`]) with [`select!`], a parking [`sync::Mutex`] and
+//!   [`sync::WaitGroup`] all work from plain OS threads too, so ordinary
+//!   threads can talk to green threads.
+//!
+//! The design, its state machines and invariants are written down in
+//! `docs/DESIGN.md` in the repository.
+//!
+//! ## Example
+//!
+//! ```
+//! use ffiber::chan;
+//!
+//! let total: u64 = ffiber::run(|| {
+//!     let (tx, rx) = chan::bounded(16);
+//!     for i in 0..100u64 {
+//!         let tx = tx.clone();
+//!         ffiber::go(move || tx.send(i).unwrap());
+//!     }
+//!     drop(tx);
+//!     rx.iter().sum()
+//! });
+//! assert_eq!(total, 4950);
+//! ```
+//!
+//! ## Green threads move between OS threads
+//!
+//! After any blocking call or `yield_now`, a green thread may continue on a
+//! different OS thread. Values of `thread_local!` variables, and C libraries
+//! that keep per-thread state, can change under it. Use
+//! [`lock_os_thread`] to pin a green thread to its OS thread when that
+//! matters.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod arch;
+pub mod chan;
+mod loom;
+mod runtime;
+mod sched;
+mod signal;
+mod stack;
+pub mod sync;
+mod thread;
+mod time;
+
+pub use ffiber_macros::main;
+pub use runtime::{DEFAULT_MAX_THREADS, Runtime, RuntimeBuilder, run};
+pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use thread::{Builder, GreenId, GreenThread, JoinHandle, current, go, lock_os_thread, try_current, unlock_os_thread, yield_now};
+pub use time::{sleep, sleep_until};

@@ -1,0 +1,150 @@
+//! Starting and stopping a runtime.
+
+use crate::sched::Sched;
+use crate::thread::{Builder as GBuilder, JoinHandle};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default cap on OS threads a runtime may create (Go's default too).
+pub const DEFAULT_MAX_THREADS: usize = 10_000;
+
+/// A runtime: `max_procs` processor slots, the OS threads that serve them,
+/// and the green threads they run.
+///
+/// Most programs use [`run`](crate::run) or `#[ffiber::main]`; a `Runtime`
+/// is for choosing settings or running several runtimes.
+///
+/// ```
+/// let rt = ffiber::Runtime::builder().max_procs(2).stack_size(64 * 1024).build().unwrap();
+/// assert_eq!(rt.block_on(|| 6 * 7), 42);
+/// ```
+pub struct Runtime {
+    sched: Arc<Sched>,
+}
+
+/// Settings for a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    max_procs: Option<usize>,
+    stack_size: usize,
+    max_threads: usize,
+}
+
+impl Runtime {
+    /// A builder with the defaults: `max_procs` from `FFIBER_MAXPROCS` or the
+    /// machine's available parallelism, 256 KiB stacks.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder { max_procs: None, stack_size: crate::stack::DEFAULT_STACK_SIZE, max_threads: DEFAULT_MAX_THREADS }
+    }
+
+    /// A runtime with default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Self::builder().build()
+    }
+
+    /// Number of processor slots (green threads running in parallel at most).
+    pub fn max_procs(&self) -> usize {
+        self.sched.nprocs()
+    }
+
+    /// Runs `f` as the main green thread (named "main") and returns its
+    /// result once it finishes. A panic in `f` is resumed on the caller.
+    /// Green threads still running when `f` returns keep running until the
+    /// runtime is dropped.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let h = GBuilder::new()
+            .name("main")
+            .spawn_in(&self.sched, f)
+            .unwrap_or_else(|e| panic!("ffiber: cannot start the main green thread: {e}"));
+        match h.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    /// Spawns a green thread from outside the runtime (any OS thread).
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        GBuilder::new().spawn_in(&self.sched, f).unwrap_or_else(|e| panic!("ffiber: spawn failed: {e}"))
+    }
+}
+
+impl Drop for Runtime {
+    /// Stops the runtime. Green threads that are parked or queued are
+    /// abandoned, as goroutines are when `main` returns: they never run
+    /// again, and values living on their stacks are not dropped. A green
+    /// thread still running a loop that never yields keeps its OS thread
+    /// until it reaches a scheduling point.
+    fn drop(&mut self) {
+        self.sched.shut_down(Duration::from_millis(500));
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("max_procs", &self.max_procs()).finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Number of processor slots (Go's `GOMAXPROCS`). Overrides
+    /// `FFIBER_MAXPROCS`.
+    pub fn max_procs(mut self, n: usize) -> Self {
+        self.max_procs = Some(n.max(1));
+        self
+    }
+
+    /// Default stack reservation for green threads (at least 16 KiB).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes.max(crate::stack::MIN_STACK_SIZE);
+        self
+    }
+
+    /// Most OS threads the runtime may create (default 10,000).
+    pub fn max_threads(mut self, n: usize) -> Self {
+        self.max_threads = n.max(1);
+        self
+    }
+
+    /// Creates the runtime. No OS thread starts until there is work.
+    pub fn build(self) -> io::Result<Runtime> {
+        let procs = match self.max_procs {
+            Some(n) => n,
+            None => match std::env::var("FFIBER_MAXPROCS") {
+                Ok(v) => v.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("FFIBER_MAXPROCS={v:?} is not a positive integer"),
+                    )
+                })?,
+                Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+        };
+        crate::signal::install()?;
+        Ok(Runtime { sched: Sched::new(procs, self.stack_size, self.max_threads) })
+    }
+}
+
+/// Starts a runtime with default settings, runs `f` as its main green
+/// thread, shuts the runtime down and returns `f`'s result (resuming its
+/// panic, if it panicked).
+///
+/// ```
+/// let n = ffiber::run(|| ffiber::go(|| 21).join().unwrap() * 2);
+/// assert_eq!(n, 42);
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Runtime::new().unwrap_or_else(|e| panic!("ffiber: cannot start the runtime: {e}")).block_on(f)
+}

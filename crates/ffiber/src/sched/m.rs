@@ -1,0 +1,301 @@
+//! M: an OS thread that runs green threads while it holds a P.
+//!
+//! Each M has a scheduler context, `g0`, which is simply the OS thread's own
+//! stack (8 MiB, committed lazily by the kernel, guarded by glibc). Green
+//! threads never switch directly to one another: a green thread that stops
+//! running (park, yield, exit) records *why* in its M's `action` slot and
+//! switches to g0; g0 then finishes the job on its own stack — publish the
+//! parked G, requeue the yielding one, free the exited one's stack — and
+//! picks the next G. That is Go's `mcall`: every hand-over of a G to another
+//! thread happens after its registers are saved, never while it still runs.
+//!
+//! # Thread-locals and migration
+//!
+//! A green thread may resume on a different OS thread after any park or
+//! yield. The only thread-local the runtime reads is [`current_m`], and it
+//! reads it afresh (an out-of-line call) after every switch; nothing derived
+//! from it is kept across one. User code must assume the same: a
+//! `thread_local!` value seen before `yield_now`, `sleep`, a channel
+//! operation or a lock may belong to another thread afterwards, unless the
+//! green thread called [`lock_os_thread`](crate::lock_os_thread).
+
+use super::g::{self, EMPTY, G, PARKED};
+use super::{NO_P, Sched};
+use crate::arch;
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Why a green thread switched to g0.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Action {
+    None,
+    /// Requeue it behind the others.
+    Yield,
+    /// Park it unless a wake-up already arrived.
+    Park,
+    /// It returned: free its stack.
+    Exit,
+}
+
+/// An OS thread of the runtime.
+pub(crate) struct M {
+    pub(crate) id: usize,
+    pub(crate) sched: Arc<Sched>,
+    local: UnsafeCell<MLocal>,
+    parker: Parker,
+    /// A P handed to this M by the thread that woke it (`NO_P` if none).
+    pub(crate) next_p: AtomicUsize,
+    /// Whether the waker counted this M as spinning.
+    pub(crate) wake_spinning: AtomicBool,
+    /// A green thread locked to this M, handed back to it to run.
+    pub(crate) next_g: Mutex<Option<Arc<G>>>,
+    /// The OS thread id, for diagnostics and tests.
+    pub(crate) tid: AtomicUsize,
+}
+
+/// State only the M's own thread touches.
+pub(crate) struct MLocal {
+    /// g0's saved stack pointer while a green thread runs.
+    pub(crate) g0_sp: *mut u8,
+    /// The green thread running (or just switched away from).
+    pub(crate) cur_g: Option<Arc<G>>,
+    pub(crate) action: Action,
+    /// The P held, or `NO_P`.
+    pub(crate) p: usize,
+    pub(crate) spinning: bool,
+    /// The green thread locked to this M, if any.
+    pub(crate) locked_g: *const G,
+    pub(crate) schedtick: u32,
+}
+
+// SAFETY: `local` is only touched from the M's own OS thread (every access
+// goes through `current_m()` or the M's main loop on that thread). The other
+// fields are atomics or locks.
+unsafe impl Sync for M {}
+// SAFETY: see above; an `Arc<M>` is shared with other threads only to use
+// the atomic/locked fields.
+unsafe impl Send for M {}
+
+thread_local! {
+    static CURRENT_M: Cell<*const M> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The M running on this OS thread, or null. Never inlined: the answer
+/// changes when a green thread migrates, so it must be read afresh after
+/// every switch.
+#[inline(never)]
+pub(crate) fn current_m() -> *const M {
+    CURRENT_M.with(|c| c.get())
+}
+
+impl M {
+    pub(crate) fn new(id: usize, sched: Arc<Sched>) -> Arc<M> {
+        Arc::new(M {
+            id,
+            sched,
+            local: UnsafeCell::new(MLocal {
+                g0_sp: std::ptr::null_mut(),
+                cur_g: None,
+                action: Action::None,
+                p: NO_P,
+                spinning: false,
+                locked_g: std::ptr::null(),
+                schedtick: 0,
+            }),
+            parker: Parker::default(),
+            next_p: AtomicUsize::new(NO_P),
+            wake_spinning: AtomicBool::new(false),
+            next_g: Mutex::new(None),
+            tid: AtomicUsize::new(0),
+        })
+    }
+
+    /// The thread-owned state.
+    ///
+    /// Callers must be on this M's OS thread and must not keep the pointer's
+    /// target borrowed across a context switch.
+    pub(crate) fn local(&self) -> *mut MLocal {
+        self.local.get()
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.parker.unpark();
+    }
+
+    pub(crate) fn park(&self, timeout: Option<Duration>) {
+        self.parker.park(timeout);
+    }
+}
+
+/// A binary semaphore an idle M sleeps on.
+#[derive(Default)]
+struct Parker {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Parker {
+    fn park(&self, timeout: Option<Duration>) {
+        let mut f = self.flag.lock().unwrap_or_else(|e| e.into_inner());
+        if !*f {
+            f = match timeout {
+                None => self.cv.wait_while(f, |f| !*f).unwrap_or_else(|e| e.into_inner()),
+                Some(t) => self.cv.wait_timeout_while(f, t, |f| !*f).unwrap_or_else(|e| e.into_inner()).0,
+            };
+        }
+        *f = false;
+    }
+
+    fn unpark(&self) {
+        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_one();
+    }
+}
+
+/// Size of an M's own (system) stack.
+pub(crate) const SYSTEM_STACK_SIZE: usize = 8 << 20;
+
+/// Body of an M's OS thread.
+pub(crate) fn m_main(m: Arc<M>) {
+    CURRENT_M.with(|c| c.set(Arc::as_ptr(&m)));
+    // SAFETY: gettid has no preconditions.
+    m.tid.store(unsafe { libc::gettid() } as usize, Relaxed);
+    crate::signal::on_thread_start();
+    let sched = m.sched.clone();
+    super::acquire_next_p(&m);
+    while let Some(g) = super::find_runnable(&m) {
+        super::reset_spinning(&m);
+        // SAFETY: we popped `g` from a queue, so we own it.
+        let locked = unsafe { g.inner().locked_m };
+        if !locked.is_null() && locked != Arc::as_ptr(&m) {
+            super::start_locked_m(&m, g);
+            continue;
+        }
+        let mut next = Some(g);
+        while let Some(g) = next.take() {
+            next = run(&m, g);
+        }
+    }
+    sched.m_exited(&m);
+    CURRENT_M.with(|c| c.set(std::ptr::null()));
+}
+
+/// Runs `g` until it switches back, then finishes what it asked for.
+/// Returns a G that must run next on this M at once (a park that lost the
+/// race with its wake-up, or the locked G handed back after a stop).
+fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
+    let local = m.local();
+    // SAFETY: we own `g` (popped from a queue or handed to us), and `local`
+    // is ours: we are on the M's thread. The references end before the
+    // switch, after which the green thread uses `local` itself.
+    let to = unsafe {
+        let to = g.inner().sp;
+        (*local).cur_g = Some(g);
+        (*local).schedtick = (*local).schedtick.wrapping_add(1);
+        to
+    };
+    // SAFETY: `to` was saved by `switch` (or built by init_stack) when the G
+    // last stopped, and its stack is owned by the G, which `cur_g` keeps alive.
+    unsafe { arch::switch(&raw mut (*local).g0_sp, to) };
+    // SAFETY: back on g0 on our own thread; the G has switched out, so we
+    // own it again and nothing else references `local`.
+    let (g, action) = unsafe {
+        let l = &mut *local;
+        (l.cur_g.take().expect("g0 resumed without a current G"), std::mem::replace(&mut l.action, Action::None))
+    };
+    // SAFETY: we own `g` (just switched away from it).
+    let locked_here = unsafe { g.inner().locked_m } == Arc::as_ptr(m);
+    match action {
+        Action::Park => {
+            if g.park.compare_exchange(EMPTY, PARKED, AcqRel, Acquire).is_err() {
+                // A wake-up came first: keep running it.
+                g.park.store(EMPTY, Release);
+                return Some(g);
+            }
+            // Parked: the unparker owns it now.
+            if locked_here {
+                return super::stop_locked_m(m);
+            }
+            None
+        }
+        Action::Yield => {
+            if locked_here {
+                super::sched_put_global(&m.sched, g);
+                return super::stop_locked_m(m);
+            }
+            super::runq_put(m, g, false);
+            None
+        }
+        Action::Exit => {
+            if locked_here {
+                // SAFETY: on our own thread.
+                unsafe { (*local).locked_g = std::ptr::null() };
+            }
+            super::free_g(m, g);
+            None
+        }
+        Action::None => unreachable!("green thread switched to g0 without an action"),
+    }
+}
+
+/// Entry of every green thread, on its own stack (see `arch::init_stack`).
+pub(crate) unsafe extern "C" fn g_entry(_: usize) -> ! {
+    let g = current_g();
+    // SAFETY: we are this G, running: we own its inner state.
+    let entry = unsafe { (*g).inner().entry.take() };
+    if let Some(f) = entry {
+        // The closure stores its own result (or panic) for the joiner and
+        // never unwinds (see `Builder::spawn`).
+        f();
+    }
+    switch_to_g0(Action::Exit);
+    unreachable!("an exited green thread was resumed");
+}
+
+/// The green thread running on this OS thread, or null.
+pub(crate) fn current_g() -> *const G {
+    let m = current_m();
+    if m.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: `m` is this thread's M and we only read `cur_g`, which is set
+    // while a green thread (us, if any) runs.
+    unsafe { (*(*m).local()).cur_g.as_ref().map_or(std::ptr::null(), Arc::as_ptr) }
+}
+
+/// Stops the running green thread and lets g0 do `action` with it. Returns
+/// when the green thread is resumed — possibly on another M.
+pub(crate) fn switch_to_g0(action: Action) {
+    let m = current_m();
+    assert!(!m.is_null(), "ffiber: switch_to_g0 outside a green thread");
+    // SAFETY: we are a green thread running on `m`'s thread, so `local` is
+    // ours and `cur_g` is us; we own our inner state. `g0_sp` was saved by
+    // the switch that started us. After `switch` returns, nothing derived
+    // from `m` is used again.
+    unsafe {
+        let local = (*m).local();
+        (*local).action = action;
+        let g = (*local).cur_g.as_ref().map(Arc::as_ptr).expect("no current green thread");
+        let inner = (*g).inner();
+        let sp = arch::stack_pointer();
+        if sp < inner.low_water {
+            inner.low_water = sp;
+        }
+        arch::switch(&raw mut inner.sp, (*local).g0_sp);
+    }
+}
+
+/// Parks the running green thread until [`G::unpark`]; may return spuriously.
+pub(crate) fn park_current() {
+    let g = current_g();
+    // SAFETY: `g` is the running green thread (caller checked), alive while
+    // it runs.
+    let g = unsafe { &*g };
+    if g.park.compare_exchange(g::NOTIFIED, EMPTY, Acquire, Relaxed).is_ok() {
+        return;
+    }
+    switch_to_g0(Action::Park);
+    g.park.swap(EMPTY, Acquire);
+}

@@ -1,0 +1,714 @@
+//! The scheduler: Go's G/M/P model.
+//!
+//! - **G** ([`g::G`]): a green thread — a stack, a saved stack pointer, a
+//!   park token.
+//! - **M** ([`m::M`]): an OS thread. It runs green threads only while it
+//!   holds a P.
+//! - **P** ([`P`]): a processor slot, `max_procs` of them. A P owns a local
+//!   run queue (lock-free ring, [`queue::LocalQueue`]), a `run_next` slot, a
+//!   timer heap and a cache of free stacks. Holding a P is the right to run
+//!   Go-style code; the number of Ps bounds parallelism.
+//!
+//! # Finding work (`find_runnable`)
+//!
+//! In order: due timers of our P; every 61st tick one G from the global
+//! queue (so it never starves); `run_next`, then the local queue; the global
+//! queue (taking a fair share into the local queue); then, as a *spinning*
+//! M, stealing half of another P's queue (and running its due timers). An M
+//! that finds nothing gives its P back to the idle list and parks.
+//!
+//! # Spinning and lost wake-ups
+//!
+//! Readying a G (`ready`) calls [`wakep`], which wakes an idle M with an
+//! idle P only when no M is already spinning, so a burst of wake-ups costs
+//! at most one OS-level wake. The race "an M decides to sleep while another
+//! thread readies work" is closed as in Go: the last spinning M, after
+//! releasing its P, checks every run queue once more (all counters are
+//! `SeqCst`), and a readier that pushed work checks `npidle` after the push.
+//! One of the two always sees the other.
+//!
+//! # Timers
+//!
+//! Each P has a heap of timers (`time::Timers`). A running M fires its own
+//! P's due timers each time it looks for work, and other Ps' while stealing.
+//! When every M is idle, one of them is the *timer watcher*: it parks with a
+//! timeout equal to the earliest deadline over all Ps, and adding an earlier
+//! timer wakes it. No thread per sleeper, no periodic tick.
+//!
+//! # Locked green threads
+//!
+//! `lock_os_thread` ties a G to its M. When that G parks or yields, the M
+//! hands its P to another M (`handoff_p`) and sleeps; when another M picks
+//! the G from a queue, it hands its own P to the locked M together with the
+//! G (`start_locked_m`) and goes idle. The locked M thus runs only its G.
+
+pub(crate) mod g;
+pub(crate) mod m;
+pub(crate) mod queue;
+
+use crate::stack::{Stack, StackPool};
+use crate::time::Timers;
+use crossbeam_utils::CachePadded;
+use g::G;
+use m::M;
+use queue::{GlobalQueue, LocalQueue};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// "No P held".
+pub(crate) const NO_P: usize = usize::MAX;
+/// Capacity of a P's local run queue (Go uses 256 too).
+pub(crate) const LOCAL_QUEUE: usize = 256;
+/// Every this many schedule ticks, the global queue goes first.
+const GLOBAL_FAIRNESS_TICK: u32 = 61;
+
+/// A processor slot.
+pub(crate) struct P {
+    pub(crate) id: usize,
+    pub(crate) runq: LocalQueue<G, LOCAL_QUEUE>,
+    pub(crate) run_next: std::sync::atomic::AtomicPtr<G>,
+    pub(crate) timers: Mutex<Timers>,
+    /// Earliest timer deadline (ns since the runtime's epoch), `u64::MAX` if none.
+    pub(crate) next_when: AtomicU64,
+    /// Free stacks; touched only by the M that holds this P.
+    stacks: UnsafeCell<Vec<Stack>>,
+}
+
+// SAFETY: `stacks` is touched only by the M holding the P, and holding a P
+// is exclusive (it passes between Ms under the `idle` lock or through
+// `next_p`, both of which order the accesses). Everything else is atomic or
+// locked.
+unsafe impl Sync for P {}
+
+/// Runtime-wide scheduler state.
+pub(crate) struct Sched {
+    pub(crate) ps: Box<[CachePadded<P>]>,
+    pub(crate) global: GlobalQueue<G>,
+    idle: Mutex<Idle>,
+    pub(crate) npidle: AtomicUsize,
+    pub(crate) nmspinning: AtomicUsize,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) stacks: StackPool,
+    pub(crate) epoch: Instant,
+    /// The timer watcher, and the deadline it sleeps until (0: none).
+    watcher: Mutex<Option<Arc<M>>>,
+    pub(crate) watch_until: AtomicU64,
+    next_m_id: AtomicUsize,
+    all_ms: Mutex<Vec<Arc<M>>>,
+    live_ms: AtomicUsize,
+    max_threads: usize,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+struct Idle {
+    ps: Vec<usize>,
+    ms: Vec<Arc<M>>,
+}
+
+impl Sched {
+    pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize) -> Arc<Sched> {
+        let max_procs = max_procs.max(1);
+        Arc::new(Sched {
+            ps: (0..max_procs)
+                .map(|id| {
+                    CachePadded::new(P {
+                        id,
+                        runq: LocalQueue::new(),
+                        run_next: Default::default(),
+                        timers: Mutex::new(Timers::default()),
+                        next_when: AtomicU64::new(u64::MAX),
+                        stacks: UnsafeCell::new(Vec::new()),
+                    })
+                })
+                .collect(),
+            global: GlobalQueue::new(),
+            idle: Mutex::new(Idle { ps: (0..max_procs).rev().collect(), ms: Vec::new() }),
+            npidle: AtomicUsize::new(max_procs),
+            nmspinning: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            stacks: StackPool::new(stack_size),
+            epoch: Instant::now(),
+            watcher: Mutex::new(None),
+            watch_until: AtomicU64::new(0),
+            next_m_id: AtomicUsize::new(0),
+            all_ms: Mutex::new(Vec::new()),
+            live_ms: AtomicUsize::new(0),
+            max_threads: max_threads.max(max_procs),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn nprocs(&self) -> usize {
+        self.ps.len()
+    }
+
+    /// Nanoseconds since the runtime's epoch.
+    pub(crate) fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Converts an instant into the runtime's clock.
+    pub(crate) fn when(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the runtime: wakes every M so it exits at its next scheduling
+    /// point, waits up to `grace` for them, and frees queued green threads.
+    pub(crate) fn shut_down(self: &Arc<Self>, grace: Duration) {
+        self.shutdown.store(true, SeqCst);
+        for m in self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            m.unpark();
+        }
+        let deadline = Instant::now() + grace;
+        while self.live_ms.load(SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if self.live_ms.load(SeqCst) == 0 {
+            for t in threads {
+                let _ = t.join();
+            }
+            // Every M is gone: nobody runs Ps or queues any more. Free the
+            // green threads that never got to run (their closures drop) and
+            // break the G -> Sched -> queue -> G cycles.
+            for p in self.ps.iter() {
+                while let Some(g) = p.runq.pop() {
+                    // SAFETY: queue items come from `g::into_raw`; popping took it.
+                    drop(unsafe { g::from_raw(g) });
+                }
+                let rn = p.run_next.swap(std::ptr::null_mut(), SeqCst);
+                if !rn.is_null() {
+                    // SAFETY: as above, for the run_next slot.
+                    drop(unsafe { g::from_raw(rn) });
+                }
+                p.timers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
+            for g in self.global.drain() {
+                // SAFETY: as above, for the global queue.
+                drop(unsafe { g::from_raw(g) });
+            }
+            self.idle().ms.clear();
+            self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        // Otherwise some green thread is still running (a CPU-bound loop):
+        // its M exits at its next scheduling point; we do not wait for it.
+    }
+
+    pub(crate) fn m_exited(&self, m: &Arc<M>) {
+        // SAFETY: called on m's own thread at exit.
+        let p = unsafe { std::mem::replace(&mut (*m.local()).p, NO_P) };
+        if p != NO_P {
+            self.idle().ps.push(p);
+        }
+        self.live_ms.fetch_sub(1, SeqCst);
+    }
+
+    /// Starts a new M (OS thread) that begins by taking P `p`.
+    fn new_m(self: &Arc<Self>, p: usize, spinning: bool) {
+        if self.live_ms.load(SeqCst) >= self.max_threads || self.shutdown.load(SeqCst) {
+            self.put_idle_p(p);
+            if spinning {
+                self.nmspinning.fetch_sub(1, SeqCst);
+            }
+            return;
+        }
+        let id = self.next_m_id.fetch_add(1, Relaxed);
+        let m = M::new(id, self.clone());
+        m.next_p.store(p, SeqCst);
+        m.wake_spinning.store(spinning, SeqCst);
+        self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).push(m.clone());
+        self.live_ms.fetch_add(1, SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name(format!("ffiber-m{id}"))
+            .stack_size(m::SYSTEM_STACK_SIZE)
+            .spawn({
+                let m = m.clone();
+                move || m::m_main(m)
+            });
+        match spawned {
+            Ok(h) => self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h),
+            Err(e) => {
+                self.live_ms.fetch_sub(1, SeqCst);
+                self.put_idle_p(p);
+                if spinning {
+                    self.nmspinning.fetch_sub(1, SeqCst);
+                }
+                eprintln!("ffiber: could not start an OS thread for the scheduler: {e}");
+            }
+        }
+    }
+
+    fn put_idle_p(&self, p: usize) {
+        let mut idle = self.idle();
+        idle.ps.push(p);
+        self.npidle.fetch_add(1, SeqCst);
+    }
+
+    /// Wakes (or creates) an M to run P `p`, or any idle P if `p` is `NO_P`.
+    fn start_m(self: &Arc<Self>, p: usize, spinning: bool) {
+        let mut idle = self.idle();
+        let p = if p != NO_P {
+            p
+        } else if let Some(p) = idle.ps.pop() {
+            self.npidle.fetch_sub(1, SeqCst);
+            p
+        } else {
+            drop(idle);
+            if spinning {
+                self.nmspinning.fetch_sub(1, SeqCst);
+            }
+            return;
+        };
+        match idle.ms.pop() {
+            Some(m) => {
+                m.wake_spinning.store(spinning, SeqCst);
+                m.next_p.store(p, SeqCst);
+                drop(idle);
+                m.unpark();
+            }
+            None => {
+                drop(idle);
+                self.new_m(p, spinning);
+            }
+        }
+    }
+
+    /// Gives away P `p` that an M is about to stop running: to a new M if
+    /// there is work or timers on it, else to the idle list.
+    fn handoff_p(self: &Arc<Self>, p: usize) {
+        let pp = &self.ps[p];
+        if !pp.runq.is_empty() || !pp.run_next.load(SeqCst).is_null() || self.global.len() > 0 {
+            return self.start_m(p, false);
+        }
+        if self.nmspinning.load(SeqCst) + self.npidle.load(SeqCst) == 0
+            && self.nmspinning.compare_exchange(0, 1, SeqCst, SeqCst).is_ok()
+        {
+            return self.start_m(p, true);
+        }
+        if pp.next_when.load(SeqCst) != u64::MAX {
+            return self.start_m(p, false);
+        }
+        let mut idle = self.idle();
+        idle.ps.push(p);
+        self.npidle.fetch_add(1, SeqCst);
+        // Work may have been pushed to the global queue by a readier that saw
+        // no idle P a moment ago: look again now that the P is idle.
+        if self.global.len() > 0 {
+            if let Some(p) = idle.ps.pop() {
+                self.npidle.fetch_sub(1, SeqCst);
+                drop(idle);
+                self.start_m(p, false);
+            }
+        }
+    }
+
+    /// Wakes the timer watcher if it sleeps past `when`.
+    pub(crate) fn timer_added(&self, when: u64) {
+        if when < self.watch_until.load(SeqCst) {
+            if let Some(w) = self.watcher.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                w.unpark();
+            }
+        } else if self.npidle.load(SeqCst) == self.nprocs() {
+            // Nobody runs at all (a timer added from outside the runtime).
+            // Wake an M so that it becomes the watcher.
+            if let Some(m) = self.idle().ms.last() {
+                m.unpark();
+            }
+        }
+    }
+
+    /// Earliest timer deadline over all Ps.
+    fn earliest_timer(&self) -> u64 {
+        self.ps.iter().map(|p| p.next_when.load(SeqCst)).min().unwrap_or(u64::MAX)
+    }
+
+    /// Fires due timers on every P (the watcher, holding no P).
+    fn run_all_timers(&self) {
+        let now = self.now();
+        for p in self.ps.iter() {
+            crate::time::run_timers(p, now);
+        }
+    }
+}
+
+/// Wakes an idle M to look for work, if there is an idle P and no M is
+/// already spinning (then that one will find the work).
+pub(crate) fn wakep(sched: &Arc<Sched>) {
+    if sched.npidle.load(SeqCst) == 0 {
+        return;
+    }
+    if sched.nmspinning.load(SeqCst) != 0 || sched.nmspinning.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {
+        return;
+    }
+    sched.start_m(NO_P, true);
+}
+
+/// Makes `g` runnable: on the current P's `run_next` if we run on one of
+/// this runtime's Ms with a P, else on the global queue.
+pub(crate) fn ready(g: Arc<G>) {
+    let sched = g.sched.clone();
+    let m = m::current_m();
+    // SAFETY: `m` is this thread's M (if any); we only read `p` and push to
+    // the P we hold, which we may do from its M's thread.
+    unsafe {
+        if !m.is_null() && Arc::ptr_eq(&(*m).sched, &sched) && (*(*m).local()).p != NO_P {
+            runq_put(&*m, g, true);
+            wakep(&sched);
+            return;
+        }
+    }
+    sched_put_global(&sched, g);
+    wakep(&sched);
+}
+
+pub(crate) fn sched_put_global(sched: &Sched, g: Arc<G>) {
+    sched.global.push(g::into_raw(g));
+}
+
+/// Puts `g` on the P held by `m` (the caller's thread's M): into `run_next`
+/// (kicking the previous one to the queue) or at the queue's tail.
+pub(crate) fn runq_put(m: &M, g: Arc<G>, next: bool) {
+    let sched = &m.sched;
+    // SAFETY: we run on m's thread; `p` is the P it holds.
+    let p = unsafe { (*m.local()).p };
+    debug_assert_ne!(p, NO_P);
+    let pp = &sched.ps[p];
+    let mut g = g::into_raw(g);
+    if next {
+        g = pp.run_next.swap(g, AcqRel);
+        if g.is_null() {
+            return;
+        }
+    }
+    pp.runq.push(g, &sched.global);
+}
+
+/// Called by an M that leaves the spinning state because it found work:
+/// if it was the last spinner, wake another so new work keeps being found.
+pub(crate) fn reset_spinning(m: &Arc<M>) {
+    // SAFETY: on m's own thread.
+    let local = unsafe { &mut *m.local() };
+    if local.spinning {
+        local.spinning = false;
+        if m.sched.nmspinning.fetch_sub(1, SeqCst) == 1 {
+            wakep(&m.sched);
+        }
+    }
+}
+
+/// Takes the P another thread handed to `m` (at start or wake-up).
+pub(crate) fn acquire_next_p(m: &Arc<M>) -> bool {
+    let p = m.next_p.swap(NO_P, SeqCst);
+    if p == NO_P {
+        return false;
+    }
+    // SAFETY: on m's own thread.
+    let local = unsafe { &mut *m.local() };
+    local.p = p;
+    local.spinning = m.wake_spinning.swap(false, SeqCst);
+    true
+}
+
+/// The scheduler loop's search for the next G (see the module docs).
+/// Returns `None` when the runtime shuts down.
+pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
+    let sched = &m.sched;
+    loop {
+        if sched.shutdown.load(Relaxed) {
+            return None;
+        }
+        // SAFETY: on m's own thread; no switch happens while `local` lives.
+        let local = unsafe { &mut *m.local() };
+        if local.p == NO_P {
+            stop_m(m);
+            continue;
+        }
+        let pp = &sched.ps[local.p];
+        crate::time::run_timers(pp, sched.now());
+        if local.schedtick % GLOBAL_FAIRNESS_TICK == 0 {
+            if let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None) {
+                // SAFETY: popped from a queue: ours now.
+                return Some(unsafe { g::from_raw(g) });
+            }
+        }
+        let rn = pp.run_next.swap(std::ptr::null_mut(), Acquire);
+        if !rn.is_null() {
+            // SAFETY: taken from run_next: ours now.
+            return Some(unsafe { g::from_raw(rn) });
+        }
+        if let Some(g) = pp.runq.pop() {
+            // SAFETY: popped from a queue: ours now.
+            return Some(unsafe { g::from_raw(g) });
+        }
+        if let Some(g) = sched.global.pop_batch(Some((&pp.runq, sched.nprocs()))) {
+            // SAFETY: popped from a queue: ours now.
+            return Some(unsafe { g::from_raw(g) });
+        }
+        // Steal, as a spinning M, unless half the busy Ps already have one.
+        let busy = sched.nprocs() - sched.npidle.load(SeqCst);
+        if local.spinning || 2 * sched.nmspinning.load(SeqCst) < busy {
+            if !local.spinning {
+                local.spinning = true;
+                sched.nmspinning.fetch_add(1, SeqCst);
+            }
+            if let Some(g) = steal_work(sched, local.p) {
+                // SAFETY: stolen: ours now.
+                return Some(unsafe { g::from_raw(g) });
+            }
+        }
+        // Nothing: give the P back and sleep. The global queue is checked
+        // under the idle lock so a pusher that saw no idle P is not missed.
+        {
+            let mut idle = sched.idle();
+            if sched.global.len() > 0 {
+                drop(idle);
+                continue;
+            }
+            idle.ps.push(local.p);
+            sched.npidle.fetch_add(1, SeqCst);
+            local.p = NO_P;
+        }
+        if local.spinning {
+            local.spinning = false;
+            sched.nmspinning.fetch_sub(1, SeqCst);
+            // We were spinning: work readied meanwhile may have skipped
+            // waking anyone because of us. Look once more.
+            if any_work(sched) {
+                if let Some(p) = take_idle_p(sched) {
+                    local.p = p;
+                    local.spinning = true;
+                    sched.nmspinning.fetch_add(1, SeqCst);
+                    continue;
+                }
+            }
+        }
+        stop_m(m);
+    }
+}
+
+fn any_work(sched: &Sched) -> bool {
+    sched.global.len() > 0
+        || sched.ps.iter().any(|p| !p.runq.is_empty() || !p.run_next.load(SeqCst).is_null())
+}
+
+fn take_idle_p(sched: &Sched) -> Option<usize> {
+    let mut idle = sched.idle();
+    let p = idle.ps.pop()?;
+    sched.npidle.fetch_sub(1, SeqCst);
+    Some(p)
+}
+
+/// Tries every other P (from a pseudo-random start), a few rounds: fires its
+/// due timers, then steals half its queue; in the last round also its
+/// `run_next`.
+fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
+    let n = sched.nprocs();
+    if n == 1 {
+        return None;
+    }
+    let now = sched.now();
+    let start = fastrand(n);
+    for round in 0..4 {
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == me {
+                continue;
+            }
+            let vp = &sched.ps[victim];
+            crate::time::run_timers(vp, now);
+            if let Some(g) = vp.runq.steal_into(&sched.ps[me].runq) {
+                return Some(g);
+            }
+            if round == 3 {
+                let g = vp.run_next.swap(std::ptr::null_mut(), AcqRel);
+                if !g.is_null() {
+                    return Some(g);
+                }
+            }
+        }
+        // Something a timer readied lands on our own queue or the global one.
+        if let Some(g) = sched.ps[me].runq.pop() {
+            return Some(g);
+        }
+        if let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None) {
+            return Some(g);
+        }
+    }
+    None
+}
+
+/// A cheap per-thread pseudo-random number in `0..n` (`n > 0`).
+pub(crate) fn fastrand_pub(n: usize) -> usize {
+    fastrand(n)
+}
+
+fn fastrand(n: usize) -> usize {
+    use std::cell::Cell;
+    thread_local!(static SEED: Cell<u64> = const { Cell::new(0x9E37_79B9_7F4A_7C15) });
+    SEED.with(|s| {
+        let mut x = s.get() ^ (m::current_m() as u64);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x % n as u64) as usize
+    })
+}
+
+/// Parks an M that holds no P until it is handed one. While every M sleeps,
+/// one of them is the timer watcher (see the module docs).
+fn stop_m(m: &Arc<M>) {
+    let sched = &m.sched;
+    loop {
+        if sched.shutdown.load(SeqCst) {
+            return;
+        }
+        sched.idle().ms.push(m.clone());
+        // Become the watcher if there is none: claim first (so an adder sees
+        // us), then compute the deadline.
+        let mut timeout = None;
+        {
+            let mut w = sched.watcher.lock().unwrap_or_else(|e| e.into_inner());
+            if w.is_none() {
+                *w = Some(m.clone());
+                sched.watch_until.store(u64::MAX - 1, SeqCst);
+                drop(w);
+                let when = sched.earliest_timer();
+                if when != u64::MAX {
+                    sched.watch_until.store(when, SeqCst);
+                    timeout = Some(Duration::from_nanos(when.saturating_sub(sched.now())));
+                }
+            }
+        }
+        m.park(timeout);
+        let was_watcher = {
+            let mut w = sched.watcher.lock().unwrap_or_else(|e| e.into_inner());
+            if w.as_ref().is_some_and(|w| Arc::ptr_eq(w, m)) {
+                *w = None;
+                sched.watch_until.store(0, SeqCst);
+                true
+            } else {
+                false
+            }
+        };
+        // Were we handed a P? (It is set under the idle lock.)
+        let claimed = {
+            let mut idle = sched.idle();
+            if m.next_p.load(SeqCst) != NO_P {
+                true
+            } else {
+                idle.ms.retain(|x| !Arc::ptr_eq(x, m));
+                false
+            }
+        };
+        if claimed {
+            acquire_next_p(m);
+            return;
+        }
+        if was_watcher {
+            sched.run_all_timers();
+        }
+        if any_work(sched) || sched.earliest_timer() <= sched.now() {
+            if let Some(p) = take_idle_p(sched) {
+                // SAFETY: on m's own thread.
+                unsafe { (*m.local()).p = p };
+                return;
+            }
+        }
+    }
+}
+
+/// The locked G of `m` stopped (parked or yielded): give the P away and
+/// sleep until the G is handed back. Returns the G to run.
+pub(crate) fn stop_locked_m(m: &Arc<M>) -> Option<Arc<G>> {
+    let sched = &m.sched;
+    // SAFETY: on m's own thread.
+    let p = unsafe { std::mem::replace(&mut (*m.local()).p, NO_P) };
+    if p != NO_P {
+        sched.handoff_p(p);
+    }
+    loop {
+        if let Some(g) = m.next_g.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let got = acquire_next_p(m);
+            debug_assert!(got, "locked G handed back without a P");
+            return Some(g);
+        }
+        if sched.shutdown.load(SeqCst) {
+            return None;
+        }
+        m.park(None);
+    }
+}
+
+/// `g` is locked to another M: hand it our P and the G, and go idle.
+pub(crate) fn start_locked_m(m: &Arc<M>, g: Arc<G>) {
+    // SAFETY: we own `g` (popped from a queue); on m's own thread.
+    let target = unsafe { g.inner().locked_m };
+    // SAFETY: a locked G keeps its M alive: the M's thread is parked in
+    // `stop_locked_m` waiting for exactly this G, and `all_ms` holds it.
+    let target = unsafe { &*target };
+    // SAFETY: on m's own thread.
+    let p = unsafe { std::mem::replace(&mut (*m.local()).p, NO_P) };
+    target.next_p.store(p, SeqCst);
+    *target.next_g.lock().unwrap_or_else(|e| e.into_inner()) = Some(g);
+    target.unpark();
+}
+
+/// Returns an exited G's stack to the pool and drops the G.
+pub(crate) fn free_g(m: &M, g: Arc<G>) {
+    // SAFETY: the G exited and switched away for good: we own it.
+    let inner = unsafe { g.inner() };
+    if let Some(stack) = inner.stack.take() {
+        let deep = inner.low_water < stack.top() as usize - crate::stack::KEEP_BYTES;
+        // SAFETY: on m's own thread; the P's stack cache is ours while we hold it.
+        let p = unsafe { (*m.local()).p };
+        let cache = (p != NO_P).then(|| {
+            // SAFETY: we hold P `p` (see `P::stacks`).
+            unsafe { &mut *m.sched.ps[p].stacks.get() }
+        });
+        m.sched.stacks.put(cache, stack, deep);
+    }
+}
+
+/// A stack for a new G, from the current P's cache if we hold one.
+pub(crate) fn alloc_stack(sched: &Sched, size: usize) -> std::io::Result<Stack> {
+    let m = m::current_m();
+    // SAFETY: `m` is this thread's M; `local.p` is read on its own thread,
+    // and the cache belongs to the P we hold. No switch happens meanwhile.
+    unsafe {
+        if !m.is_null() && std::ptr::eq(&*(*m).sched, sched) && (*(*m).local()).p != NO_P {
+            let cache = &mut *sched.ps[(*(*m).local()).p].stacks.get();
+            return sched.stacks.get(Some(cache), size);
+        }
+    }
+    sched.stacks.get(None, size)
+}
+
+/// The runtime of the calling green thread, if any.
+pub(crate) fn current_sched() -> Option<Arc<Sched>> {
+    let m = m::current_m();
+    // SAFETY: `m` is this thread's M, alive while its thread runs.
+    (!m.is_null()).then(|| unsafe { (*m).sched.clone() })
+}
+
+/// The P held by the calling thread's M, if it is one of ours and holds one.
+pub(crate) fn current_p() -> Option<usize> {
+    let m = m::current_m();
+    // SAFETY: reading our own M's `p` on its thread.
+    let p = (!m.is_null()).then(|| unsafe { (*(*m).local()).p })?;
+    (p != NO_P).then_some(p)
+}
+
+/// The running green thread, as a shared handle.
+pub(crate) fn current_g_arc() -> Option<Arc<G>> {
+    let m = m::current_m();
+    // SAFETY: reading our own M's `cur_g` on its thread; it is the running G.
+    (!m.is_null()).then(|| unsafe { (*(*m).local()).cur_g.clone() })?
+}
