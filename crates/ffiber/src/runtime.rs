@@ -129,6 +129,7 @@ impl RuntimeBuilder {
             },
         };
         crate::signal::install()?;
+        install_panic_hook();
         Ok(Runtime { sched: Sched::new(procs, self.stack_size, self.max_threads) })
     }
 }
@@ -147,4 +148,19 @@ where
     T: Send + 'static,
 {
     Runtime::new().unwrap_or_else(|e| panic!("ffiber: cannot start the runtime: {e}")).block_on(f)
+}
+
+/// Makes panic reports name the green thread, not just the OS thread it
+/// happened to run on. Chains to the hook that was set before (once).
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(g) = crate::try_current() {
+                eprintln!("ffiber: panic in green thread {} ({}):", g.id(), g.name().unwrap_or("unnamed"));
+            }
+            prev(info)
+        }));
+    });
 }

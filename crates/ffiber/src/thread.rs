@@ -2,7 +2,6 @@
 
 use crate::sched::{self, Sched, g::G, m};
 use crate::sync::park::Waiter;
-use std::any::Any;
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -311,12 +310,4 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle").field("thread", &self.thread).finish_non_exhaustive()
     }
-}
-
-/// Message of a panic payload, for reports.
-pub(crate) fn panic_message(p: &(dyn Any + Send)) -> &str {
-    p.downcast_ref::<&str>()
-        .copied()
-        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("<non-string panic payload>")
 }
