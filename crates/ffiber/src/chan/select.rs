@@ -332,7 +332,12 @@ macro_rules! select {
 macro_rules! __select_parse {
     // recv arm, block body
     (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
-     recv($rx:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+     recv($rx:expr) -> $p:pat => $b:block, $($rest:tt)*) => {
+        $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::RecvOp::new(&$rx)] $p => $b)]
+            @idx [$($is)*] @default [$($d)*] $($rest)*)
+    };
+    (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
+     recv($rx:expr) -> $p:pat => $b:block $($rest:tt)*) => {
         $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::RecvOp::new(&$rx)] $p => $b)]
             @idx [$($is)*] @default [$($d)*] $($rest)*)
     };
@@ -344,7 +349,12 @@ macro_rules! __select_parse {
     };
     // send arm, block body
     (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
-     send($tx:expr, $v:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+     send($tx:expr, $v:expr) -> $p:pat => $b:block, $($rest:tt)*) => {
+        $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::SendOp::new(&$tx, $v)] $p => $b)]
+            @idx [$($is)*] @default [$($d)*] $($rest)*)
+    };
+    (@arms [$($a:tt)*] @idx [$i:tt $($is:tt)*] @default [$($d:tt)*]
+     send($tx:expr, $v:expr) -> $p:pat => $b:block $($rest:tt)*) => {
         $crate::__select_parse!(@arms [$($a)* ($i [$crate::chan::SendOp::new(&$tx, $v)] $p => $b)]
             @idx [$($is)*] @default [$($d)*] $($rest)*)
     };

@@ -1,0 +1,347 @@
+//! Channels, select, Mutex and WaitGroup, from green threads and OS threads.
+
+use ffiber::Runtime;
+use ffiber::chan::{self, RecvTimeoutError, TryRecvError, TrySendError};
+use ffiber::sync::{Mutex, WaitGroup};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn rt() -> Runtime {
+    Runtime::builder().max_procs(2).build().unwrap()
+}
+
+fn tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+#[test]
+fn ping_pong_between_ps() {
+    // Two green threads bounce a counter; with busy neighbours on the other
+    // P both ends get scheduled on both OS threads over the run.
+    let (n, tids) = rt().block_on(|| {
+        let (a_tx, a_rx) = chan::bounded::<u64>(0);
+        let (b_tx, b_rx) = chan::bounded::<u64>(0);
+        let ponger = ffiber::go(move || {
+            let mut tids = HashSet::new();
+            while let Ok(v) = a_rx.recv() {
+                tids.insert(tid());
+                if b_tx.send(v + 1).is_err() {
+                    break;
+                }
+            }
+            tids
+        });
+        let mut v = 0;
+        let mut tids = HashSet::new();
+        for i in 0..20_000 {
+            a_tx.send(v).unwrap();
+            v = b_rx.recv().unwrap();
+            tids.insert(tid());
+            if i % 1000 == 0 {
+                ffiber::sleep(Duration::from_micros(50));
+            }
+        }
+        drop(a_tx);
+        tids.extend(ponger.join().unwrap());
+        (v, tids)
+    });
+    assert_eq!(n, 20_000);
+    assert!(!tids.is_empty());
+}
+
+#[test]
+fn buffered_channel_keeps_order_and_capacity() {
+    let (tx, rx) = chan::bounded(3);
+    for i in 0..3 {
+        tx.try_send(i).unwrap();
+    }
+    assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+    assert_eq!(rx.len(), 3);
+    assert_eq!((0..3).map(|_| rx.try_recv().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    drop(tx);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert!(rx.recv().is_err());
+}
+
+#[test]
+fn rendezvous_send_waits_for_a_receiver() {
+    let (tx, rx) = chan::bounded::<i32>(0);
+    assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+    let got = rt().block_on(move || {
+        let h = ffiber::go(move || {
+            let t = Instant::now();
+            tx.send(5).unwrap();
+            t.elapsed()
+        });
+        ffiber::sleep(Duration::from_millis(20));
+        let v = rx.recv().unwrap();
+        (v, h.join().unwrap())
+    });
+    assert_eq!(got.0, 5);
+    assert!(got.1 >= Duration::from_millis(20), "send returned before a receiver came: {:?}", got.1);
+}
+
+#[test]
+fn closing_wakes_blocked_receivers_and_senders() {
+    rt().block_on(|| {
+        let (tx, rx) = chan::bounded::<u8>(0);
+        let waiting: Vec<_> = (0..5).map(|_| {
+            let rx = rx.clone();
+            ffiber::go(move || rx.recv())
+        }).collect();
+        ffiber::sleep(Duration::from_millis(5));
+        drop(tx);
+        for h in waiting {
+            assert!(h.join().unwrap().is_err());
+        }
+        let (tx, rx) = chan::bounded::<String>(0);
+        let h = ffiber::go(move || tx.send("kept".to_string()));
+        ffiber::sleep(Duration::from_millis(5));
+        drop(rx);
+        // The value comes back to the sender.
+        assert_eq!(h.join().unwrap().unwrap_err().0, "kept");
+    });
+}
+
+#[test]
+fn recv_timeout_times_out_and_succeeds() {
+    rt().block_on(|| {
+        let (tx, rx) = chan::bounded::<u8>(1);
+        let t = Instant::now();
+        assert_eq!(rx.recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        ffiber::go(move || {
+            ffiber::sleep(Duration::from_millis(5));
+            tx.send(1).unwrap();
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(1));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Err(RecvTimeoutError::Disconnected));
+    });
+}
+
+#[test]
+fn many_recv_timeouts_leave_no_waiters_behind() {
+    rt().block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        for _ in 0..200 {
+            assert!(rx.recv_timeout(Duration::from_micros(10)).is_err());
+        }
+        // A later send must reach the live receiver, not a stale waiter.
+        let h = ffiber::go(move || rx.recv().unwrap());
+        tx.send(77).unwrap();
+        assert_eq!(h.join().unwrap(), 77);
+    });
+}
+
+#[test]
+fn select_with_timeout_and_default() {
+    rt().block_on(|| {
+        let (tx1, rx1) = chan::bounded::<u32>(0);
+        let (_tx2, rx2) = chan::bounded::<u32>(0);
+        // Nothing ready: the timeout arm runs, not early.
+        let t = Instant::now();
+        let r = ffiber::select! {
+            recv(rx1) -> v => v.map(Some).unwrap_or(None),
+            recv(rx2) -> _v => Some(999),
+            default(Duration::from_millis(25)) => None,
+        };
+        assert_eq!(r, None);
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        // default without waiting.
+        let r = ffiber::select! { recv(rx1) -> _v => 1, default => 2 };
+        assert_eq!(r, 2);
+        // A sender that shows up while the select waits.
+        ffiber::go(move || {
+            ffiber::sleep(Duration::from_millis(5));
+            tx1.send(42).unwrap();
+        });
+        let r = ffiber::select! {
+            recv(rx2) -> _v => 0,
+            recv(rx1) -> v => v.unwrap(),
+        };
+        assert_eq!(r, 42);
+    });
+}
+
+#[test]
+fn select_send_and_recv_arms_complete_exactly_one() {
+    rt().block_on(|| {
+        let (in_tx, in_rx) = chan::bounded::<u32>(0);
+        let (out_tx, out_rx) = chan::bounded::<u32>(0);
+        let consumer = ffiber::go(move || out_rx.iter().collect::<Vec<_>>());
+        let producer = ffiber::go(move || {
+            for i in 0..1000 {
+                in_tx.send(i).unwrap();
+            }
+        });
+        // Relay: each iteration either receives a new value or sends the
+        // pending one; values must arrive once each and in order.
+        let mut pending: Vec<u32> = Vec::new();
+        let mut received = 0;
+        while received < 1000 || !pending.is_empty() {
+            if let Some(&next) = pending.first() {
+                ffiber::select! {
+                    send(out_tx, next) -> r => { r.unwrap(); pending.remove(0); },
+                    recv(in_rx) -> v => { if let Ok(v) = v { pending.push(v); received += 1; } },
+                }
+            } else {
+                pending.push(in_rx.recv().unwrap());
+                received += 1;
+            }
+        }
+        drop(out_tx);
+        producer.join().unwrap();
+        assert_eq!(consumer.join().unwrap(), (0..1000).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn select_fairness_picks_every_ready_arm() {
+    let (tx1, rx1) = chan::unbounded::<u8>();
+    let (tx2, rx2) = chan::unbounded::<u8>();
+    let mut counts = [0; 2];
+    for _ in 0..400 {
+        tx1.send(1).unwrap();
+        tx2.send(2).unwrap();
+        let k = ffiber::select! { recv(rx1) -> _v => 0, recv(rx2) -> _v => 1 };
+        counts[k] += 1;
+        // Drain the other so both are ready again next round.
+        let _ = rx1.try_recv();
+        let _ = rx2.try_recv();
+    }
+    assert!(counts[0] > 100 && counts[1] > 100, "unfair select: {counts:?}");
+}
+
+#[test]
+fn os_threads_and_green_threads_share_channels() {
+    let rt = rt();
+    let (to_green, from_os) = chan::bounded::<u32>(0);
+    let (to_os, from_green) = chan::bounded::<u32>(0);
+    // A plain OS thread sends and receives (blocking the OS thread).
+    let os = std::thread::spawn(move || {
+        let mut sum = 0;
+        for i in 0..500 {
+            to_green.send(i).unwrap();
+            sum += from_green.recv().unwrap();
+        }
+        sum
+    });
+    let green = rt.block_on(move || {
+        let mut n = 0;
+        while let Ok(v) = from_os.recv() {
+            to_os.send(v * 2).unwrap();
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(green, 500);
+    assert_eq!(os.join().unwrap(), (0..500).map(|i| i * 2).sum::<u32>());
+}
+
+#[test]
+fn os_thread_recv_timeout_and_select() {
+    let (tx, rx) = chan::bounded::<u8>(0);
+    assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(5));
+        tx.send(3).unwrap();
+    });
+    let v = ffiber::select! { recv(rx) -> v => v.unwrap(), default(Duration::from_secs(10)) => 0 };
+    assert_eq!(v, 3);
+    t.join().unwrap();
+}
+
+#[test]
+fn mutex_parks_green_threads_and_serves_os_threads() {
+    let rt = rt();
+    let m = Arc::new(Mutex::new(0u64));
+    let m2 = m.clone();
+    let os = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            *m2.lock() += 1;
+        }
+    });
+    let m3 = m.clone();
+    rt.block_on(move || {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                let m = m3.clone();
+                ffiber::go(move || {
+                    for i in 0..500 {
+                        let mut g = m.lock();
+                        *g += 1;
+                        if i % 50 == 0 {
+                            // Hold the lock across a park: others must wait.
+                            ffiber::sleep(Duration::from_micros(20));
+                        }
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+    });
+    os.join().unwrap();
+    assert_eq!(*m.lock(), 16 * 500 + 2000);
+    assert!(m.try_lock().is_some());
+}
+
+#[test]
+fn waitgroup_waits_for_all() {
+    let done = rt().block_on(|| {
+        let wg = Arc::new(WaitGroup::new());
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for i in 0..100 {
+            wg.add(1);
+            let (wg, hits) = (wg.clone(), hits.clone());
+            ffiber::go(move || {
+                ffiber::sleep(Duration::from_micros(i * 10));
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                wg.done();
+            });
+        }
+        wg.wait();
+        assert_eq!(wg.count(), 0);
+        hits.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    assert_eq!(done, 100);
+}
+
+#[test]
+#[should_panic(expected = "done() called more often than add()")]
+fn waitgroup_negative_count_panics() {
+    WaitGroup::new().done();
+}
+
+#[test]
+fn channel_stress_many_producers_consumers() {
+    let total = rt().block_on(|| {
+        let (tx, rx) = chan::bounded::<u64>(8);
+        let producers: Vec<_> = (0..8u64)
+            .map(|p| {
+                let tx = tx.clone();
+                ffiber::go(move || {
+                    for i in 0..2_000 {
+                        tx.send(p * 1_000_000 + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                ffiber::go(move || rx.iter().collect::<Vec<_>>())
+            })
+            .collect();
+        drop(rx);
+        producers.into_iter().for_each(|h| h.join().unwrap());
+        let mut all: Vec<u64> = consumers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all.len()
+    });
+    assert_eq!(total, 16_000);
+}
