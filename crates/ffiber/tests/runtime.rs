@@ -194,8 +194,12 @@ fn unlocked_green_threads_do_migrate() {
             .map(|_| {
                 ffiber::go(|| {
                     let mut tids = HashSet::new();
-                    for _ in 0..2_000 {
+                    for _ in 0..200 {
                         tids.insert(tid());
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_micros(50) {
+                            std::hint::spin_loop();
+                        }
                         ffiber::yield_now();
                     }
                     tids

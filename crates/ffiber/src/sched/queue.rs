@@ -227,3 +227,135 @@ impl<T> GlobalQueue<T> {
         q.drain(..).map(|p| p.0).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Items are boxed integers; every one must come out exactly once.
+    fn item(i: usize) -> *mut usize {
+        Box::into_raw(Box::new(i))
+    }
+
+    fn take(p: *mut usize) -> usize {
+        // SAFETY: every pointer in these tests comes from `item` and is taken
+        // exactly once (that is what the tests check).
+        *unsafe { Box::from_raw(p) }
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn overflow_moves_half_to_global() {
+        let q: LocalQueue<usize, 8> = LocalQueue::new();
+        let g = GlobalQueue::new();
+        for i in 0..9 {
+            q.push(item(i), &g);
+        }
+        // 8 fit; the 9th moved 4 + itself to the global queue.
+        assert_eq!(q.len(), 4);
+        assert_eq!(g.len(), 5);
+        let mut seen: Vec<usize> = std::iter::from_fn(|| q.pop()).map(take).collect();
+        seen.extend(g.drain().into_iter().map(take));
+        seen.sort_unstable();
+        assert_eq!(seen, (0..9).collect::<Vec<_>>());
+    }
+
+    /// Randomized stress of the push/pop/steal protocol: one owner pushing
+    /// and popping, two thieves stealing into their own queues; every item
+    /// is consumed exactly once.
+    #[cfg(not(loom))]
+    #[test]
+    fn stress_push_pop_steal_exactly_once() {
+        const ITEMS: usize = 200_000;
+        let victim: Arc<LocalQueue<usize, 64>> = Arc::new(LocalQueue::new());
+        let global = Arc::new(GlobalQueue::new());
+        let counts: Arc<Vec<std::sync::atomic::AtomicU8>> =
+            Arc::new((0..ITEMS).map(|_| std::sync::atomic::AtomicU8::new(0)).collect());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thieves: Vec<_> = (0..2)
+            .map(|_| {
+                let (victim, counts, done) = (victim.clone(), counts.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mine: LocalQueue<usize, 64> = LocalQueue::new();
+                    loop {
+                        let finished = done.load(Ordering::SeqCst);
+                        if let Some(p) = victim.steal_into(&mine) {
+                            counts[take(p)].fetch_add(1, Ordering::SeqCst);
+                            while let Some(p) = mine.pop() {
+                                counts[take(p)].fetch_add(1, Ordering::SeqCst);
+                            }
+                        } else if finished {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut x = 0x2545F4914F6CDD1Du64;
+        for i in 0..ITEMS {
+            victim.push(item(i), &global);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 3 == 0 {
+                if let Some(p) = victim.pop() {
+                    counts[take(p)].fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        while let Some(p) = victim.pop() {
+            counts[take(p)].fetch_add(1, Ordering::SeqCst);
+        }
+        done.store(true, Ordering::SeqCst);
+        thieves.into_iter().for_each(|t| t.join().unwrap());
+        for p in global.drain() {
+            counts[take(p)].fetch_add(1, Ordering::SeqCst);
+        }
+        let bad: Vec<_> = (0..ITEMS).filter(|&i| counts[i].load(Ordering::SeqCst) != 1).take(5).collect();
+        assert!(bad.is_empty(), "items consumed zero or several times: {bad:?}");
+    }
+
+    /// Loom model: the owner pushes and pops while a thief steals; each item
+    /// is consumed exactly once under every interleaving.
+    /// Run with `RUSTFLAGS="--cfg loom" cargo test -p ffiber --lib --release loom`.
+    #[cfg(loom)]
+    #[test]
+    fn loom_push_pop_steal() {
+        loom::model(|| {
+            let q: Arc<LocalQueue<usize, 4>> = Arc::new(LocalQueue::new());
+            let global = GlobalQueue::new();
+            for i in 0..3 {
+                q.push(item(i), &global);
+            }
+            let thief = {
+                let q = q.clone();
+                loom::thread::spawn(move || {
+                    let mine: LocalQueue<usize, 4> = LocalQueue::new();
+                    let mut got = Vec::new();
+                    if let Some(p) = q.steal_into(&mine) {
+                        got.push(take(p));
+                        while let Some(p) = mine.pop() {
+                            got.push(take(p));
+                        }
+                    }
+                    got
+                })
+            };
+            let mut got = Vec::new();
+            q.push(item(3), &global);
+            if let Some(p) = q.pop() {
+                got.push(take(p));
+            }
+            q.push(item(4), &global);
+            let stolen = thief.join().unwrap();
+            while let Some(p) = q.pop() {
+                got.push(take(p));
+            }
+            got.extend(global.drain().into_iter().map(take));
+            got.extend(stolen);
+            got.sort_unstable();
+            assert_eq!(got, vec![0, 1, 2, 3, 4]);
+        });
+    }
+}

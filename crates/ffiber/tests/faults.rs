@@ -1,0 +1,84 @@
+//! Faults in green threads, each run in a child process (the child aborts or
+//! dies of a signal; the parent checks how and what it printed).
+
+use std::process::Command;
+use std::time::Duration;
+
+const CHILD: &str = "FFIBER_FAULT_CHILD";
+
+/// Re-runs this test binary with only `test` selected and the child switch set.
+fn run_child(test: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+fn is_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+#[inline(never)]
+fn eat_stack(n: u64) -> u64 {
+    let buf = std::hint::black_box([n; 256]); // 2 KiB a frame
+    if n == 0 { buf[0] } else { eat_stack(n - 1).wrapping_add(buf[1]) }
+}
+
+#[test]
+fn stack_overflow_names_the_green_thread() {
+    if is_child() {
+        ffiber::run(|| {
+            let h = ffiber::Builder::new().name("deep-diver").stack_size(64 * 1024).spawn(|| eat_stack(1 << 20)).unwrap();
+            h.join().ok();
+        });
+        return;
+    }
+    let out = run_child("stack_overflow_names_the_green_thread");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("ffiber: green thread ")
+            && err.contains(" (deep-diver) overflowed its 64 KiB stack; raise it with Builder::stack_size or Runtime::builder().stack_size"),
+        "unexpected stderr: {err}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}", out.status);
+}
+
+#[test]
+fn other_segfaults_are_not_swallowed() {
+    if is_child() {
+        ffiber::run(|| {
+            ffiber::go(|| {
+                ffiber::sleep(Duration::from_millis(1));
+                // SAFETY: deliberately invalid: this test checks the crash
+                // reaches the default action.
+                unsafe { std::ptr::write_volatile(16 as *mut u64, 1) };
+            })
+            .join()
+            .ok();
+        });
+        return;
+    }
+    let out = run_child("other_segfaults_are_not_swallowed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "status {:?}, stderr: {err}", out.status);
+    assert!(!err.contains("overflowed"), "a plain segfault was reported as an overflow: {err}");
+}
+
+#[test]
+fn main_thread_overflow_still_reported_by_rust() {
+    // Our handler chains to Rust's own: a std thread's overflow keeps its
+    // usual message.
+    if is_child() {
+        ffiber::run(|| ()); // installs our handler
+        std::thread::Builder::new().stack_size(64 * 1024).spawn(|| eat_stack(1 << 20)).unwrap().join().ok();
+        return;
+    }
+    let out = run_child("main_thread_overflow_still_reported_by_rust");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has overflowed its stack"), "stderr: {err}");
+}
