@@ -67,5 +67,7 @@ mod time;
 pub use ffiber_macros::main;
 pub use runtime::{DEFAULT_MAX_THREADS, Runtime, RuntimeBuilder, run};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
-pub use thread::{Builder, GreenId, GreenThread, JoinHandle, current, go, lock_os_thread, try_current, unlock_os_thread, yield_now};
+pub use thread::{
+    Builder, GreenId, GreenThread, JoinHandle, current, go, lock_os_thread, try_current, unlock_os_thread, yield_now,
+};
 pub use time::{sleep, sleep_until};

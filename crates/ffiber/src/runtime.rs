@@ -35,7 +35,11 @@ impl Runtime {
     /// A builder with the defaults: `max_procs` from `FFIBER_MAXPROCS` or the
     /// machine's available parallelism, 256 KiB stacks.
     pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder { max_procs: None, stack_size: crate::stack::DEFAULT_STACK_SIZE, max_threads: DEFAULT_MAX_THREADS }
+        RuntimeBuilder {
+            max_procs: None,
+            stack_size: crate::stack::DEFAULT_STACK_SIZE,
+            max_threads: DEFAULT_MAX_THREADS,
+        }
     }
 
     /// A runtime with default settings.

@@ -61,11 +61,6 @@ impl Timers {
         self.heap.clear();
         self.cancelled = 0;
     }
-
-    /// Number of entries (cancelled ones included until they are purged).
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
-    }
 }
 
 /// A timer that can be cancelled; cancelling is one atomic store.

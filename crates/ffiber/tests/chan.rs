@@ -88,10 +88,12 @@ fn rendezvous_send_waits_for_a_receiver() {
 fn closing_wakes_blocked_receivers_and_senders() {
     rt().block_on(|| {
         let (tx, rx) = chan::bounded::<u8>(0);
-        let waiting: Vec<_> = (0..5).map(|_| {
-            let rx = rx.clone();
-            ffiber::go(move || rx.recv())
-        }).collect();
+        let waiting: Vec<_> = (0..5)
+            .map(|_| {
+                let rx = rx.clone();
+                ffiber::go(move || rx.recv())
+            })
+            .collect();
         ffiber::sleep(Duration::from_millis(5));
         drop(tx);
         for h in waiting {

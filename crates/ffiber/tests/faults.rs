@@ -30,7 +30,8 @@ fn eat_stack(n: u64) -> u64 {
 fn stack_overflow_names_the_green_thread() {
     if is_child() {
         ffiber::run(|| {
-            let h = ffiber::Builder::new().name("deep-diver").stack_size(64 * 1024).spawn(|| eat_stack(1 << 20)).unwrap();
+            let h =
+                ffiber::Builder::new().name("deep-diver").stack_size(64 * 1024).spawn(|| eat_stack(1 << 20)).unwrap();
             h.join().ok();
         });
         return;

@@ -206,7 +206,7 @@ fn unlocked_green_threads_do_migrate() {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).flatten().collect::<HashSet<_>>().len()
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect::<HashSet<_>>().len()
     });
     assert!(moved >= 2);
 }
@@ -216,7 +216,10 @@ fn current_names_and_ids() {
     rt(2).block_on(|| {
         let main = ffiber::current();
         assert_eq!(main.name(), Some("main"));
-        let h = Builder::new().name("worker-1").spawn(|| (ffiber::current().id(), ffiber::current().name().map(String::from))).unwrap();
+        let h = Builder::new()
+            .name("worker-1")
+            .spawn(|| (ffiber::current().id(), ffiber::current().name().map(String::from)))
+            .unwrap();
         let expect = h.thread().id();
         let (id, name) = h.join().unwrap();
         assert_eq!(id, expect);
@@ -255,10 +258,12 @@ fn deep_recursion_within_the_stack_works_and_trims() {
     // get reused after being dirtied.
     fn recurse(n: usize) -> usize {
         let buf = [n as u8; 1024];
-        if n == 0 { std::hint::black_box(&buf)[0] as usize } else { recurse(n - 1) + std::hint::black_box(&buf)[1] as usize }
+        if n == 0 {
+            std::hint::black_box(&buf)[0] as usize
+        } else {
+            recurse(n - 1) + std::hint::black_box(&buf)[1] as usize
+        }
     }
-    let r = rt(2).block_on(|| {
-        (0..50).map(|_| ffiber::go(|| recurse(150)).join().unwrap()).sum::<usize>()
-    });
+    let r = rt(2).block_on(|| (0..50).map(|_| ffiber::go(|| recurse(150)).join().unwrap()).sum::<usize>());
     assert!(r > 0);
 }

@@ -152,15 +152,15 @@ pub const INIT_FRAME_BYTES: usize = 9 * 8;
 pub unsafe fn init_stack(top: *mut u8, entry: unsafe extern "C" fn(usize) -> !, arg: usize) -> *mut u8 {
     debug_assert_eq!(top as usize % 16, 0, "stack top must be 16-byte aligned");
     let words: [u64; 9] = [
-        DEFAULT_FP_STATE,               // fp control slot   <- sp
-        0,                              // r15
-        0,                              // r14
-        0,                              // r13
-        arg as u64,                     // r12: argument
-        entry as usize as u64,          // rbx: entry function
-        0,                              // rbp
-        start_trampoline as usize as u64, // return address of `switch`
-        0,                              // fake return address of the trampoline, at top - 8
+        DEFAULT_FP_STATE,                              // fp control slot   <- sp
+        0,                                             // r15
+        0,                                             // r14
+        0,                                             // r13
+        arg as u64,                                    // r12: argument
+        entry as *const () as usize as u64,            // rbx: entry function
+        0,                                             // rbp
+        start_trampoline as *const () as usize as u64, // return address of `switch`
+        0,                                             // fake return address of the trampoline, at top - 8
     ];
     let sp = top.wrapping_sub(INIT_FRAME_BYTES);
     // SAFETY: the caller guarantees [top - INIT_FRAME_BYTES, top) is writable

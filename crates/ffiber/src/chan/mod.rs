@@ -33,7 +33,6 @@ mod select;
 
 pub use select::{RecvOp, SelectMode, SelectOp, SendOp, select_dyn};
 
-
 use crate::sync::park::Unparker;
 use std::collections::VecDeque;
 use std::fmt;

@@ -79,10 +79,10 @@ pub fn select_dyn(ops: &mut [&mut dyn SelectOp], mode: SelectMode) -> Option<usi
     for (i, op) in ops.iter_mut().enumerate() {
         registered = i + 1;
         if op.register(&sel, i) {
-            if let Some(Ok(k)) = sel.selected() {
-                if k == i {
-                    done_inline = Some(i);
-                }
+            if let Some(Ok(k)) = sel.selected()
+                && k == i
+            {
+                done_inline = Some(i);
             }
             break;
         }
@@ -96,10 +96,10 @@ pub fn select_dyn(ops: &mut [&mut dyn SelectOp], mode: SelectMode) -> Option<usi
             op.unregister(&sel);
         }
     }
-    if let Some(k) = chosen {
-        if Some(k) != done_inline {
-            ops[k].finish();
-        }
+    if let Some(k) = chosen
+        && Some(k) != done_inline
+    {
+        ops[k].finish();
     }
     chosen
 }

@@ -41,7 +41,6 @@ pub(crate) enum Action {
 
 /// An OS thread of the runtime.
 pub(crate) struct M {
-    pub(crate) id: usize,
     pub(crate) sched: Arc<Sched>,
     local: UnsafeCell<MLocal>,
     parker: Parker,
@@ -91,9 +90,8 @@ pub(crate) fn current_m() -> *const M {
 }
 
 impl M {
-    pub(crate) fn new(id: usize, sched: Arc<Sched>) -> Arc<M> {
+    pub(crate) fn new(sched: Arc<Sched>) -> Arc<M> {
         Arc::new(M {
-            id,
             sched,
             local: UnsafeCell::new(MLocal {
                 g0_sp: std::ptr::null_mut(),

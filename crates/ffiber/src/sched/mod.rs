@@ -66,7 +66,6 @@ const GLOBAL_FAIRNESS_TICK: u32 = 61;
 
 /// A processor slot.
 pub(crate) struct P {
-    pub(crate) id: usize,
     pub(crate) runq: LocalQueue<G, LOCAL_QUEUE>,
     pub(crate) run_next: std::sync::atomic::AtomicPtr<G>,
     pub(crate) timers: Mutex<Timers>,
@@ -112,9 +111,8 @@ impl Sched {
         let max_procs = max_procs.max(1);
         Arc::new(Sched {
             ps: (0..max_procs)
-                .map(|id| {
+                .map(|_| {
                     CachePadded::new(P {
-                        id,
                         runq: LocalQueue::new(),
                         run_next: Default::default(),
                         timers: Mutex::new(Timers::default()),
@@ -220,15 +218,13 @@ impl Sched {
             return;
         }
         let id = self.next_m_id.fetch_add(1, Relaxed);
-        let m = M::new(id, self.clone());
+        let m = M::new(self.clone());
         m.next_p.store(p, SeqCst);
         m.wake_spinning.store(spinning, SeqCst);
         self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).push(m.clone());
         self.live_ms.fetch_add(1, SeqCst);
-        let spawned = std::thread::Builder::new()
-            .name(format!("ffiber-m{id}"))
-            .stack_size(m::SYSTEM_STACK_SIZE)
-            .spawn({
+        let spawned =
+            std::thread::Builder::new().name(format!("ffiber-m{id}")).stack_size(m::SYSTEM_STACK_SIZE).spawn({
                 let m = m.clone();
                 move || m::m_main(m)
             });
@@ -300,12 +296,12 @@ impl Sched {
         self.npidle.fetch_add(1, SeqCst);
         // Work may have been pushed to the global queue by a readier that saw
         // no idle P a moment ago: look again now that the P is idle.
-        if self.global.len() > 0 {
-            if let Some(p) = idle.ps.pop() {
-                self.npidle.fetch_sub(1, SeqCst);
-                drop(idle);
-                self.start_m(p, false);
-            }
+        if self.global.len() > 0
+            && let Some(p) = idle.ps.pop()
+        {
+            self.npidle.fetch_sub(1, SeqCst);
+            drop(idle);
+            self.start_m(p, false);
         }
     }
 
@@ -432,11 +428,11 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
         }
         let pp = &sched.ps[local.p];
         crate::time::run_timers(pp, sched.now());
-        if local.schedtick % GLOBAL_FAIRNESS_TICK == 0 {
-            if let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None) {
-                // SAFETY: popped from a queue: ours now.
-                return Some(unsafe { g::from_raw(g) });
-            }
+        if local.schedtick % GLOBAL_FAIRNESS_TICK == 0
+            && let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None)
+        {
+            // SAFETY: popped from a queue: ours now.
+            return Some(unsafe { g::from_raw(g) });
         }
         let rn = pp.run_next.swap(std::ptr::null_mut(), Acquire);
         if !rn.is_null() {
@@ -480,13 +476,13 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             sched.nmspinning.fetch_sub(1, SeqCst);
             // We were spinning: work readied meanwhile may have skipped
             // waking anyone because of us. Look once more.
-            if any_work(sched) {
-                if let Some(p) = take_idle_p(sched) {
-                    local.p = p;
-                    local.spinning = true;
-                    sched.nmspinning.fetch_add(1, SeqCst);
-                    continue;
-                }
+            if any_work(sched)
+                && let Some(p) = take_idle_p(sched)
+            {
+                local.p = p;
+                local.spinning = true;
+                sched.nmspinning.fetch_add(1, SeqCst);
+                continue;
             }
         }
         stop_m(m);
@@ -494,8 +490,7 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
 }
 
 fn any_work(sched: &Sched) -> bool {
-    sched.global.len() > 0
-        || sched.ps.iter().any(|p| !p.runq.is_empty() || !p.run_next.load(SeqCst).is_null())
+    sched.global.len() > 0 || sched.ps.iter().any(|p| !p.runq.is_empty() || !p.run_next.load(SeqCst).is_null())
 }
 
 fn take_idle_p(sched: &Sched) -> Option<usize> {
@@ -615,12 +610,12 @@ fn stop_m(m: &Arc<M>) {
         if was_watcher {
             sched.run_all_timers();
         }
-        if any_work(sched) || sched.earliest_timer() <= sched.now() {
-            if let Some(p) = take_idle_p(sched) {
-                // SAFETY: on m's own thread.
-                unsafe { (*m.local()).p = p };
-                return;
-            }
+        if (any_work(sched) || sched.earliest_timer() <= sched.now())
+            && let Some(p) = take_idle_p(sched)
+        {
+            // SAFETY: on m's own thread.
+            unsafe { (*m.local()).p = p };
+            return;
         }
     }
 }

@@ -92,11 +92,7 @@ impl<T, const N: usize> LocalQueue<T, N> {
         for i in 0..n {
             batch.push(self.buf[(h.wrapping_add(i as u32) & Self::MASK) as usize].load(Relaxed));
         }
-        if self
-            .head
-            .compare_exchange(h, h.wrapping_add(n as u32), AcqRel, Relaxed)
-            .is_err()
-        {
+        if self.head.compare_exchange(h, h.wrapping_add(n as u32), AcqRel, Relaxed).is_err() {
             return false;
         }
         batch.push(item);
@@ -114,11 +110,7 @@ impl<T, const N: usize> LocalQueue<T, N> {
                 return None;
             }
             let item = self.buf[(h & Self::MASK) as usize].load(Relaxed);
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(1), AcqRel, Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(1), AcqRel, Relaxed).is_ok() {
                 return Some(item);
             }
         }
@@ -145,11 +137,7 @@ impl<T, const N: usize> LocalQueue<T, N> {
                 let item = self.buf[(h.wrapping_add(i) & Self::MASK) as usize].load(Relaxed);
                 dst.buf[(dst_tail.wrapping_add(i) & Self::MASK) as usize].store(item, Relaxed);
             }
-            if self
-                .head
-                .compare_exchange(h, h.wrapping_add(n), AcqRel, Relaxed)
-                .is_ok()
-            {
+            if self.head.compare_exchange(h, h.wrapping_add(n), AcqRel, Relaxed).is_ok() {
                 // We own the n items now; keep the last one to run, publish
                 // the others in our own queue.
                 let last = dst.buf[(dst_tail.wrapping_add(n - 1) & Self::MASK) as usize].load(Relaxed);
@@ -197,10 +185,7 @@ impl<T> GlobalQueue<T> {
 
     /// Takes one item to run and moves up to `max_extra` more (at most a
     /// fair share, `len / nprocs`) into `local`.
-    pub(crate) fn pop_batch<const N: usize>(
-        &self,
-        local: Option<(&LocalQueue<T, N>, usize)>,
-    ) -> Option<*mut T> {
+    pub(crate) fn pop_batch<const N: usize>(&self, local: Option<(&LocalQueue<T, N>, usize)>) -> Option<*mut T> {
         if self.len() == 0 {
             return None;
         }
@@ -298,10 +283,10 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 == 0 {
-                if let Some(p) = victim.pop() {
-                    counts[take(p)].fetch_add(1, Ordering::SeqCst);
-                }
+            if x.is_multiple_of(3)
+                && let Some(p) = victim.pop()
+            {
+                counts[take(p)].fetch_add(1, Ordering::SeqCst);
             }
         }
         while let Some(p) = victim.pop() {

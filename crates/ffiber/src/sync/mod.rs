@@ -72,7 +72,11 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
     pub const fn new(value: T) -> Mutex<T> {
-        Mutex { state: AtomicU8::new(UNLOCKED), queue: std::sync::Mutex::new(VecDeque::new()), data: UnsafeCell::new(value) }
+        Mutex {
+            state: AtomicU8::new(UNLOCKED),
+            queue: std::sync::Mutex::new(VecDeque::new()),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// Consumes the mutex and returns the value.
