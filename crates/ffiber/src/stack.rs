@@ -1,7 +1,8 @@
 //! Green-thread stacks: mmap'd, guarded, committed lazily, pooled.
 //!
-//! A stack is one anonymous private mapping: the lowest page is `PROT_NONE`
-//! (the guard), the rest is read-write but reserved only virtually
+//! A stack is one anonymous private mapping: the lowest page is a guard (a
+//! `MADV_GUARD_INSTALL` region where the kernel has them, which costs no
+//! extra VMA, else `PROT_NONE`), the rest is read-write but reserved only virtually
 //! (`MAP_NORESERVE`): the kernel commits a page the first time it is
 //! touched, so a green thread that never goes deep costs one or two resident
 //! pages whatever its reservation (Go's goroutines cost 2-8 KiB; we aim for
@@ -14,13 +15,17 @@
 //!                         grows down from top
 //! ```
 //!
-//! Freed stacks are cached per P (no lock) and in a global pool. A stack that
-//! went deep keeps its committed pages after the green thread exits, so
-//! before reuse it is *trimmed*: `madvise(MADV_DONTNEED)` on everything below
-//! the first [`KEEP_BYTES`] gives those pages back. Stacks known to have gone
-//! deep (the scheduler records the lowest stack pointer seen at each switch)
-//! are trimmed when they enter the per-P cache; every stack is trimmed when
-//! it enters the global pool, which is where stacks wait longest.
+//! Freed stacks are cached per P (no lock) and in a global pool, so that a
+//! program that keeps spawning short-lived green threads makes no system
+//! call for their stacks (fresh memory costs an `mmap`, a guard `madvise` and
+//! a page fault: several microseconds on a VM). A stack that went deep keeps
+//! its committed pages after the green thread exits, so before reuse it is
+//! *trimmed*: `madvise(MADV_DONTNEED)` on everything below the first
+//! [`KEEP_BYTES`] gives those pages back. The scheduler records the lowest
+//! stack pointer seen at each switch; a stack seen below `KEEP_BYTES` is
+//! trimmed when it is freed. A shallow stack is pooled as it is: it holds at
+//! most `KEEP_BYTES` resident. The pools are bounded ([`P_CACHE`],
+//! [`GLOBAL_POOL`]); stacks beyond them are unmapped.
 
 use std::io;
 use std::sync::Mutex;
@@ -41,6 +46,31 @@ pub fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
     // SAFETY: sysconf has no preconditions.
     *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize)
+}
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13+): a guard region that is not a
+/// separate VMA. With `mprotect`, every stack costs two VMAs and a process
+/// stops at `vm.max_map_count / 2` (about 32,000) live green threads.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Makes `[base, base + len)` fault on any access: a light guard region where
+/// the kernel has them, else a `PROT_NONE` page.
+fn install_guard(base: *mut libc::c_void, len: usize) -> io::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static NO_LIGHT_GUARDS: AtomicBool = AtomicBool::new(false);
+    if !NO_LIGHT_GUARDS.load(Ordering::Relaxed) {
+        // SAFETY: the range is inside a private anonymous mapping the caller
+        // owns and nothing lives there yet.
+        if unsafe { libc::madvise(base, len, MADV_GUARD_INSTALL) } == 0 {
+            return Ok(());
+        }
+        NO_LIGHT_GUARDS.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: as above.
+    if unsafe { libc::mprotect(base, len, libc::PROT_NONE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// One guarded stack mapping. Unmapped on drop.
@@ -77,10 +107,7 @@ impl Stack {
             return Err(io::Error::last_os_error());
         }
         let stack = Stack { base: base.cast(), len };
-        // SAFETY: [base, base + page) lies inside the mapping we own.
-        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
-            return Err(io::Error::last_os_error()); // `stack` unmaps on drop
-        }
+        install_guard(base, page)?; // on error `stack` unmaps on drop
         Ok(stack)
     }
 
@@ -119,9 +146,9 @@ impl Drop for Stack {
 }
 
 /// Stacks a P keeps for itself before spilling half to the global pool.
-pub(crate) const P_CACHE: usize = 64;
+pub(crate) const P_CACHE: usize = 256;
 /// Stacks the global pool keeps; beyond that they are unmapped.
-pub(crate) const GLOBAL_POOL: usize = 1024;
+pub(crate) const GLOBAL_POOL: usize = 16 * 1024;
 
 /// Global pool of trimmed stacks of one size (the runtime's default).
 pub(crate) struct StackPool {
@@ -142,11 +169,20 @@ impl StackPool {
     /// A stack of `size` bytes: from `cache` (a P's), else the pool, else new.
     pub(crate) fn get(&self, cache: Option<&mut Vec<Stack>>, size: usize) -> io::Result<Stack> {
         if size == self.size {
-            if let Some(s) = cache.and_then(|c| c.pop()) {
-                return Ok(s);
-            }
-            if let Some(s) = self.stacks.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-                return Ok(s);
+            match cache {
+                Some(c) => {
+                    if c.is_empty() {
+                        self.refill(c);
+                    }
+                    if let Some(s) = c.pop() {
+                        return Ok(s);
+                    }
+                }
+                None => {
+                    if let Some(s) = self.stacks.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+                        return Ok(s);
+                    }
+                }
             }
         }
         Stack::new(size)
@@ -158,11 +194,11 @@ impl StackPool {
         if stack.size() != self.size {
             return; // a custom size: unmap it
         }
+        if deep {
+            stack.trim();
+        }
         match cache {
             Some(cache) => {
-                if deep {
-                    stack.trim();
-                }
                 cache.push(stack);
                 if cache.len() > P_CACHE {
                     let spill: Vec<Stack> = cache.drain(..P_CACHE / 2).collect();
@@ -174,14 +210,20 @@ impl StackPool {
     }
 
     fn put_global(&self, spill: Vec<Stack>) {
-        for s in &spill {
-            s.trim();
-        }
         let mut pool = self.stacks.lock().unwrap_or_else(|e| e.into_inner());
-        for s in spill {
-            if pool.len() < GLOBAL_POOL {
-                pool.push(s);
-            }
-        }
+        let room = GLOBAL_POOL.saturating_sub(pool.len());
+        let mut spill = spill;
+        let excess = spill.split_off(room.min(spill.len()));
+        pool.extend(spill);
+        drop(pool);
+        drop(excess); // unmapped outside the lock
+    }
+
+    /// Refills a P's empty cache from the global pool in one lock.
+    pub(crate) fn refill(&self, cache: &mut Vec<Stack>) {
+        let mut pool = self.stacks.lock().unwrap_or_else(|e| e.into_inner());
+        let n = pool.len().min(P_CACHE / 2);
+        let at = pool.len() - n;
+        cache.extend(pool.drain(at..));
     }
 }

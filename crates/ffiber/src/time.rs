@@ -11,8 +11,8 @@
 //! lazily when they reach the top, and the heap is rebuilt when more than
 //! half of it is cancelled, so it stays proportional to live timers.
 
-use crate::sched::P;
 use crate::sched::g::G;
+use crate::sched::{P, Sched};
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -109,10 +109,15 @@ impl TimerHandle {
     }
 }
 
-/// Fires every timer of `p` that is due at `now`. Cheap when none is: one
-/// atomic load.
-pub(crate) fn run_timers(p: &P, now: u64) {
-    if p.next_when.load(Ordering::SeqCst) > now {
+/// Fires every timer of `p` that is due. Cheap when none is: one atomic
+/// load, and a clock read only if `p` has a timer at all.
+pub(crate) fn run_timers(sched: &Sched, p: &P) {
+    let next = p.next_when.load(Ordering::SeqCst);
+    if next == u64::MAX {
+        return;
+    }
+    let now = sched.now();
+    if next > now {
         return;
     }
     let mut due = Vec::new();

@@ -24,7 +24,7 @@ use super::{NO_P, Sched};
 use crate::arch;
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Why a green thread switched to g0.
@@ -127,28 +127,26 @@ impl M {
     }
 }
 
-/// A binary semaphore an idle M sleeps on.
+/// What an idle M sleeps on: its OS thread's own parker (a futex word in
+/// std), so a wake-up is one system call. Set once the thread starts;
+/// spurious wake-ups are fine, every caller re-checks its condition.
 #[derive(Default)]
 struct Parker {
-    flag: Mutex<bool>,
-    cv: Condvar,
+    thread: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl Parker {
     fn park(&self, timeout: Option<Duration>) {
-        let mut f = self.flag.lock().unwrap_or_else(|e| e.into_inner());
-        if !*f {
-            f = match timeout {
-                None => self.cv.wait_while(f, |f| !*f).unwrap_or_else(|e| e.into_inner()),
-                Some(t) => self.cv.wait_timeout_while(f, t, |f| !*f).unwrap_or_else(|e| e.into_inner()).0,
-            };
+        match timeout {
+            None => std::thread::park(),
+            Some(t) => std::thread::park_timeout(t),
         }
-        *f = false;
     }
 
     fn unpark(&self) {
-        *self.flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_one();
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
     }
 }
 
@@ -158,6 +156,7 @@ pub(crate) const SYSTEM_STACK_SIZE: usize = 8 << 20;
 /// Body of an M's OS thread.
 pub(crate) fn m_main(m: Arc<M>) {
     CURRENT_M.with(|c| c.set(Arc::as_ptr(&m)));
+    let _ = m.parker.thread.set(std::thread::current());
     // SAFETY: gettid has no preconditions.
     m.tid.store(unsafe { libc::gettid() } as usize, Relaxed);
     crate::signal::on_thread_start();
@@ -192,6 +191,9 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
         let to = g.inner().sp;
         (*local).cur_g = Some(g);
         (*local).schedtick = (*local).schedtick.wrapping_add(1);
+        if (*local).p != NO_P {
+            m.sched.ps[(*local).p].schedtick.store((*local).schedtick, Relaxed);
+        }
         to
     };
     // SAFETY: `to` was saved by `switch` (or built by init_stack) when the G

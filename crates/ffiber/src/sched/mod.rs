@@ -71,6 +71,8 @@ pub(crate) struct P {
     pub(crate) timers: Mutex<Timers>,
     /// Earliest timer deadline (ns since the runtime's epoch), `u64::MAX` if none.
     pub(crate) next_when: AtomicU64,
+    /// Counts green threads started on this P (read by thieves).
+    pub(crate) schedtick: std::sync::atomic::AtomicU32,
     /// Free stacks; touched only by the M that holds this P.
     stacks: UnsafeCell<Vec<Stack>>,
 }
@@ -117,6 +119,7 @@ impl Sched {
                         run_next: Default::default(),
                         timers: Mutex::new(Timers::default()),
                         next_when: AtomicU64::new(u64::MAX),
+                        schedtick: Default::default(),
                         stacks: UnsafeCell::new(Vec::new()),
                     })
                 })
@@ -327,9 +330,8 @@ impl Sched {
 
     /// Fires due timers on every P (the watcher, holding no P).
     fn run_all_timers(&self) {
-        let now = self.now();
         for p in self.ps.iter() {
-            crate::time::run_timers(p, now);
+            crate::time::run_timers(self, p);
         }
     }
 }
@@ -427,7 +429,7 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             continue;
         }
         let pp = &sched.ps[local.p];
-        crate::time::run_timers(pp, sched.now());
+        crate::time::run_timers(sched, pp);
         if local.schedtick % GLOBAL_FAIRNESS_TICK == 0
             && let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None)
         {
@@ -508,7 +510,6 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
     if n == 1 {
         return None;
     }
-    let now = sched.now();
     let start = fastrand(n);
     for round in 0..4 {
         for i in 0..n {
@@ -517,14 +518,25 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
                 continue;
             }
             let vp = &sched.ps[victim];
-            crate::time::run_timers(vp, now);
+            crate::time::run_timers(sched, vp);
             if let Some(g) = vp.runq.steal_into(&sched.ps[me].runq) {
                 return Some(g);
             }
-            if round == 3 {
-                let g = vp.run_next.swap(std::ptr::null_mut(), AcqRel);
-                if !g.is_null() {
-                    return Some(g);
+            // Last round: take the victim's run_next only if its M has not
+            // scheduled for a few microseconds (it is busy in a long run);
+            // otherwise the owner will run it at once and stealing would just
+            // bounce a ping-ponging pair between threads (Go waits 3 µs too).
+            if round == 3 && !vp.run_next.load(Relaxed).is_null() {
+                let tick = vp.schedtick.load(Relaxed);
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(3) {
+                    std::hint::spin_loop();
+                }
+                if vp.schedtick.load(Relaxed) == tick {
+                    let g = vp.run_next.swap(std::ptr::null_mut(), AcqRel);
+                    if !g.is_null() {
+                        return Some(g);
+                    }
                 }
             }
         }

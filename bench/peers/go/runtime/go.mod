@@ -1,0 +1,3 @@
+module ffibench/peers/go/runtime
+
+go 1.19
