@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's test command (the README names it; CI runs it).
+# 1. formatting and lints, 2. the whole workspace's tests (unit, integration,
+# doctests, examples, the ffibench --quick smoke run), 3. the loom model of
+# the run-queue protocol (own target dir: different cfg).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test --workspace"
+cargo test --workspace --release
+
+echo "== loom model of the run queue"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p ffiber --lib --release loom
