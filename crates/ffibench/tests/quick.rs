@@ -10,8 +10,10 @@ fn quick_run_prints_the_runtime_table() {
     let table = String::from_utf8_lossy(&out.stdout);
     let header = table.lines().find(|l| l.starts_with("metric")).expect("table header");
     assert!(header.contains("ffiber") && header.contains("may 0.3"), "{header}");
-    for label in ["spawn+join, 1,000 at a time", "yield switch (1 P)", "channel ping-pong", "memory per parked thread"] {
-        let row = table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?} in\n{table}"));
+    for label in ["spawn+join, 1,000 at a time", "yield switch (1 P)", "channel ping-pong", "memory per parked thread"]
+    {
+        let row =
+            table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?} in\n{table}"));
         // The ffiber column (first after the unit) holds a number.
         let cells: Vec<&str> = row[30..].split_whitespace().collect();
         let ffiber: f64 = cells[cells.len() - 4].parse().unwrap_or_else(|_| panic!("no ffiber figure in {row:?}"));
