@@ -101,7 +101,7 @@ fn go_peer(scale: f64) -> Peer {
     let Some(version) = version.filter(|o| o.status.success()) else {
         return Peer {
             name: "Go".into(),
-            cmd: Err("not installed — apt-get install golang-go (or bash bench/peers/setup.sh)".into()),
+            cmd: Err("not installed — apt-get install golang-go".into()),
         };
     };
     let v = String::from_utf8_lossy(&version.stdout);
