@@ -99,10 +99,7 @@ fn self_peer(name: &str, scale: f64) -> Peer {
 fn go_peer(scale: f64) -> Peer {
     let version = Command::new("go").arg("version").output().ok();
     let Some(version) = version.filter(|o| o.status.success()) else {
-        return Peer {
-            name: "Go".into(),
-            cmd: Err("not installed — apt-get install golang-go".into()),
-        };
+        return Peer { name: "Go".into(), cmd: Err("not installed — apt-get install golang-go".into()) };
     };
     let v = String::from_utf8_lossy(&version.stdout);
     let name = v.split_whitespace().nth(2).unwrap_or("go").replacen("go", "Go ", 1);
