@@ -59,7 +59,7 @@ fn cpu_bound_green_threads_use_every_p() {
                 ffiber::go(move || {
                     let mut tids = HashSet::new();
                     let start = Instant::now();
-                    while start.elapsed() < Duration::from_millis(300) && max_seen.load(Ordering::SeqCst) < 2 {
+                    while start.elapsed() < Duration::from_secs(5) && max_seen.load(Ordering::SeqCst) < 2 {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         max_seen.fetch_max(now, Ordering::SeqCst);
                         let t = Instant::now();
@@ -132,19 +132,29 @@ fn sleeps_wake_in_order_and_not_early() {
 
 #[test]
 fn sleeping_green_threads_do_not_hold_their_p() {
-    // One P: while 100 green threads sleep 50 ms, another keeps running.
-    let ticks = rt(1).block_on(|| {
-        let sleepers: Vec<_> = (0..100).map(|_| ffiber::go(|| ffiber::sleep(Duration::from_millis(50)))).collect();
-        let mut ticks = 0;
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_millis(20) {
-            ticks += 1;
+    // One P: while 100 green threads sleep, another keeps running. If a
+    // sleeper held the only P, the runner could not finish its 100 yields
+    // before every sleeper had woken.
+    let woken_before_runner_done = rt(1).block_on(|| {
+        let woken = Arc::new(AtomicUsize::new(0));
+        let sleepers: Vec<_> = (0..100)
+            .map(|_| {
+                let woken = woken.clone();
+                ffiber::go(move || {
+                    ffiber::sleep(Duration::from_secs(2));
+                    woken.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for _ in 0..100 {
             ffiber::yield_now();
         }
+        let n = woken.load(Ordering::SeqCst);
         sleepers.into_iter().for_each(|h| h.join().unwrap());
-        ticks
+        assert_eq!(woken.load(Ordering::SeqCst), 100);
+        n
     });
-    assert!(ticks > 100, "the running green thread was starved: {ticks} ticks");
+    assert_eq!(woken_before_runner_done, 0, "the runner was starved while green threads slept");
 }
 
 #[test]

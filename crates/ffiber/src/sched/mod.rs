@@ -351,17 +351,19 @@ pub(crate) fn wakep(sched: &Arc<Sched>) {
 /// Makes `g` runnable: on the current P's `run_next` if we run on one of
 /// this runtime's Ms with a P, else on the global queue.
 pub(crate) fn ready(g: Arc<G>) {
-    let sched = g.sched.clone();
     let m = m::current_m();
     // SAFETY: `m` is this thread's M (if any); we only read `p` and push to
-    // the P we hold, which we may do from its M's thread.
+    // the P we hold, which we may do from its M's thread. The M's `sched`
+    // outlives the call, so borrowing it avoids a refcount round trip.
     unsafe {
-        if !m.is_null() && Arc::ptr_eq(&(*m).sched, &sched) && (*(*m).local()).p != NO_P {
+        if !m.is_null() && Arc::ptr_eq(&(*m).sched, &g.sched) && (*(*m).local()).p != NO_P {
+            let sched = &(*m).sched;
             runq_put(&*m, g, true);
-            wakep(&sched);
+            wakep(sched);
             return;
         }
     }
+    let sched = g.sched.clone(); // `g` moves into the queue below
     sched_put_global(&sched, g);
     wakep(&sched);
 }
