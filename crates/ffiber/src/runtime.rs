@@ -12,7 +12,7 @@ pub const DEFAULT_MAX_THREADS: usize = 10_000;
 /// A runtime: `max_procs` processor slots, the OS threads that serve them,
 /// and the green threads they run.
 ///
-/// Most programs use [`run`](crate::run) or `#[ffiber::main]`; a `Runtime`
+/// Most programs use [`run`] or `#[ffiber::main]`; a `Runtime`
 /// is for choosing settings or running several runtimes.
 ///
 /// ```

@@ -15,20 +15,17 @@
 //!                         grows down from top
 //! ```
 //!
-//! Freed stacks are cached per P (no lock) and in a global pool, so that a
-//! program that keeps spawning short-lived green threads makes no system
-//! call for their stacks (fresh memory costs an `mmap`, a guard `madvise` and
-//! a page fault: several microseconds on a VM). A stack that went deep keeps
-//! its committed pages after the green thread exits, so before reuse it is
-//! *trimmed*: `madvise(MADV_DONTNEED)` on everything below the first
-//! [`KEEP_BYTES`] gives those pages back. The scheduler records the lowest
-//! stack pointer seen at each switch; a stack seen below `KEEP_BYTES` is
-//! trimmed when it is freed. A shallow stack is pooled as it is: it holds at
-//! most `KEEP_BYTES` resident. The pools are bounded ([`P_CACHE`],
-//! [`GLOBAL_POOL`]); stacks beyond them are unmapped.
+//! A stack stays with its green thread's `G` after the thread exits: the
+//! scheduler keeps exited Gs on free lists and a spawn reuses both (see
+//! `sched::gfree`). A stack that went deep keeps its committed pages after
+//! the green thread exits, so before reuse it is *trimmed*:
+//! `madvise(MADV_DONTNEED)` on everything below the first [`KEEP_BYTES`]
+//! gives those pages back. The scheduler records the lowest stack pointer
+//! seen at each switch; a stack seen below `KEEP_BYTES` is trimmed when its
+//! green thread exits. A shallow stack is kept as it is: it holds at most
+//! `KEEP_BYTES` resident.
 
 use std::io;
-use std::sync::Mutex;
 
 /// Bytes at the top of a pooled stack that are left committed: enough for a
 /// green thread's first frames, and the budget a parked green thread has.
@@ -73,6 +70,13 @@ fn install_guard(base: *mut libc::c_void, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// The usable size of a stack asked for with `size` bytes: at least
+/// [`MIN_STACK_SIZE`], rounded up to whole pages.
+pub fn round_size(size: usize) -> usize {
+    let page = page_size();
+    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+}
+
 /// One guarded stack mapping. Unmapped on drop.
 #[derive(Debug)]
 pub struct Stack {
@@ -89,8 +93,7 @@ impl Stack {
     /// one guard page below them.
     pub fn new(size: usize) -> io::Result<Stack> {
         let page = page_size();
-        let size = size.max(MIN_STACK_SIZE).div_ceil(page) * page;
-        let len = size + page;
+        let len = round_size(size) + page;
         // SAFETY: an anonymous mapping at an address of the kernel's choice
         // touches no existing memory.
         let base = unsafe {
@@ -142,88 +145,5 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: we own the mapping [base, base + len) and nothing runs on it.
         unsafe { libc::munmap(self.base.cast(), self.len) };
-    }
-}
-
-/// Stacks a P keeps for itself before spilling half to the global pool.
-pub(crate) const P_CACHE: usize = 256;
-/// Stacks the global pool keeps; beyond that they are unmapped.
-pub(crate) const GLOBAL_POOL: usize = 16 * 1024;
-
-/// Global pool of trimmed stacks of one size (the runtime's default).
-pub(crate) struct StackPool {
-    size: usize,
-    stacks: Mutex<Vec<Stack>>,
-}
-
-impl StackPool {
-    pub(crate) fn new(size: usize) -> Self {
-        Self { size, stacks: Mutex::new(Vec::new()) }
-    }
-
-    /// The size of the stacks this pool holds.
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
-    /// A stack of `size` bytes: from `cache` (a P's), else the pool, else new.
-    pub(crate) fn get(&self, cache: Option<&mut Vec<Stack>>, size: usize) -> io::Result<Stack> {
-        if size == self.size {
-            match cache {
-                Some(c) => {
-                    if c.is_empty() {
-                        self.refill(c);
-                    }
-                    if let Some(s) = c.pop() {
-                        return Ok(s);
-                    }
-                }
-                None => {
-                    if let Some(s) = self.stacks.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-                        return Ok(s);
-                    }
-                }
-            }
-        }
-        Stack::new(size)
-    }
-
-    /// Returns a stack whose green thread exited. `deep` says whether the
-    /// thread was seen below [`KEEP_BYTES`].
-    pub(crate) fn put(&self, cache: Option<&mut Vec<Stack>>, stack: Stack, deep: bool) {
-        if stack.size() != self.size {
-            return; // a custom size: unmap it
-        }
-        if deep {
-            stack.trim();
-        }
-        match cache {
-            Some(cache) => {
-                cache.push(stack);
-                if cache.len() > P_CACHE {
-                    let spill: Vec<Stack> = cache.drain(..P_CACHE / 2).collect();
-                    self.put_global(spill);
-                }
-            }
-            None => self.put_global(vec![stack]),
-        }
-    }
-
-    fn put_global(&self, spill: Vec<Stack>) {
-        let mut pool = self.stacks.lock().unwrap_or_else(|e| e.into_inner());
-        let room = GLOBAL_POOL.saturating_sub(pool.len());
-        let mut spill = spill;
-        let excess = spill.split_off(room.min(spill.len()));
-        pool.extend(spill);
-        drop(pool);
-        drop(excess); // unmapped outside the lock
-    }
-
-    /// Refills a P's empty cache from the global pool in one lock.
-    pub(crate) fn refill(&self, cache: &mut Vec<Stack>) {
-        let mut pool = self.stacks.lock().unwrap_or_else(|e| e.into_inner());
-        let n = pool.len().min(P_CACHE / 2);
-        let at = pool.len() - n;
-        cache.extend(pool.drain(at..));
     }
 }

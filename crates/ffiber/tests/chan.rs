@@ -347,3 +347,44 @@ fn channel_stress_many_producers_consumers() {
     });
     assert_eq!(total, 16_000);
 }
+
+/// Receivers that time out constantly (and so carry stale wake-ups into
+/// their next wait) while senders deliver: a receiver must never see a
+/// completed-but-not-yet-filled slot as "disconnected", and every value
+/// arrives exactly once.
+#[test]
+fn timeouts_racing_deliveries_lose_nothing() {
+    rt().block_on(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let senders: Vec<_> = (0..4u32)
+            .map(|s| {
+                let tx = tx.clone();
+                ffiber::go(move || {
+                    for i in 0..2_000 {
+                        tx.send(s * 1_000_000 + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let receivers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                ffiber::go(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        match rx.recv_timeout(Duration::from_micros(20)) {
+                            Ok(v) => got.push(v),
+                            Err(RecvTimeoutError::Timeout) => {}
+                            Err(RecvTimeoutError::Disconnected) => return got,
+                        }
+                    }
+                })
+            })
+            .collect();
+        senders.into_iter().for_each(|h| h.join().unwrap());
+        let all: Vec<u32> = receivers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        assert_eq!(all.len(), 8_000, "every value received once");
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), 8_000, "no value twice");
+    });
+}

@@ -277,3 +277,65 @@ fn deep_recursion_within_the_stack_works_and_trims() {
     let r = rt(2).block_on(|| (0..50).map(|_| ffiber::go(|| recurse(150)).join().unwrap()).sum::<usize>());
     assert!(r > 0);
 }
+
+/// Exited green threads are reused (with their stacks) by later spawns:
+/// each incarnation still gets a fresh id, its own name, a clean start and
+/// the stack size it asked for.
+#[test]
+fn reused_green_threads_get_fresh_identity_and_state() {
+    rt(2).block_on(|| {
+        let mut ids = HashSet::new();
+        for round in 0..20 {
+            let hs: Vec<_> = (0..200)
+                .map(|i| {
+                    let b = if i % 3 == 0 { Builder::new().name(format!("r{round}-{i}")) } else { Builder::new() };
+                    let b = if i % 7 == 0 { b.stack_size(64 * 1024) } else { b };
+                    b.spawn(move || {
+                        // Leave something on the stack that a reuse must not see.
+                        let probe = [i as u8; 512];
+                        ffiber::yield_now();
+                        let me = ffiber::current();
+                        (me.id(), me.name().map(str::to_owned), probe[511])
+                    })
+                    .unwrap()
+                })
+                .collect();
+            for (i, h) in hs.into_iter().enumerate() {
+                let want = (i % 3 == 0).then(|| format!("r{round}-{i}"));
+                let (id, name, b) = h.join().unwrap();
+                assert_eq!(name, want);
+                assert_eq!(b, i as u8);
+                assert!(ids.insert(id), "green thread id {id} handed out twice");
+            }
+        }
+    });
+}
+
+/// A result nobody joins is dropped by the green thread itself; a panic in
+/// its destructor is reported, not propagated into the scheduler.
+#[test]
+fn panicking_destructor_of_an_unjoined_result_is_contained() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("bomb");
+        }
+    }
+    let n = rt(2).block_on(|| {
+        let (go_tx, go_rx) = ffiber::chan::bounded::<()>(0);
+        let hs: Vec<_> = (0..50)
+            .map(|_| {
+                let go_rx = go_rx.clone();
+                ffiber::go(move || {
+                    let _ = go_rx.recv();
+                    Bomb
+                })
+            })
+            .collect();
+        drop(hs); // detach while they wait: each green thread drops its own result
+        drop(go_tx); // release them
+        ffiber::sleep(Duration::from_millis(20));
+        ffiber::go(|| 7).join().unwrap()
+    });
+    assert_eq!(n, 7);
+}

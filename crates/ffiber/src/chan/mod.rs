@@ -34,6 +34,7 @@ mod select;
 pub use select::{RecvOp, SelectMode, SelectOp, SendOp, select_dyn};
 
 use crate::sync::park::Unparker;
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
@@ -42,52 +43,80 @@ use std::time::{Duration, Instant};
 
 /// Shared by the operations of one blocked `send`, `recv` or `select`
 /// (an implementation detail of [`SelectOp`], public only for the macro).
+///
+/// ```text
+///   WAITING --peer: try_select (under the channel lock)--> CLAIMED(op)
+///      |                                                      |
+///      |            peer moves the value, then wake(): DONE(op) + unpark
+///      +--waiter: deadline passed, CAS--> ABORTED
+/// ```
+///
+/// The waiter reads its slot only in `DONE` (acquire), so a peer has
+/// finished with it; a waiter that times out while `CLAIMED` keeps waiting
+/// for the `DONE` that must follow.
 #[doc(hidden)]
 pub struct Selector {
-    /// 0 while waiting; `op + 1` once operation `op` was completed by a peer;
-    /// `ABORTED` once the waiter gave up (timeout).
+    /// `WAITING`; `CLAIMED | (op + 1)` while a peer completes operation
+    /// `op`; `op + 1` once it has; `ABORTED` once the waiter gave up.
     state: AtomicUsize,
     who: Unparker,
 }
 
 const WAITING: usize = 0;
 const ABORTED: usize = usize::MAX;
+const CLAIMED: usize = 1 << (usize::BITS - 1);
 
 impl Selector {
     pub(crate) fn new() -> Arc<Selector> {
         Arc::new(Selector { state: AtomicUsize::new(WAITING), who: Unparker::current() })
     }
 
-    /// Claims the selector for operation `op`. Only the winner may complete it.
+    /// Claims the selector for operation `op`. Only the winner may complete
+    /// it, and it must call [`wake`](Self::wake) when done.
     pub(crate) fn try_select(&self, op: usize) -> bool {
+        self.state.compare_exchange(WAITING, CLAIMED | (op + 1), AcqRel, Acquire).is_ok()
+    }
+
+    /// Claims and completes our own selector for `op` at once (a select
+    /// that finds an operation ready while registering).
+    pub(crate) fn try_select_own(&self, op: usize) -> bool {
         self.state.compare_exchange(WAITING, op + 1, AcqRel, Acquire).is_ok()
     }
 
-    /// The selected operation, if any; `Err(())` if aborted.
+    /// The completed operation, if any; `Err(())` if aborted.
     pub(crate) fn selected(&self) -> Option<Result<usize, ()>> {
         match self.state.load(Acquire) {
             WAITING => None,
             ABORTED => Some(Err(())),
+            n if n & CLAIMED != 0 => None,
             n => Some(Ok(n - 1)),
         }
     }
 
+    /// Completes the claimed operation and wakes the waiter. Called once,
+    /// by the peer that won [`try_select`](Self::try_select), after moving
+    /// the value.
     pub(crate) fn wake(&self) {
+        let s = self.state.load(Relaxed);
+        debug_assert!(s & CLAIMED != 0 && s != ABORTED, "wake without a claim");
+        self.state.store(s & !CLAIMED, Release);
         self.who.unpark();
     }
 
     /// Waits until selected or `deadline`; on timeout tries to abort.
     /// Returns the selected operation, or `None` if aborted.
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<usize> {
+    pub(crate) fn wait(&self, mut deadline: Option<Instant>) -> Option<usize> {
         loop {
             if let Some(s) = self.selected() {
                 return s.ok();
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return match self.state.compare_exchange(WAITING, ABORTED, AcqRel, Acquire) {
-                    Ok(_) => None,
-                    Err(n) => Some(n - 1), // a peer won just before us
-                };
+                match self.state.compare_exchange(WAITING, ABORTED, AcqRel, Acquire) {
+                    Ok(_) => return None,
+                    // A peer is completing us: its wake follows shortly.
+                    Err(_) => deadline = None,
+                }
+                continue;
             }
             crate::sync::park::park(deadline);
         }
@@ -95,7 +124,45 @@ impl Selector {
 }
 
 /// A value slot handed between a waiter and its peer.
-pub(crate) type Slot<T> = Arc<Mutex<Option<T>>>;
+pub(crate) type Slot<T> = Arc<SlotCell<T>>;
+
+/// The value of one blocked operation. No lock: the [`Selector`] protocol
+/// gives it one user at a time — the waiter until it is queued; the peer
+/// that claimed the selector, under the channel lock, until its `wake`;
+/// the waiter again once it sees `DONE` (acquire), or once it has aborted
+/// and taken its entry off the queue under the channel lock (after which
+/// no peer can find it).
+pub(crate) struct SlotCell<T>(UnsafeCell<Option<T>>);
+
+// SAFETY: one user at a time (above), with release/acquire edges (the
+// selector state, the channel lock) between them; the value is `Send`.
+unsafe impl<T: Send> Sync for SlotCell<T> {}
+
+impl<T> SlotCell<T> {
+    pub(crate) fn new(v: Option<T>) -> Slot<T> {
+        Arc::new(SlotCell(UnsafeCell::new(v)))
+    }
+
+    /// Takes the value out.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the slot's current user (see the type's docs).
+    pub(crate) unsafe fn take(&self) -> Option<T> {
+        // SAFETY: forwarded to the caller.
+        unsafe { (*self.0.get()).take() }
+    }
+
+    /// Puts a value in.
+    ///
+    /// # Safety
+    ///
+    /// As for [`take`](Self::take).
+    pub(crate) unsafe fn put(&self, v: T) {
+        // SAFETY: forwarded to the caller.
+        unsafe { *self.0.get() = Some(v) }
+    }
+}
 
 pub(crate) struct Waiting<T> {
     pub(crate) sel: Arc<Selector>,
@@ -125,10 +192,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn take<T>(slot: &Slot<T>) -> Option<T> {
-    lock(slot).take()
-}
-
 impl<T> Chan<T> {
     /// Receives without blocking, with the lock held. Returns the value and
     /// a selector to wake once the lock is released.
@@ -140,7 +203,8 @@ impl<T> Chan<T> {
         if let Some(v) = st.buf.pop_front() {
             // Room freed: move one blocked sender's value into the buffer.
             let wake = pop_peer(&mut st.senders_q, me).map(|w| {
-                if let Some(sv) = take(&w.slot) {
+                // SAFETY: we claimed the sender's selector under the lock.
+                if let Some(sv) = unsafe { w.slot.take() } {
                     st.buf.push_back(sv);
                 }
                 w.sel
@@ -149,7 +213,8 @@ impl<T> Chan<T> {
         }
         // Rendezvous (or empty buffer): take straight from a blocked sender.
         let w = pop_peer(&mut st.senders_q, me)?;
-        let v = take(&w.slot).expect("a blocked sender's slot holds its value");
+        // SAFETY: we claimed the sender's selector under the lock.
+        let v = unsafe { w.slot.take() }.expect("a blocked sender's slot holds its value");
         Some((v, Some(w.sel)))
     }
 
@@ -162,7 +227,8 @@ impl<T> Chan<T> {
         me: Option<&Arc<Selector>>,
     ) -> Result<Option<Arc<Selector>>, T> {
         if let Some(w) = pop_peer(&mut st.receivers_q, me) {
-            *lock(&w.slot) = Some(v);
+            // SAFETY: we claimed the receiver's selector under the lock.
+            unsafe { w.slot.put(v) };
             return Ok(Some(w.sel));
         }
         if self.cap.is_none_or(|c| st.buf.len() < c) {
@@ -291,18 +357,20 @@ impl<T> Sender<T> {
             Err(v) => v,
         };
         let sel = Selector::new();
-        let slot: Slot<T> = Arc::new(Mutex::new(Some(v)));
+        let slot = SlotCell::new(Some(v));
         st.senders_q.push_back(Waiting { sel: sel.clone(), op: 0, slot: slot.clone() });
         drop(st);
         match sel.wait(deadline) {
-            Some(_) => match take(&slot) {
+            // SAFETY: DONE: the peer is finished with the slot.
+            Some(_) => match unsafe { slot.take() } {
                 // Selected but the value is still here: receivers are gone.
                 Some(v) => Err(SendTimeoutError::Disconnected(v)),
                 None => Ok(()),
             },
             None => {
                 remove_waiter(&mut self.chan.lock().senders_q, &sel);
-                Err(SendTimeoutError::Timeout(take(&slot).expect("an aborted send keeps its value")))
+                // SAFETY: aborted and off the queue: nobody else can reach the slot.
+                Err(SendTimeoutError::Timeout(unsafe { slot.take() }.expect("an aborted send keeps its value")))
             }
         }
     }
@@ -373,12 +441,13 @@ impl<T> Receiver<T> {
             return Err(RecvTimeoutError::Disconnected);
         }
         let sel = Selector::new();
-        let slot: Slot<T> = Arc::new(Mutex::new(None));
+        let slot = SlotCell::new(None);
         st.receivers_q.push_back(Waiting { sel: sel.clone(), op: 0, slot: slot.clone() });
         drop(st);
         match sel.wait(deadline) {
             // Selected with an empty slot: the channel closed.
-            Some(_) => take(&slot).ok_or(RecvTimeoutError::Disconnected),
+            // SAFETY: DONE: the peer is finished with the slot.
+            Some(_) => unsafe { slot.take() }.ok_or(RecvTimeoutError::Disconnected),
             None => {
                 remove_waiter(&mut self.chan.lock().receivers_q, &sel);
                 Err(RecvTimeoutError::Timeout)

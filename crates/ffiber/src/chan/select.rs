@@ -15,8 +15,8 @@
 //!    claim it as aborted.
 //! 5. Unregister the waiters of the other operations.
 
-use super::{Receiver, RecvError, Selector, SendError, Sender, Slot, Waiting, remove_waiter, take};
-use std::sync::{Arc, Mutex};
+use super::{Receiver, RecvError, Selector, SendError, Sender, Slot, SlotCell, Waiting, remove_waiter};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One operation of a `select`, type-erased. Implemented by [`RecvOp`] and
@@ -147,7 +147,7 @@ impl<T> SelectOp for RecvOp<'_, T> {
         let mut st = chan.lock();
         let ready = st.closed || !st.buf.is_empty() || st.senders_q.iter().any(|w| !Arc::ptr_eq(&w.sel, sel));
         if ready {
-            if !sel.try_select(op) {
+            if !sel.try_select_own(op) {
                 return true; // a peer chose another of our operations
             }
             match chan.try_recv_locked(&mut st, Some(sel)) {
@@ -173,7 +173,7 @@ impl<T> SelectOp for RecvOp<'_, T> {
                 }
             }
         }
-        let slot: Slot<T> = Arc::new(Mutex::new(None));
+        let slot = SlotCell::new(None);
         self.slot = Some(slot.clone());
         st.receivers_q.push_back(Waiting { sel: sel.clone(), op, slot });
         false
@@ -187,7 +187,8 @@ impl<T> SelectOp for RecvOp<'_, T> {
 
     fn finish(&mut self) {
         let slot = self.slot.take().expect("finish without registration");
-        self.result = Some(take(&slot).ok_or(RecvError));
+        // SAFETY: `finish` runs for the chosen operation after DONE.
+        self.result = Some(unsafe { slot.take() }.ok_or(RecvError));
     }
 }
 
@@ -243,7 +244,7 @@ impl<T> SelectOp for SendOp<'_, T> {
         let ready = st.rx_gone || has_room || st.receivers_q.iter().any(|w| !Arc::ptr_eq(&w.sel, sel));
         let v = self.value.take().expect("send value");
         if ready {
-            if !sel.try_select(op) {
+            if !sel.try_select_own(op) {
                 self.value = Some(v);
                 return true;
             }
@@ -265,7 +266,7 @@ impl<T> SelectOp for SendOp<'_, T> {
             }
             return true;
         }
-        let slot: Slot<T> = Arc::new(Mutex::new(Some(v)));
+        let slot = SlotCell::new(Some(v));
         self.slot = Some(slot.clone());
         st.senders_q.push_back(Waiting { sel: sel.clone(), op, slot });
         false
@@ -276,14 +277,17 @@ impl<T> SelectOp for SendOp<'_, T> {
             remove_waiter(&mut self.tx.chan.lock().senders_q, sel);
             // Not chosen: take the value back (it was never delivered).
             if self.result.is_none() {
-                self.value = take(slot);
+                // SAFETY: off the queue, and the selector chose another
+                // operation (or aborted): no peer can reach the slot.
+                self.value = unsafe { slot.take() };
             }
         }
     }
 
     fn finish(&mut self) {
         let slot = self.slot.take().expect("finish without registration");
-        self.result = Some(match take(&slot) {
+        // SAFETY: `finish` runs for the chosen operation after DONE.
+        self.result = Some(match unsafe { slot.take() } {
             // Chosen but the value is still there: receivers are gone.
             Some(v) => Err(SendError(v)),
             None => Ok(()),

@@ -33,6 +33,7 @@
 
 use super::{M, Sched};
 use crate::stack::Stack;
+use crate::thread::Entry;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -59,7 +60,7 @@ pub(crate) struct GInner {
     /// Saved stack pointer while switched out.
     pub(crate) sp: *mut u8,
     pub(crate) stack: Option<Stack>,
-    pub(crate) entry: Option<Box<dyn FnOnce() + Send>>,
+    pub(crate) entry: Option<Arc<dyn Entry>>,
     /// Lowest stack pointer seen at a switch: tells whether the stack went deep.
     pub(crate) low_water: usize,
     /// `lock_os_thread` nesting depth and the M it is locked to.
@@ -78,39 +79,52 @@ unsafe impl Send for G {}
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl G {
-    /// A new, not yet runnable green thread that will run `entry` on `stack`.
-    pub(crate) fn new(
-        sched: Arc<Sched>,
-        name: Option<Arc<str>>,
-        stack: Stack,
-        entry: Box<dyn FnOnce() + Send>,
-    ) -> Arc<G> {
+    /// A new green thread that will run `entry` on `stack`; not yet runnable.
+    pub(crate) fn new(sched: Arc<Sched>, name: Option<Arc<str>>, stack: Stack, entry: Arc<dyn Entry>) -> Arc<G> {
+        let mut g = G::idle(sched, stack);
+        g.prepare(name, entry);
+        Arc::new(g)
+    }
+
+    /// A G that owns `stack` but has nothing to run: what the free list
+    /// holds until [`prepare`](G::prepare).
+    pub(crate) fn idle(sched: Arc<Sched>, stack: Stack) -> G {
         let guard = stack.guard();
-        let stack_size = stack.size();
-        let top = stack.top();
-        let g = Arc::new(G {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            name,
+        G {
+            id: 0,
+            name: None,
             sched,
             park: AtomicU8::new(EMPTY),
             guard: (guard.start, guard.end),
-            stack_size,
+            stack_size: stack.size(),
             inner: UnsafeCell::new(GInner {
                 sp: std::ptr::null_mut(),
                 stack: Some(stack),
-                entry: Some(entry),
-                low_water: top as usize,
+                entry: None,
+                low_water: 0,
                 lock_depth: 0,
                 locked_m: std::ptr::null(),
             }),
-        });
-        // SAFETY: `top` is the 16-byte aligned end of the fresh stack we own,
-        // which has far more than INIT_FRAME_BYTES of room; nobody else can
-        // see `g` yet, so we own its inner state.
-        unsafe {
-            (*g.inner.get()).sp = crate::arch::init_stack(top, super::m::g_entry, 0);
         }
-        g
+    }
+
+    /// Makes a new G of this one — fresh id, name and entry, its stack's
+    /// start frame rebuilt — for a spawn that reuses an exited G and its
+    /// stack (Go's `gfget`). `&mut` proves nobody else sees it.
+    pub(crate) fn prepare(&mut self, name: Option<Arc<str>>, entry: Arc<dyn Entry>) {
+        self.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        self.name = name;
+        *self.park.get_mut() = EMPTY;
+        let inner = self.inner.get_mut();
+        let top = inner.stack.as_ref().expect("a G keeps its stack until it is freed").top();
+        // SAFETY: `top` is the 16-byte aligned end of a stack this G owns and
+        // nothing runs on (new, or its green thread exited), with far more
+        // than the start frame's bytes of room.
+        inner.sp = unsafe { crate::arch::init_stack(top, super::m::g_entry, 0) };
+        inner.entry = Some(entry);
+        inner.low_water = top as usize;
+        inner.lock_depth = 0;
+        inner.locked_m = std::ptr::null();
     }
 
     /// Raw access to the owner-only state.

@@ -245,10 +245,20 @@ pub(crate) unsafe extern "C" fn g_entry(_: usize) -> ! {
     let g = current_g();
     // SAFETY: we are this G, running: we own its inner state.
     let entry = unsafe { (*g).inner().entry.take() };
-    if let Some(f) = entry {
-        // The closure stores its own result (or panic) for the joiner and
-        // never unwinds (see `Builder::spawn`).
-        f();
+    if let Some(entry) = entry {
+        // Runs the closure and stores its result (or panic) for the joiner;
+        // never unwinds (see `thread::task`).
+        entry.run();
+        // Dropping our share of the task may drop a result nobody joined:
+        // a user destructor, which must not unwind into the runtime.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(entry))).is_err() {
+            // SAFETY: `g` is us, running.
+            let (id, name) = unsafe { ((*g).id, (*g).name.clone()) };
+            eprintln!(
+                "ffiber: the destructor of green thread {id} ({})'s unjoined result panicked",
+                name.as_deref().unwrap_or("unnamed")
+            );
+        }
     }
     switch_to_g0(Action::Exit);
     unreachable!("an exited green thread was resumed");

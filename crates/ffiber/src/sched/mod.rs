@@ -43,10 +43,11 @@
 //! G (`start_locked_m`) and goes idle. The locked M thus runs only its G.
 
 pub(crate) mod g;
+pub(crate) mod gfree;
 pub(crate) mod m;
 pub(crate) mod queue;
 
-use crate::stack::{Stack, StackPool};
+use crate::stack::Stack;
 use crate::time::Timers;
 use crossbeam_utils::CachePadded;
 use g::G;
@@ -73,11 +74,12 @@ pub(crate) struct P {
     pub(crate) next_when: AtomicU64,
     /// Counts green threads started on this P (read by thieves).
     pub(crate) schedtick: std::sync::atomic::AtomicU32,
-    /// Free stacks; touched only by the M that holds this P.
-    stacks: UnsafeCell<Vec<Stack>>,
+    /// Free Gs with their stacks ([`gfree`]); touched only by the M that
+    /// holds this P.
+    pub(crate) gfree: UnsafeCell<Vec<Arc<G>>>,
 }
 
-// SAFETY: `stacks` is touched only by the M holding the P, and holding a P
+// SAFETY: `gfree` is touched only by the M holding the P, and holding a P
 // is exclusive (it passes between Ms under the `idle` lock or through
 // `next_p`, both of which order the accesses). Everything else is atomic or
 // locked.
@@ -91,7 +93,7 @@ pub(crate) struct Sched {
     pub(crate) npidle: AtomicUsize,
     pub(crate) nmspinning: AtomicUsize,
     pub(crate) shutdown: AtomicBool,
-    pub(crate) stacks: StackPool,
+    pub(crate) gfree: gfree::FreeGs,
     pub(crate) epoch: Instant,
     /// The timer watcher, and the deadline it sleeps until (0: none).
     watcher: Mutex<Option<Arc<M>>>,
@@ -120,7 +122,7 @@ impl Sched {
                         timers: Mutex::new(Timers::default()),
                         next_when: AtomicU64::new(u64::MAX),
                         schedtick: Default::default(),
-                        stacks: UnsafeCell::new(Vec::new()),
+                        gfree: UnsafeCell::new(Vec::new()),
                     })
                 })
                 .collect(),
@@ -129,7 +131,7 @@ impl Sched {
             npidle: AtomicUsize::new(max_procs),
             nmspinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
-            stacks: StackPool::new(stack_size),
+            gfree: gfree::FreeGs::new(crate::stack::round_size(stack_size)),
             epoch: Instant::now(),
             watcher: Mutex::new(None),
             watch_until: AtomicU64::new(0),
@@ -189,7 +191,10 @@ impl Sched {
                     drop(unsafe { g::from_raw(rn) });
                 }
                 p.timers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                // SAFETY: no M runs, so nobody holds this P or its free list.
+                drop(std::mem::take(unsafe { &mut *p.gfree.get() }));
             }
+            drop(self.gfree.clear());
             for g in self.global.drain() {
                 // SAFETY: as above, for the global queue.
                 drop(unsafe { g::from_raw(g) });
@@ -530,10 +535,7 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
             // bounce a ping-ponging pair between threads (Go waits 3 µs too).
             if round == 3 && !vp.run_next.load(Relaxed).is_null() {
                 let tick = vp.schedtick.load(Relaxed);
-                let t = Instant::now();
-                while t.elapsed() < Duration::from_micros(3) {
-                    std::hint::spin_loop();
-                }
+                std::thread::sleep(Duration::from_micros(3));
                 if vp.schedtick.load(Relaxed) == tick {
                     let g = vp.run_next.swap(std::ptr::null_mut(), AcqRel);
                     if !g.is_null() {
@@ -670,34 +672,28 @@ pub(crate) fn start_locked_m(m: &Arc<M>, g: Arc<G>) {
     target.unpark();
 }
 
-/// Returns an exited G's stack to the pool and drops the G.
+/// Keeps an exited G and its stack for reuse (see [`gfree`]).
 pub(crate) fn free_g(m: &M, g: Arc<G>) {
-    // SAFETY: the G exited and switched away for good: we own it.
-    let inner = unsafe { g.inner() };
-    if let Some(stack) = inner.stack.take() {
-        let deep = inner.low_water < stack.top() as usize - crate::stack::KEEP_BYTES;
-        // SAFETY: on m's own thread; the P's stack cache is ours while we hold it.
-        let p = unsafe { (*m.local()).p };
-        let cache = (p != NO_P).then(|| {
-            // SAFETY: we hold P `p` (see `P::stacks`).
-            unsafe { &mut *m.sched.ps[p].stacks.get() }
-        });
-        m.sched.stacks.put(cache, stack, deep);
-    }
+    gfree::with_p_cache(&m.sched, |cache| m.sched.gfree.put(cache, g));
 }
 
-/// A stack for a new G, from the current P's cache if we hold one.
-pub(crate) fn alloc_stack(sched: &Sched, size: usize) -> std::io::Result<Stack> {
-    let m = m::current_m();
-    // SAFETY: `m` is this thread's M; `local.p` is read on its own thread,
-    // and the cache belongs to the P we hold. No switch happens meanwhile.
-    unsafe {
-        if !m.is_null() && std::ptr::eq(&*(*m).sched, sched) && (*(*m).local()).p != NO_P {
-            let cache = &mut *sched.ps[(*(*m).local()).p].stacks.get();
-            return sched.stacks.get(Some(cache), size);
-        }
+/// A G that will run `entry`: a free one with a default-size stack if
+/// there is one, else a new one with a new stack of `stack_size` bytes
+/// (default: the runtime's).
+pub(crate) fn new_g(
+    sched: &Arc<Sched>,
+    name: Option<Arc<str>>,
+    stack_size: Option<usize>,
+    entry: Arc<dyn crate::thread::Entry>,
+) -> std::io::Result<Arc<G>> {
+    let size = stack_size.map_or(sched.gfree.size(), crate::stack::round_size);
+    if size == sched.gfree.size()
+        && let Some(mut g) = gfree::with_p_cache(sched, |cache| sched.gfree.get(cache))
+    {
+        Arc::get_mut(&mut g).expect("free Gs are not shared").prepare(name, entry);
+        return Ok(g);
     }
-    sched.stacks.get(None, size)
+    Ok(G::new(sched.clone(), name, Stack::new(size)?, entry))
 }
 
 /// The runtime of the calling green thread, if any.

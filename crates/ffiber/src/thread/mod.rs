@@ -1,11 +1,13 @@
 //! Green threads: spawning, joining, identity, yielding, OS-thread locking.
 
+mod task;
+
 use crate::sched::{self, Sched, g::G, m};
-use crate::sync::park::Waiter;
 use std::fmt;
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+pub(crate) use task::Entry;
 
 /// A green thread's unique id (never reused within a process).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -200,26 +202,12 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let packet: Arc<Packet<T>> = Arc::new(Packet { state: Mutex::new(PacketState { result: None, waiter: None }) });
-        let theirs = packet.clone();
+        let task = task::Task::new(f);
         let name: Option<Arc<str>> = self.name.map(Into::into);
-        let label = name.clone();
-        let main = move || {
-            let r = panic::catch_unwind(AssertUnwindSafe(f));
-            // Storing (or dropping) the result runs user destructors: never
-            // let one unwind into the runtime.
-            if panic::catch_unwind(AssertUnwindSafe(|| theirs.complete(r))).is_err() {
-                eprintln!(
-                    "ffiber: a destructor panicked while green thread {:?} stored its result",
-                    label.as_deref().unwrap_or("<unnamed>")
-                );
-            }
-        };
-        let stack = sched::alloc_stack(sched, self.stack_size.unwrap_or(sched.stacks.size()))?;
-        let g = G::new(sched.clone(), name, stack, Box::new(main));
+        let g = sched::new_g(sched, name, self.stack_size, task.clone())?;
         let thread = GreenThread::of(&g);
         sched::ready(g);
-        Ok(JoinHandle { packet, thread })
+        Ok(JoinHandle { task, thread })
     }
 }
 
@@ -246,32 +234,10 @@ where
     Builder::new().spawn(f).unwrap_or_else(|e| panic!("{e}"))
 }
 
-struct Packet<T> {
-    state: Mutex<PacketState<T>>,
-}
-
-struct PacketState<T> {
-    result: Option<std::thread::Result<T>>,
-    waiter: Option<Arc<Waiter>>,
-}
-
-impl<T> Packet<T> {
-    fn complete(&self, r: std::thread::Result<T>) {
-        let waiter = {
-            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            s.result = Some(r);
-            s.waiter.take()
-        };
-        if let Some(w) = waiter {
-            w.notify();
-        }
-    }
-}
-
 /// Owned permission to join a green thread (wait for it and take its
 /// result). Dropping it detaches the green thread.
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    task: Arc<dyn task::Joinable<T>>,
     thread: GreenThread,
 }
 
@@ -281,23 +247,12 @@ impl<T> JoinHandle<T> {
     /// down. From a green thread this parks only the caller; from a plain OS
     /// thread it blocks that thread.
     pub fn join(self) -> std::thread::Result<T> {
-        loop {
-            let waiter = {
-                let mut s = self.packet.state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(r) = s.result.take() {
-                    return r;
-                }
-                let w = Waiter::new();
-                s.waiter = Some(w.clone());
-                w
-            };
-            waiter.wait(None);
-        }
+        self.task.join()
     }
 
     /// True once the green thread has finished.
     pub fn is_finished(&self) -> bool {
-        self.packet.state.lock().unwrap_or_else(|e| e.into_inner()).result.is_some()
+        self.task.is_finished()
     }
 
     /// The green thread this handle joins.
