@@ -55,6 +55,7 @@
 
 mod arch;
 pub mod chan;
+pub mod ffi;
 mod loom;
 mod runtime;
 mod sched;

@@ -178,3 +178,49 @@ pub fn stack_pointer() -> usize {
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
 }
+
+/// Calls `f(arg)` with the stack pointer moved to `top` (another stack: the
+/// M's system stack), and returns on the caller's stack. This is the stack
+/// half of Go's `asmcgocall`.
+///
+/// ```text
+///   caller's (green) stack           system stack
+///   | return address   |             top (16-byte aligned)
+///   | saved rbp        | <- rbp      | return address into here |
+///   +------------------+             | f's frames (C) ...       |
+/// ```
+///
+/// The frame pointer keeps the green stack reachable: the CFI says "the CFA
+/// is `rbp + 16`" for the whole body, so a debugger or unwinder that stops
+/// in C code walks from the system stack back into the green thread's
+/// frames. `f` receives `arg` in `rdi` untouched.
+///
+/// # Safety
+///
+/// `top` must be the 16-byte aligned end of a writable, unused region large
+/// enough for everything `f` does; `f` must follow the C ABI, must not
+/// unwind, and `arg` must be what `f` expects.
+#[unsafe(naked)]
+pub unsafe extern "C" fn call_on_stack(arg: *mut u8, f: unsafe extern "C" fn(*mut u8), top: *mut u8) {
+    naked_asm!(
+        ".cfi_startproc",
+        "push rbp",
+        ".cfi_adjust_cfa_offset 8",
+        ".cfi_rel_offset rbp, 0",
+        // From here on the frame is found through rbp, wherever rsp goes.
+        "mov rbp, rsp",
+        ".cfi_def_cfa_register rbp",
+        // Switch stacks. `top` is 16-byte aligned, so after `call` pushes
+        // its return address `f` starts with rsp ≡ 8 (mod 16), per the ABI.
+        "mov rsp, rdx",
+        // rdi (arg) is passed through as it is.
+        "call rsi",
+        // Back to the caller's stack; rbp was preserved by `f` (callee-saved).
+        "mov rsp, rbp",
+        ".cfi_def_cfa_register rsp",
+        "pop rbp",
+        ".cfi_adjust_cfa_offset -8",
+        "ret",
+        ".cfi_endproc",
+    )
+}

@@ -37,6 +37,8 @@ pub(crate) enum Action {
     Park,
     /// It returned: free its stack.
     Exit,
+    /// It came back from a foreign call and found no P: queue it globally.
+    Requeue,
 }
 
 /// An OS thread of the runtime.
@@ -67,6 +69,9 @@ pub(crate) struct MLocal {
     /// The green thread locked to this M, if any.
     pub(crate) locked_g: *const G,
     pub(crate) schedtick: u32,
+    /// What the running green thread is calling in C (for fault messages),
+    /// or `None` outside a foreign call.
+    pub(crate) foreign: Option<&'static str>,
 }
 
 // SAFETY: `local` is only touched from the M's own OS thread (every access
@@ -101,6 +106,7 @@ impl M {
                 spinning: false,
                 locked_g: std::ptr::null(),
                 schedtick: 0,
+                foreign: None,
             }),
             parker: Parker::default(),
             next_p: AtomicUsize::new(NO_P),
@@ -234,6 +240,13 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
                 unsafe { (*local).locked_g = std::ptr::null() };
             }
             super::free_g(m, g);
+            None
+        }
+        Action::Requeue => {
+            super::sched_put_global(&m.sched, g);
+            if locked_here {
+                return super::stop_locked_m(m);
+            }
             None
         }
         Action::None => unreachable!("green thread switched to g0 without an action"),

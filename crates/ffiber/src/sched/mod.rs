@@ -74,6 +74,12 @@ pub(crate) struct P {
     pub(crate) next_when: AtomicU64,
     /// Counts green threads started on this P (read by thieves).
     pub(crate) schedtick: std::sync::atomic::AtomicU32,
+    /// Foreign-call state (`ffi`): `0`, or `(n << 2) | IN_C` while the
+    /// holder's M runs foreign call number `n`, or `TAKEN` once the monitor
+    /// has claimed the P from that call. See `ffi::state`.
+    pub(crate) cstate: AtomicU64,
+    /// Foreign calls made on this P; written only by its holder.
+    pub(crate) ccount: AtomicU64,
     /// Free Gs with their stacks ([`gfree`]); touched only by the M that
     /// holds this P.
     pub(crate) gfree: UnsafeCell<Vec<Arc<G>>>,
@@ -102,7 +108,10 @@ pub(crate) struct Sched {
     all_ms: Mutex<Vec<Arc<M>>>,
     live_ms: AtomicUsize,
     max_threads: usize,
+    warned_max_threads: AtomicBool,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The foreign-call monitor (Go's `sysmon`), started by the first call.
+    pub(crate) monitor: crate::ffi::monitor::Monitor,
 }
 
 struct Idle {
@@ -122,6 +131,8 @@ impl Sched {
                         timers: Mutex::new(Timers::default()),
                         next_when: AtomicU64::new(u64::MAX),
                         schedtick: Default::default(),
+                        cstate: AtomicU64::new(0),
+                        ccount: AtomicU64::new(0),
                         gfree: UnsafeCell::new(Vec::new()),
                     })
                 })
@@ -139,7 +150,9 @@ impl Sched {
             all_ms: Mutex::new(Vec::new()),
             live_ms: AtomicUsize::new(0),
             max_threads: max_threads.max(max_procs),
+            warned_max_threads: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
+            monitor: Default::default(),
         })
     }
 
@@ -165,6 +178,7 @@ impl Sched {
     /// point, waits up to `grace` for them, and frees queued green threads.
     pub(crate) fn shut_down(self: &Arc<Self>, grace: Duration) {
         self.shutdown.store(true, SeqCst);
+        self.monitor.stop();
         for m in self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             m.unpark();
         }
@@ -218,7 +232,16 @@ impl Sched {
 
     /// Starts a new M (OS thread) that begins by taking P `p`.
     fn new_m(self: &Arc<Self>, p: usize, spinning: bool) {
-        if self.live_ms.load(SeqCst) >= self.max_threads || self.shutdown.load(SeqCst) {
+        let at_limit = self.live_ms.load(SeqCst) >= self.max_threads;
+        if at_limit && !self.shutdown.load(SeqCst) && !self.warned_max_threads.swap(true, SeqCst) {
+            eprintln!(
+                "ffiber: all {} OS threads allowed to the runtime are busy (most are probably blocked in \
+                 foreign calls); green threads wait until one returns. Raise the limit with \
+                 Runtime::builder().max_threads(n), or make fewer blocking calls at once.",
+                self.max_threads
+            );
+        }
+        if at_limit || self.shutdown.load(SeqCst) {
             self.put_idle_p(p);
             if spinning {
                 self.nmspinning.fetch_sub(1, SeqCst);
@@ -286,7 +309,7 @@ impl Sched {
 
     /// Gives away P `p` that an M is about to stop running: to a new M if
     /// there is work or timers on it, else to the idle list.
-    fn handoff_p(self: &Arc<Self>, p: usize) {
+    pub(crate) fn handoff_p(self: &Arc<Self>, p: usize) {
         let pp = &self.ps[p];
         if !pp.runq.is_empty() || !pp.run_next.load(SeqCst).is_null() || self.global.len() > 0 {
             return self.start_m(p, false);
@@ -500,6 +523,16 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
 
 fn any_work(sched: &Sched) -> bool {
     sched.global.len() > 0 || sched.ps.iter().any(|p| !p.runq.is_empty() || !p.run_next.load(SeqCst).is_null())
+}
+
+/// An idle P for an M coming back from a foreign call: `prefer` (its old
+/// one) if it is idle, else any idle P.
+pub(crate) fn take_idle_p_prefer(sched: &Sched, prefer: usize) -> Option<usize> {
+    let mut idle = sched.idle();
+    let i = idle.ps.iter().rposition(|&p| p == prefer).or_else(|| idle.ps.len().checked_sub(1))?;
+    let p = idle.ps.swap_remove(i);
+    sched.npidle.fetch_sub(1, SeqCst);
+    Some(p)
 }
 
 fn take_idle_p(sched: &Sched) -> Option<usize> {

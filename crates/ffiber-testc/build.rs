@@ -1,0 +1,6 @@
+//! Compiles the C fixtures with the C compiler `cc` finds (as users' code is).
+
+fn main() {
+    println!("cargo:rerun-if-changed=c/testc.c");
+    cc::Build::new().file("c/testc.c").opt_level(2).warnings(true).compile("ffiber_testc");
+}

@@ -1,0 +1,44 @@
+/* C fixtures for ffiber's foreign-call tests. Plain C, compiled by cc. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+int plusone(int x) { return x + 1; }
+
+long sum8(long a, long b, long c, long d, long e, long f, long g, long h) {
+    return a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h;
+}
+
+double fsum8(double a, double b, double c, double d, double e, double f, double g, double h) {
+    return a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h;
+}
+
+double mixed(int a, double b, long c, float d, char e, double f) { return a + b + c + d + e + f; }
+
+struct pair { long a; double b; };
+struct pair make_pair(long a, double b) { struct pair p = { a * 2, b * 2 }; return p; }
+
+struct big { long v[5]; };
+struct big make_big(long x) {
+    struct big b;
+    for (int i = 0; i < 5; i++) b.v[i] = x + i;
+    return b;
+}
+
+/* Blocks the calling OS thread. */
+void sleep_ms(int ms) {
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
+/* Uses `kib` KiB of stack (the volatile array is really written), returns a checksum. */
+long deep_stack(int kib) {
+    volatile unsigned char buf[kib * 1024];
+    memset((void *)buf, 1, sizeof buf);
+    long s = 0;
+    for (int i = 0; i < kib * 1024; i += 4096) s += buf[i];
+    return s + buf[kib * 1024 - 1];
+}
+
+/* Sets errno and returns -1, as a failing libc call does. */
+int fail_with(int e) { errno = e; return -1; }

@@ -1,0 +1,93 @@
+//! C fixtures for ffiber's tests (see `c/testc.c`), compiled by the build
+//! script with the system C compiler.
+
+#![allow(missing_docs)]
+
+/// `struct pair` of `testc.c`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pair {
+    pub a: i64,
+    pub b: f64,
+}
+
+/// `struct big` of `testc.c` (returned in memory, not registers).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Big {
+    pub v: [i64; 5],
+}
+
+/// The raw C declarations.
+pub mod sys {
+    use super::{Big, Pair};
+    unsafe extern "C" {
+        pub fn plusone(x: i32) -> i32;
+        #[allow(clippy::too_many_arguments)]
+        pub fn sum8(a: i64, b: i64, c: i64, d: i64, e: i64, f: i64, g: i64, h: i64) -> i64;
+        #[allow(clippy::too_many_arguments)]
+        pub fn fsum8(a: f64, b: f64, c: f64, d: f64, e: f64, f: f64, g: f64, h: f64) -> f64;
+        pub fn mixed(a: i32, b: f64, c: i64, d: f32, e: libc::c_char, f: f64) -> f64;
+        pub fn make_pair(a: i64, b: f64) -> Pair;
+        pub fn make_big(x: i64) -> Big;
+        pub fn sleep_ms(ms: i32);
+        pub fn deep_stack(kib: i32) -> i64;
+        pub fn fail_with(e: i32) -> i32;
+    }
+}
+
+// Safe wrappers: every fixture takes and returns plain values and touches
+// no memory of the caller's, so each call below is sound for any argument
+// (`deep_stack` asserts its one precondition).
+
+pub fn plusone(x: i32) -> i32 {
+    // SAFETY: plain values in and out (see above).
+    unsafe { sys::plusone(x) }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn sum8(a: i64, b: i64, c: i64, d: i64, e: i64, f: i64, g: i64, h: i64) -> i64 {
+    // SAFETY: plain values in and out.
+    unsafe { sys::sum8(a, b, c, d, e, f, g, h) }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn fsum8(a: f64, b: f64, c: f64, d: f64, e: f64, f: f64, g: f64, h: f64) -> f64 {
+    // SAFETY: plain values in and out.
+    unsafe { sys::fsum8(a, b, c, d, e, f, g, h) }
+}
+
+pub fn mixed(a: i32, b: f64, c: i64, d: f32, e: libc::c_char, f: f64) -> f64 {
+    // SAFETY: plain values in and out.
+    unsafe { sys::mixed(a, b, c, d, e, f) }
+}
+
+pub fn make_pair(a: i64, b: f64) -> Pair {
+    // SAFETY: plain values in and out; `Pair` matches `struct pair`.
+    unsafe { sys::make_pair(a, b) }
+}
+
+pub fn make_big(x: i64) -> Big {
+    // SAFETY: plain values in and out; `Big` matches `struct big`.
+    unsafe { sys::make_big(x) }
+}
+
+/// Blocks the calling OS thread for `ms` milliseconds (nanosleep).
+pub fn sleep_ms(ms: i32) {
+    // SAFETY: plain value in.
+    unsafe { sys::sleep_ms(ms) }
+}
+
+/// Uses `kib` KiB of stack in C; returns `kib * 1024 / 4096 + 1`.
+pub fn deep_stack(kib: i32) -> i64 {
+    assert!(kib > 0, "deep_stack needs kib > 0");
+    // SAFETY: plain value in; the stack it needs is the caller's business
+    // (that is what the tests check).
+    unsafe { sys::deep_stack(kib) }
+}
+
+/// Sets errno to `e` and returns -1.
+pub fn fail_with(e: i32) -> i32 {
+    // SAFETY: plain value in.
+    unsafe { sys::fail_with(e) }
+}

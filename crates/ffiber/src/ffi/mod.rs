@@ -1,0 +1,301 @@
+//! Foreign calls: what Go's `cgocall`, `asmcgocall`, `entersyscall` and
+//! `exitsyscall` do, at close to the cost of a plain C call.
+//!
+//! A green thread runs on a small stack that C knows nothing about, and the
+//! scheduler cannot preempt C. So a foreign call, in the default [`Mode`]:
+//!
+//! 1. **announces itself** to the scheduler with one plain store into its
+//!    P's state word (`IN_C` plus a call number) — no lock, no system call;
+//! 2. **switches to the M's system stack** (the OS thread's own 8 MiB stack,
+//!    below the scheduler's suspended frame) and calls the C code there;
+//! 3. **comes back** with one compare-and-swap of the state word back to
+//!    idle. If that fails, the [monitor](monitor) took the P away while the
+//!    call blocked and gave it to another OS thread so that the green
+//!    threads queued on it kept running; the caller then takes its old P back
+//!    if it is idle, else any idle P, else queues its green thread and lets
+//!    its OS thread sleep.
+//!
+//! ```text
+//!   P.cstate:  0 --call: store--> n<<2|IN_C --return: CAS--> 0
+//!                                      |
+//!                                      +--monitor: CAS--> TAKEN --> 0, P handed off
+//!                                          (return: CAS fails -> reacquire a P)
+//! ```
+//!
+//! The other modes pay for less: [`Mode::NonBlocking`] only switches
+//! stacks (for short calls that never block: the scheduler is not told, so
+//! the P stays with its M), [`Mode::Blocking`] gives the P away before the
+//! call (for calls known to block: no monitor delay), and
+//! [`call_on_green_stack`] calls C right where the green thread is.
+//!
+//! Outside the runtime (on a plain OS thread) every form just calls `f`.
+//!
+//! ```
+//! // A C function from the C library: strlen.
+//! let n = ffiber::run(|| {
+//!     let s = c"hello";
+//!     ffiber::ffi::call(|| unsafe { libc::strlen(s.as_ptr()) })
+//! });
+//! assert_eq!(n, 5);
+//! ```
+
+pub(crate) mod monitor;
+
+use crate::sched::m::{self, Action, M};
+use crate::sched::{NO_P, Sched};
+use std::mem::MaybeUninit;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering::*;
+
+/// `P::cstate`: the P's M is in foreign call `n` (state is `n << 2 | IN_C`).
+pub(crate) const IN_C: u64 = 1;
+/// `P::cstate`: the monitor claimed the P from a call that stayed too long.
+pub(crate) const TAKEN: u64 = 2;
+
+/// How a foreign call treats the scheduler; choose per C function.
+///
+/// | mode | stack | scheduler told | if C blocks | C may call back |
+/// | --- | --- | --- | --- | --- |
+/// | `Default` | system | yes (a store + a CAS) | monitor hands the P off | yes |
+/// | `NoCallback` | system | yes | monitor hands the P off | no (checked) |
+/// | `NonBlocking` | system | no | the P's other green threads wait | yes |
+/// | `Blocking` | system | P given away before the call | nothing waits | yes |
+///
+/// and, `unsafe`, [`call_on_green_stack`]: no switch at all.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Mode {
+    /// May block, may call back: fully safe (cgo's default).
+    #[default]
+    Default,
+    /// As `Default`, and the C code promises not to call back into Rust
+    /// (cgo's `#cgo nocallback`).
+    NoCallback,
+    /// A short call that never blocks: switch stacks only, skip the
+    /// scheduler announcement. If it does block, the green threads queued
+    /// on this P wait for it (other Ps can still steal them).
+    NonBlocking,
+    /// Known to block: hand the P to another OS thread at once, like
+    /// tokio's `block_in_place` but without a thread per call.
+    Blocking,
+}
+
+/// Calls `f` — a closure that calls C — in the default mode: on the
+/// system stack, with the scheduler told so that other green threads keep
+/// running if the call blocks.
+///
+/// A panic inside `f` (in Rust code around the C call) is carried back and
+/// resumed on the green thread after the call is finished.
+///
+/// ```
+/// let pid = ffiber::run(|| ffiber::ffi::call(|| unsafe { libc::getpid() }));
+/// assert_eq!(pid, std::process::id() as i32);
+/// ```
+#[inline]
+pub fn call<F: FnOnce() -> R, R>(f: F) -> R {
+    call_impl::<F, R, false>(Mode::Default, std::any::type_name::<F>(), f).0
+}
+
+/// [`call`] with an explicit [`Mode`].
+///
+/// ```
+/// use ffiber::ffi::{Mode, call_mode};
+/// let v = ffiber::run(|| call_mode(Mode::NonBlocking, || unsafe { libc::abs(-3) }));
+/// assert_eq!(v, 3);
+/// ```
+#[inline]
+pub fn call_mode<F: FnOnce() -> R, R>(mode: Mode, f: F) -> R {
+    call_impl::<F, R, false>(mode, std::any::type_name::<F>(), f).0
+}
+
+/// [`call_mode`] that also returns `errno` as the C code left it: it is
+/// set to 0 just before `f` and read right after `f` returns, on the system
+/// stack, before the scheduler or anything else can change it (cgo's
+/// `r, err := C.f()`).
+///
+/// ```
+/// use ffiber::ffi::{Mode, call_errno};
+/// let (r, errno) = ffiber::run(|| call_errno(Mode::Default, || unsafe { libc::close(-1) }));
+/// assert_eq!((r, errno), (-1, libc::EBADF));
+/// ```
+#[inline]
+pub fn call_errno<F: FnOnce() -> R, R>(mode: Mode, f: F) -> (R, i32) {
+    call_impl::<F, R, true>(mode, std::any::type_name::<F>(), f)
+}
+
+/// [`call_mode`] naming the C function for fault messages (generated
+/// bindings use this; the closure forms name the calling closure).
+#[doc(hidden)]
+#[inline]
+pub fn call_named<F: FnOnce() -> R, R>(mode: Mode, name: &'static str, f: F) -> R {
+    call_impl::<F, R, false>(mode, name, f).0
+}
+
+/// [`call_errno`] naming the C function for fault messages.
+#[doc(hidden)]
+#[inline]
+pub fn call_named_errno<F: FnOnce() -> R, R>(mode: Mode, name: &'static str, f: F) -> (R, i32) {
+    call_impl::<F, R, true>(mode, name, f)
+}
+
+/// Calls `f` on the green thread's own stack, as a plain function call:
+/// no stack switch, no announcement. The cheapest form, and the least safe.
+///
+/// # Safety
+///
+/// The C code must be a leaf that needs less stack than the green thread
+/// has left (a green thread's stack is 256 KiB by default, and a guard page
+/// turns overflow into an abort with a message, not corruption), must not
+/// block for long (its P's green threads wait), and must not call back
+/// into Rust. Functions such as `strlen`, `memcmp` or a hash kernel with a
+/// known, small stack bound qualify.
+///
+/// ```
+/// let n = ffiber::run(|| unsafe { ffiber::ffi::call_on_green_stack(|| libc::strlen(c"abc".as_ptr())) });
+/// assert_eq!(n, 3);
+/// ```
+#[inline(always)]
+pub unsafe fn call_on_green_stack<F: FnOnce() -> R, R>(f: F) -> R {
+    f()
+}
+
+/// What the system-stack side needs: the closure going in, its outcome
+/// (and errno) coming out.
+struct Frame<F, R> {
+    f: MaybeUninit<F>,
+    out: MaybeUninit<std::thread::Result<R>>,
+    errno: i32,
+}
+
+/// Runs on the system stack: calls the closure and stores its outcome.
+/// Never unwinds (a panic is caught here and resumed on the green stack).
+unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(frame: *mut u8) {
+    // SAFETY: `frame` is the `Frame<F, R>` that `run_on_system_stack` made
+    // for this call, with `f` initialised, and nobody else touches it
+    // until we return.
+    let frame = unsafe { &mut *frame.cast::<Frame<F, R>>() };
+    // SAFETY: `f` was initialised and is read exactly once, here.
+    let f = unsafe { frame.f.assume_init_read() };
+    if ERRNO {
+        // SAFETY: __errno_location returns this thread's errno slot.
+        unsafe { *libc::__errno_location() = 0 };
+    }
+    let out = panic::catch_unwind(AssertUnwindSafe(f));
+    if ERRNO {
+        // SAFETY: as above. Read before anything else can run on this thread.
+        frame.errno = unsafe { *libc::__errno_location() };
+    }
+    frame.out.write(out);
+}
+
+/// Runs `f` on the system stack of M `mp` (below g0's suspended frame).
+#[inline(always)]
+fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(mp: *const M, f: F) -> (std::thread::Result<R>, i32) {
+    let mut frame = Frame { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), errno: 0 };
+    // SAFETY: we are a green thread running on `mp`'s thread, so `g0_sp` is
+    // the scheduler's suspended stack pointer on this OS thread's own stack,
+    // and everything below it (past a margin) is unused until we switch
+    // back to g0 — which cannot happen while the C code runs on it.
+    let top = unsafe { ((*(*mp).local()).g0_sp as usize - SYSTEM_STACK_MARGIN) & !15 };
+    // SAFETY: `top` is 16-byte aligned, on the M's 8 MiB system stack;
+    // `on_system_stack::<F, R, ERRNO>` matches the frame's type, follows the
+    // C ABI and never unwinds.
+    unsafe { crate::arch::call_on_stack((&raw mut frame).cast(), on_system_stack::<F, R, ERRNO>, top as *mut u8) };
+    // SAFETY: `on_system_stack` always writes `out` before returning.
+    (unsafe { frame.out.assume_init() }, frame.errno)
+}
+
+/// Bytes left untouched below g0's saved stack pointer.
+const SYSTEM_STACK_MARGIN: usize = 256;
+
+#[inline(always)]
+fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static str, f: F) -> (R, i32) {
+    let mp = m::current_m();
+    // SAFETY: reading our own M's state on its thread. Outside the runtime,
+    // or already on the system stack (a foreign call made from inside
+    // another one's closure), just call.
+    if mp.is_null() || unsafe { (*(*mp).local()).cur_g.is_none() || (*(*mp).local()).foreign.is_some() } {
+        return plain::<F, R, ERRNO>(f);
+    }
+    // SAFETY: `mp` is this thread's M and a green thread (us) runs on it.
+    let m = unsafe { &*mp };
+    let local = m.local();
+    let (out, errno) = match mode {
+        Mode::NonBlocking => {
+            // SAFETY: our own M's local state, on its thread, no switch between.
+            unsafe { (*local).foreign = Some(name) };
+            let r = run_on_system_stack::<F, R, ERRNO>(mp, f);
+            // SAFETY: as above.
+            unsafe { (*local).foreign = None };
+            r
+        }
+        Mode::Default | Mode::NoCallback => {
+            // SAFETY: as above; a running green thread's M holds a P.
+            let p = unsafe { (*local).p };
+            let pp = &m.sched.ps[p];
+            let n = pp.ccount.load(Relaxed).wrapping_add(1);
+            pp.ccount.store(n, Relaxed);
+            let entered = (n << 2) | IN_C;
+            // Enter: a plain store. Release: the monitor that reads it and
+            // takes the P sees everything this P's holder did before.
+            pp.cstate.store(entered, Release);
+            m.sched.monitor.entered(&m.sched);
+            // SAFETY: as above.
+            unsafe { (*local).foreign = Some(name) };
+            let r = run_on_system_stack::<F, R, ERRNO>(mp, f);
+            // SAFETY: still on `m`'s thread: we have not switched since.
+            unsafe { (*local).foreign = None };
+            // Exit: the one read-modify-write of the fast path.
+            if pp.cstate.compare_exchange(entered, 0, Acquire, Relaxed).is_err() {
+                reacquire_p(m, p);
+            }
+            r
+        }
+        Mode::Blocking => {
+            // SAFETY: as above. We give the P away: from here on this M
+            // holds none and must not touch P-owned state.
+            let p = unsafe { std::mem::replace(&mut (*local).p, NO_P) };
+            m.sched.handoff_p(p);
+            // SAFETY: as above.
+            unsafe { (*local).foreign = Some(name) };
+            let r = run_on_system_stack::<F, R, ERRNO>(mp, f);
+            // SAFETY: as above.
+            unsafe { (*local).foreign = None };
+            reacquire_p(m, p);
+            r
+        }
+    };
+    match out {
+        Ok(r) => (r, errno),
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+/// Outside the runtime: just call.
+#[inline(always)]
+fn plain<F: FnOnce() -> R, R, const ERRNO: bool>(f: F) -> (R, i32) {
+    if ERRNO {
+        // SAFETY: this thread's errno slot.
+        unsafe { *libc::__errno_location() = 0 };
+    }
+    let r = f();
+    // SAFETY: as above.
+    let errno = if ERRNO { unsafe { *libc::__errno_location() } } else { 0 };
+    (r, errno)
+}
+
+/// The slow way back from a foreign call whose P was taken (or given away):
+/// take `old` back if it is idle, else any idle P; else queue this green
+/// thread on the global queue and let the M sleep. Returns running on some
+/// M that holds a P (Go's `exitsyscall`).
+#[cold]
+fn reacquire_p(m: &M, old: usize) {
+    // SAFETY: on `m`'s thread; the P was taken, so we hold none.
+    unsafe { (*m.local()).p = NO_P };
+    let sched: &Sched = &m.sched;
+    if let Some(p) = crate::sched::take_idle_p_prefer(sched, old) {
+        // SAFETY: as above; the P came off the idle list, so it is ours.
+        unsafe { (*m.local()).p = p };
+        return;
+    }
+    m::switch_to_g0(Action::Requeue);
+}

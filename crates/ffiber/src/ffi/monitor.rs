@@ -1,0 +1,207 @@
+//! The monitor: Go's `sysmon` `retake`, for Ps whose M is stuck in C.
+//!
+//! One OS thread per runtime, started by the first announced foreign call.
+//! It looks at every P's `cstate`; a P that has been in the *same* foreign
+//! call (same call number) for longer than [`RETAKE_AFTER`] and that has
+//! something to run — a queued green thread, a due timer, or global work
+//! with no idle P to take it — is claimed with one CAS (`IN_C -> TAKEN`)
+//! and handed to another M (an idle one, or a new one up to `max_threads`),
+//! so its green threads keep running. A P in C with nothing to run is left
+//! alone: handing it off would only cost a wake-up.
+//!
+//! **When it runs.** While some P is in C, it polls: every 20 µs at first,
+//! backing off to 1 ms while nothing needs retaking, but never sleeping
+//! past the earliest timer of a P in C (so a sleeping green thread whose P
+//! is stuck in C is late by microseconds, not milliseconds). With no P in C
+//! for a while it parks for good, and costs nothing.
+//!
+//! **Waking it up, asymmetrically.** A call must not pay a system call to
+//! tell the monitor it started. The caller stores `IN_C` into its P and
+//! then reads the monitor's `parked` flag (a plain load); only if it is set
+//! does it wake the monitor. The monitor, before parking, sets `parked`,
+//! runs `membarrier(PRIVATE_EXPEDITED)` — a full memory barrier on every
+//! thread of the process, paid by the monitor alone — and scans the Ps once
+//! more. Either the caller sees `parked` or the monitor sees `IN_C`, the
+//! same Dekker argument as an `mfence` on both sides, with the fence cost
+//! moved entirely to the rare side. Where `membarrier` is unavailable the
+//! monitor never parks for good; it polls at its slowest rate instead.
+
+use super::{IN_C, TAKEN};
+use crate::sched::Sched;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A P stuck in the same foreign call this long may be handed off (Go: one
+/// sysmon tick, at least 20 µs).
+pub(crate) const RETAKE_AFTER: Duration = Duration::from_micros(20);
+/// Fastest and slowest polling while some P is in C.
+const POLL_MIN: Duration = Duration::from_micros(20);
+const POLL_MAX: Duration = Duration::from_millis(1);
+/// Park for good after this long with no P in C.
+const IDLE_BEFORE_PARK: Duration = Duration::from_millis(50);
+
+/// The monitor's shared state, one per runtime.
+pub(crate) struct Monitor {
+    /// Set while the monitor is not running (not started, or parked for
+    /// good). Read with a plain load on every announced call.
+    parked: AtomicBool,
+    started: AtomicBool,
+    stop: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor {
+            parked: AtomicBool::new(true),
+            started: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        }
+    }
+}
+
+impl Monitor {
+    /// Called right after a P's `cstate` was set to `IN_C`.
+    #[inline(always)]
+    pub(crate) fn entered(&self, sched: &Arc<Sched>) {
+        // Orders the caller's IN_C store before this load as far as the
+        // compiler goes; the CPU side is the monitor's membarrier.
+        std::sync::atomic::compiler_fence(SeqCst);
+        if self.parked.load(Relaxed) {
+            self.wake(sched);
+        }
+    }
+
+    #[cold]
+    fn wake(&self, sched: &Arc<Sched>) {
+        if !self.parked.swap(false, AcqRel) {
+            return; // someone else woke it
+        }
+        if !self.started.swap(true, AcqRel) {
+            let s = sched.clone();
+            let spawned =
+                std::thread::Builder::new().name("ffiber-monitor".into()).stack_size(256 * 1024).spawn(move || run(&s));
+            match spawned {
+                Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
+                Err(e) => eprintln!(
+                    "ffiber: could not start the foreign-call monitor thread ({e}); \
+                     a green thread blocked in C will hold its P until the call returns"
+                ),
+            }
+        } else if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            h.thread().unpark();
+        }
+    }
+
+    /// Stops the monitor thread (runtime shutdown).
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, SeqCst);
+        let h = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = h {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+}
+
+/// What the monitor remembers of a P between two looks.
+#[derive(Clone, Copy)]
+struct Seen {
+    cstate: u64,
+    since: Instant,
+}
+
+/// Body of the monitor thread.
+fn run(sched: &Arc<Sched>) {
+    let mon = &sched.monitor;
+    let can_park = membarrier_register();
+    let mut seen = vec![Seen { cstate: 0, since: Instant::now() }; sched.nprocs()];
+    let mut poll = POLL_MIN;
+    let mut last_in_c = Instant::now();
+    while !mon.stop.load(SeqCst) {
+        let now = Instant::now();
+        let (in_c, retook, wake_at) = scan(sched, &mut seen, now);
+        if in_c {
+            last_in_c = now;
+        }
+        poll = if retook { POLL_MIN } else { (poll * 2).min(POLL_MAX) };
+        if !in_c && now.duration_since(last_in_c) >= IDLE_BEFORE_PARK && can_park {
+            // Park for good, unless a call started meanwhile (see module docs).
+            mon.parked.store(true, SeqCst);
+            membarrier();
+            if sched.ps.iter().any(|p| p.cstate.load(SeqCst) & 3 == IN_C) || mon.stop.load(SeqCst) {
+                mon.parked.store(false, SeqCst);
+                continue;
+            }
+            while mon.parked.load(SeqCst) && !mon.stop.load(SeqCst) {
+                std::thread::park();
+            }
+            poll = POLL_MIN;
+            last_in_c = Instant::now();
+            continue;
+        }
+        let mut sleep = poll;
+        if let Some(at) = wake_at {
+            sleep = sleep.min(at.saturating_duration_since(now)).max(Duration::from_micros(5));
+        }
+        std::thread::park_timeout(sleep);
+    }
+}
+
+/// One look at every P. Returns whether any P is in C, whether one was
+/// retaken, and when the earliest timer of a P in C is due.
+fn scan(sched: &Arc<Sched>, seen: &mut [Seen], now: Instant) -> (bool, bool, Option<Instant>) {
+    let mut in_c = false;
+    let mut retook = false;
+    let mut wake_at: Option<Instant> = None;
+    let now_ns = sched.when(now);
+    for (i, p) in sched.ps.iter().enumerate() {
+        let v = p.cstate.load(Acquire);
+        if v & 3 != IN_C {
+            seen[i].cstate = 0;
+            continue;
+        }
+        in_c = true;
+        if seen[i].cstate != v {
+            seen[i] = Seen { cstate: v, since: now };
+        }
+        let timer = p.next_when.load(Acquire);
+        let has_work = !p.runq.is_empty()
+            || !p.run_next.load(Acquire).is_null()
+            || timer <= now_ns
+            || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
+        if timer != u64::MAX && timer > now_ns {
+            let at = now + Duration::from_nanos(timer - now_ns);
+            wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+        }
+        if has_work && now.duration_since(seen[i].since) >= RETAKE_AFTER {
+            // Claim the P from its M; if the call returned meanwhile, the
+            // CAS fails and the M keeps it.
+            if p.cstate.compare_exchange(v, TAKEN, AcqRel, Relaxed).is_ok() {
+                p.cstate.store(0, Release);
+                seen[i].cstate = 0;
+                sched.handoff_p(i);
+                retook = true;
+            }
+        }
+    }
+    (in_c, retook, wake_at)
+}
+
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+/// Registers the process for private expedited membarriers; false if the
+/// kernel (or a seccomp filter) does not allow them.
+fn membarrier_register() -> bool {
+    // SAFETY: membarrier takes plain integers and touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
+}
+
+/// A full memory barrier on every running thread of this process.
+fn membarrier() {
+    // SAFETY: as above; registration succeeded before any call here.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) };
+}

@@ -1,0 +1,225 @@
+//! Foreign calls into real C (crates/ffiber-testc, compiled by cc): every
+//! mode, arguments and returns, errno, blocking C with the monitor, deep C
+//! stacks, OS-thread affinity.
+
+use ffiber::Runtime;
+use ffiber::ffi::{self, Mode};
+use ffiber_testc as c;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+const MODES: [Mode; 4] = [Mode::Default, Mode::NoCallback, Mode::NonBlocking, Mode::Blocking];
+
+fn rt(procs: usize) -> Runtime {
+    Runtime::builder().max_procs(procs).build().unwrap()
+}
+
+fn tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+fn rss_kib() -> usize {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+    s.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4
+}
+
+#[test]
+fn arguments_and_returns_in_every_mode() {
+    rt(2).block_on(|| {
+        for mode in MODES {
+            assert_eq!(ffi::call_mode(mode, || c::plusone(41)), 42);
+            assert_eq!(ffi::call_mode(mode, || c::sum8(1, 2, 3, 4, 5, 6, 7, 8)), 204);
+            assert_eq!(ffi::call_mode(mode, || c::fsum8(0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)), 102.0);
+            let m = ffi::call_mode(mode, || c::mixed(1, 2.5, 3, 0.25, 4, 8.0));
+            assert_eq!(m, 18.75);
+            assert_eq!(ffi::call_mode(mode, || c::make_pair(21, 1.25)), c::Pair { a: 42, b: 2.5 });
+            assert_eq!(ffi::call_mode(mode, || c::make_big(10)).v, [10, 11, 12, 13, 14]);
+        }
+        // SAFETY: a leaf with a tiny stack bound.
+        assert_eq!(unsafe { ffi::call_on_green_stack(|| c::plusone(1)) }, 2);
+    });
+}
+
+#[test]
+fn calls_work_outside_the_runtime_and_nested() {
+    assert_eq!(ffi::call(|| c::plusone(1)), 2);
+    let r = rt(1).block_on(|| {
+        // A foreign call made from inside another one's closure (already on
+        // the system stack) runs in place.
+        ffi::call(|| {
+            let a = c::plusone(1);
+            a + ffi::call_mode(Mode::Blocking, || c::plusone(2))
+        })
+    });
+    assert_eq!(r, 5);
+}
+
+#[test]
+fn errno_comes_back_with_the_result() {
+    rt(2).block_on(|| {
+        for mode in MODES {
+            let (r, e) = ffi::call_errno(mode, || c::fail_with(libc::ERANGE));
+            assert_eq!((r, e), (-1, libc::ERANGE), "{mode:?}");
+            // errno is cleared before the call: a success reports 0.
+            let (r, e) = ffi::call_errno(mode, || c::plusone(1));
+            assert_eq!((r, e), (2, 0), "{mode:?}");
+        }
+        // A real libc case: strtol overflow.
+        let s = c"99999999999999999999999";
+        // SAFETY: a valid C string; a null end pointer is allowed.
+        let (v, e) = ffi::call_errno(Mode::Default, || unsafe { libc::strtol(s.as_ptr(), std::ptr::null_mut(), 10) });
+        assert_eq!((v, e), (libc::c_long::MAX, libc::ERANGE));
+    });
+}
+
+#[test]
+fn a_panic_inside_the_call_closure_comes_back_after_the_call() {
+    let r = rt(2).block_on(|| {
+        ffiber::go(|| {
+            ffi::call(|| {
+                let v = c::plusone(1);
+                if v == 2 {
+                    panic!("rust code around C panicked");
+                }
+            })
+        })
+        .join()
+    });
+    let msg = r.unwrap_err();
+    assert_eq!(msg.downcast_ref::<&str>(), Some(&"rust code around C panicked"));
+}
+
+/// Every P's OS thread blocked in C for 300 ms: the monitor must hand the
+/// Ps to other threads so that a ticker green thread keeps ticking. Without
+/// it the ticker could not run at all until a call returns.
+fn ticker_keeps_ticking_while_every_p_blocks(mode: Mode) {
+    let procs = 2;
+    let ticks = rt(procs).block_on(move || {
+        let done = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
+        let blockers: Vec<_> = (0..procs)
+            .map(|_| {
+                let started = started.clone();
+                ffiber::go(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    for _ in 0..3 {
+                        ffi::call_mode(mode, || c::sleep_ms(100));
+                    }
+                })
+            })
+            .collect();
+        let ticker = {
+            let done = done.clone();
+            ffiber::go(move || {
+                let mut ticks = 0u32;
+                while !done.load(Ordering::SeqCst) {
+                    ffiber::sleep(Duration::from_millis(1));
+                    ticks += 1;
+                }
+                ticks
+            })
+        };
+        while started.load(Ordering::SeqCst) < procs {
+            ffiber::yield_now();
+        }
+        blockers.into_iter().for_each(|h| h.join().unwrap());
+        done.store(true, Ordering::SeqCst);
+        ticker.join().unwrap()
+    });
+    // 300 ms of 1 ms sleeps: a working hand-off gives ~100-300 ticks even on
+    // a slow machine; a stuck P gives a handful (between the calls).
+    assert!(ticks >= 30, "{mode:?}: the ticker ticked only {ticks} times while C blocked");
+}
+
+#[test]
+fn blocking_c_in_default_mode_does_not_stop_other_green_threads() {
+    ticker_keeps_ticking_while_every_p_blocks(Mode::Default);
+}
+
+#[test]
+fn blocking_c_in_blocking_mode_does_not_stop_other_green_threads() {
+    ticker_keeps_ticking_while_every_p_blocks(Mode::Blocking);
+}
+
+/// C that needs 1 MiB of stack, from 10,000 green threads whose own stacks
+/// are 64 KiB: it runs on the OS threads' system stacks, so nothing
+/// overflows and resident memory stays far below 10,000 x 1 MiB.
+#[test]
+fn deep_c_stacks_from_small_green_threads() {
+    let before = rss_kib();
+    let peak = Arc::new(AtomicUsize::new(0));
+    let p2 = peak.clone();
+    let sum: i64 = Runtime::builder().max_procs(2).stack_size(64 * 1024).build().unwrap().block_on(move || {
+        let hs: Vec<_> = (0..10_000)
+            .map(|i| {
+                let peak = p2.clone();
+                ffiber::go(move || {
+                    // SAFETY: plain-value fixture; it needs 1 MiB of stack.
+                    let v = ffi::call(|| c::deep_stack(1024));
+                    if i % 1000 == 0 {
+                        peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                    }
+                    v
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(sum, 10_000 * 257);
+    let grew = peak.load(Ordering::Relaxed).saturating_sub(before);
+    assert!(grew < 512 * 1024, "resident memory grew by {grew} KiB for 10,000 deep C calls");
+}
+
+#[test]
+fn locked_green_thread_calls_c_on_one_os_thread() {
+    rt(2).block_on(|| {
+        ffiber::go(|| {
+            ffiber::lock_os_thread();
+            let first = ffi::call(tid);
+            for mode in MODES {
+                for _ in 0..20 {
+                    assert_eq!(ffi::call_mode(mode, tid), first, "{mode:?}");
+                    ffiber::sleep(Duration::from_micros(50));
+                    ffiber::yield_now();
+                }
+            }
+            // Blocking long enough for the monitor to act does not move it.
+            ffi::call(|| c::sleep_ms(5));
+            assert_eq!(ffi::call(tid), first);
+            ffiber::unlock_os_thread();
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+#[test]
+fn many_green_threads_blocking_in_c_at_once() {
+    // More blocked calls than Ps: the monitor hands the Ps to new OS
+    // threads for the green threads still queued, so the calls overlap.
+    let inside = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (i2, m2) = (inside.clone(), most.clone());
+    let n = rt(2).block_on(move || {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                let (inside, most) = (i2.clone(), m2.clone());
+                ffiber::go(move || {
+                    ffi::call(|| {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        c::sleep_ms(50);
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    });
+                    1
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+    });
+    assert_eq!(n, 16);
+    let most = most.load(Ordering::SeqCst);
+    assert!(most > 2, "at most {most} calls were in C at once with 2 Ps: the Ps were not handed off");
+}
