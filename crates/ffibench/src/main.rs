@@ -3,8 +3,9 @@
 //! `cargo run --release` prints, for this machine, the runtime-basics table
 //! (spawn+join, a yield switch, channel ping-pong across Ps, resident memory
 //! per parked green thread) for ffiber, Go's goroutines and the `may` crate.
-//! The foreign-call table of "Why cgo is slow" joins it as the foreign-call
-//! layer lands.
+//! Then the foreign-call table of "Why cgo is slow": one call to
+//! `int plusone(int)` in a shared library, plainly and through each ffiber
+//! mode, beside cgo on the machine's Go.
 //!
 //! Every peer runs in its own process, once per run, and runs are
 //! interleaved (run 1 of every peer, then run 2, ...) so machine drift hits
@@ -12,6 +13,7 @@
 //!
 //! Options: `--quick` (a few seconds; used by the tests), `--runs K`.
 
+mod ffi;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -62,6 +64,8 @@ fn main() {
         }
     }
     runtime_table(&opts);
+    println!();
+    ffi_table(&opts);
 }
 
 /// Child mode: `--internal <peer> <scale>` runs one peer's workloads.
@@ -71,6 +75,7 @@ fn internal(args: &[String]) {
     match args.first().map(String::as_str) {
         Some("ffiber") => workloads::ffiber(n),
         Some("may") => workloads::may(n),
+        Some("ffi") => ffi::run(n),
         other => {
             eprintln!("ffibench: unknown internal peer {other:?}");
             std::process::exit(2);
@@ -97,14 +102,19 @@ fn self_peer(name: &str, scale: f64) -> Peer {
 /// Builds the Go peer with the machine's Go (offline: it has no imports
 /// beyond the standard library).
 fn go_peer(scale: f64) -> Peer {
+    go_build("runtime", "go-runtime", &[], scale.to_string())
+}
+
+/// Builds `bench/peers/go/<dir>` into `target/peers/<bin>`; the run gets `arg`.
+fn go_build(dir: &str, bin: &str, env: &[(&str, String)], arg: String) -> Peer {
     let version = Command::new("go").arg("version").output().ok();
     let Some(version) = version.filter(|o| o.status.success()) else {
         return Peer { name: "Go".into(), cmd: Err("not installed — apt-get install golang-go".into()) };
     };
     let v = String::from_utf8_lossy(&version.stdout);
     let name = v.split_whitespace().nth(2).unwrap_or("go").replacen("go", "Go ", 1);
-    let src = repo_root().join("bench/peers/go/runtime");
-    let out = repo_root().join("target/peers/go-runtime");
+    let src = repo_root().join("bench/peers/go").join(dir);
+    let out = repo_root().join("target/peers").join(bin);
     let built = Command::new("go")
         .args(["build", "-o"])
         .arg(&out)
@@ -112,11 +122,12 @@ fn go_peer(scale: f64) -> Peer {
         .current_dir(&src)
         .env("GOFLAGS", "-mod=mod")
         .env("GOTOOLCHAIN", "local")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output();
     match built {
         Ok(o) if o.status.success() => {
             let mut c = Command::new(out);
-            c.arg(scale.to_string());
+            c.arg(arg);
             Peer { name, cmd: Ok(c) }
         }
         Ok(o) => Peer { name, cmd: Err(format!("build failed: {}", String::from_utf8_lossy(&o.stderr).trim())) },
@@ -142,18 +153,17 @@ fn median(v: &mut [f64]) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
-fn runtime_table(opts: &Options) {
-    let scale = if opts.quick { 0.02 } else { 1.0 };
-    let mut peers = vec![self_peer("ffiber", scale), go_peer(scale), self_peer("may", scale)];
-    if let Some(p) = peers.iter_mut().find(|p| p.name == "may") {
-        p.name = "may 0.3".into();
-    }
-    // samples[peer][metric] = values over runs
+/// Samples of every metric of every peer: `samples[peer][metric]`, one
+/// value per run; and each peer's error, if it could not run.
+type Samples = (Vec<BTreeMap<String, Vec<f64>>>, Vec<Option<String>>);
+
+/// Runs every peer `runs` times, interleaved (run 1 of each, then run 2...).
+fn collect(what: &str, peers: &mut [Peer], runs: usize) -> Samples {
     let mut samples: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); peers.len()];
     let mut errors: Vec<Option<String>> = peers.iter().map(|p| p.cmd.as_ref().err().cloned()).collect();
-    for run in 0..opts.runs {
+    for run in 0..runs {
         for (i, peer) in peers.iter_mut().enumerate() {
-            eprint!("\r\x1b[Kffibench: runtime basics, run {}/{}: {}", run + 1, opts.runs, peer.name);
+            eprint!("\r\x1b[Kffibench: {what}, run {}/{}: {}", run + 1, runs, peer.name);
             let Ok(cmd) = peer.cmd.as_mut() else { continue };
             if errors[i].is_some() {
                 continue;
@@ -171,6 +181,23 @@ fn runtime_table(opts: &Options) {
         }
     }
     eprint!("\r\x1b[K");
+    (samples, errors)
+}
+
+/// Median and range of one metric's samples, if any.
+fn stats(v: Option<&mut Vec<f64>>) -> Option<(f64, f64, f64)> {
+    let v = v.filter(|v| !v.is_empty())?;
+    let (lo, hi) = (v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(0.0, f64::max));
+    Some((median(v), lo, hi))
+}
+
+fn runtime_table(opts: &Options) {
+    let scale = if opts.quick { 0.02 } else { 1.0 };
+    let mut peers = vec![self_peer("ffiber", scale), go_peer(scale), self_peer("may", scale)];
+    if let Some(p) = peers.iter_mut().find(|p| p.name == "may") {
+        p.name = "may 0.3".into();
+    }
+    let (mut samples, errors) = collect("runtime basics", &mut peers, opts.runs);
     let runs = opts.runs;
     println!(
         "Runtime basics — median of {runs} run{} (min–max); one process per run, runs interleaved",
@@ -188,10 +215,8 @@ fn runtime_table(opts: &Options) {
         let mut line = format!("{label:<30} {unit:<14}");
         let mut meds = Vec::new();
         for (i, _) in peers.iter().enumerate() {
-            let cell = match (&errors[i], samples[i].get_mut(*key)) {
-                (None, Some(v)) if !v.is_empty() => {
-                    let (lo, hi) = (v.iter().cloned().fold(f64::MAX, f64::min), v.iter().cloned().fold(0.0, f64::max));
-                    let m = median(v);
+            let cell = match (&errors[i], stats(samples[i].get_mut(*key))) {
+                (None, Some((m, lo, hi))) => {
                     meds.push(Some(m));
                     if runs > 1 { format!("{m:.1} ({lo:.0}–{hi:.0})") } else { format!("{m:.1}") }
                 }
@@ -219,5 +244,62 @@ fn runtime_table(opts: &Options) {
         "Lower is better. ffiber/Go < 1 means ffiber is faster (or smaller). Go's yield row runs with GOMAXPROCS(1) and \
          ffiber's with max_procs 1; may's workers are fixed per process, so its yield row uses all of them. may's \
          ping-pong uses its unbounded mpsc channels (it has no rendezvous channel); ffiber and Go use unbuffered ones."
+    );
+}
+
+/// The foreign-call rows: (metric key, label, which peer reports it).
+const FFI_ROWS: &[(&str, &str, usize)] = &[
+    ("rust_plt_ns", "plain call: Rust extern \"C\" via the PLT (baseline)", 0),
+    ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe, no switch)", 0),
+    ("ffiber_nonblocking_ns", "ffiber Mode::NonBlocking (stack switch)", 0),
+    ("ffiber_nocallback_ns", "ffiber Mode::NoCallback", 0),
+    ("ffiber_default_ns", "ffiber ffi::call (default: fully safe)", 0),
+    ("ffiber_blocking_ns", "ffiber Mode::Blocking (P handed off per call)", 0),
+    ("cgo_ns", "cgo", 1),
+    ("cgo_nc_ns", "cgo, #cgo noescape + nocallback", 1),
+];
+
+fn ffi_table(opts: &Options) {
+    let scale = if opts.quick { 0.01 } else { 1.0 };
+    let count = ((20_000_000.0 * scale) as usize).max(10);
+    let libdir = env!("FFIBENCH_LIBDIR");
+    let ldflags = format!("-L{libdir} -Wl,-rpath,{libdir}");
+    let mut cgo =
+        go_build("cgo", "go-cgo", &[("CGO_LDFLAGS", ldflags), ("CGO_ENABLED", "1".into())], count.to_string());
+    cgo.name = format!("{} cgo", cgo.name);
+    let mut peers = vec![self_peer("ffi", scale), cgo];
+    let (mut samples, errors) = collect("foreign calls", &mut peers, opts.runs);
+    let runs = opts.runs;
+    println!(
+        "Foreign calls: int plusone(int) in a shared library (-O2), the talk's loop — median of {runs} run{} (min–max)",
+        if runs == 1 { "" } else { "s" }
+    );
+    println!();
+    let header = format!("{:<52} {:>22} {:>10}", "row", "ns/call", "vs plain");
+    println!("{header}");
+    println!("{}", "-".repeat(header.chars().count()));
+    let base = stats(samples[0].get_mut("rust_plt_ns")).map(|s| s.0);
+    for (key, label, peer) in FFI_ROWS {
+        let (cell, ratio) = match (&errors[*peer], stats(samples[*peer].get_mut(*key))) {
+            (None, Some((m, lo, hi))) => {
+                let cell = if runs > 1 { format!("{m:.2} ({lo:.2}–{hi:.2})") } else { format!("{m:.2}") };
+                let ratio = base.filter(|&b| b > 0.0).map_or("—".into(), |b| format!("{:.2}x", m / b));
+                (cell, ratio)
+            }
+            (Some(_), _) => ("not available".to_string(), "—".to_string()),
+            _ => ("—".to_string(), "—".to_string()),
+        };
+        println!("{label:<52} {cell:>22} {ratio:>10}");
+    }
+    println!();
+    for (i, p) in peers.iter().enumerate() {
+        if let Some(e) = &errors[i] {
+            println!("{}: {e}", p.name);
+        }
+    }
+    println!(
+        "Every row calls the same plusone in libplusone.so through the PLT. ffiber rows run in a green thread; \
+         NonBlocking adds the switch to the OS thread's stack, NoCallback/default add the scheduler announcement \
+         (a store and a CAS), Blocking hands the P to another thread on every call."
     );
 }

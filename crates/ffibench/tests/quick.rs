@@ -36,3 +36,26 @@ fn bad_options_are_rejected_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--runs needs a positive integer"));
 }
+
+#[test]
+fn quick_run_prints_the_foreign_call_table() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--quick").output().unwrap();
+    assert!(out.status.success(), "ffibench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for label in
+        ["plain call: Rust extern", "ffiber Mode::NonBlocking", "ffiber ffi::call (default", "ffiber Mode::Blocking"]
+    {
+        let row =
+            table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?} in\n{table}"));
+        let cells: Vec<&str> = row[52..].split_whitespace().collect();
+        let ns: f64 = cells[0].parse().unwrap_or_else(|_| panic!("no figure in {row:?}"));
+        assert!(ns > 0.0, "{row}");
+        assert!(cells[1].ends_with('x'), "no ratio in {row:?}");
+    }
+    // cgo: a figure where Go is installed, a reason where it is not.
+    let cgo = table.lines().find(|l| l.starts_with("cgo ")).expect("cgo row");
+    assert!(
+        cgo.contains("not available") || cgo[52..].trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "{cgo}"
+    );
+}

@@ -209,7 +209,9 @@ const SYSTEM_STACK_MARGIN: usize = 256;
 
 #[inline(always)]
 fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static str, f: F) -> (R, i32) {
-    let mp = m::current_m();
+    // Read once; after `reacquire_p` (which may switch OS threads) nothing
+    // derived from it is used.
+    let mp = m::current_m_inline();
     // SAFETY: reading our own M's state on its thread. Outside the runtime,
     // or already on the system stack (a foreign call made from inside
     // another one's closure), just call.

@@ -94,6 +94,13 @@ pub(crate) fn current_m() -> *const M {
     CURRENT_M.with(|c| c.get())
 }
 
+/// [`current_m`], inlined: for the foreign-call fast path only, whose
+/// callers read it once on entry and never use it after a switch.
+#[inline(always)]
+pub(crate) fn current_m_inline() -> *const M {
+    CURRENT_M.with(|c| c.get())
+}
+
 impl M {
     pub(crate) fn new(sched: Arc<Sched>) -> Arc<M> {
         Arc::new(M {

@@ -1,0 +1,3 @@
+module ffibench/cgo
+
+go 1.24

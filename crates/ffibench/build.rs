@@ -1,0 +1,27 @@
+//! Builds `bench/peers/c/plusone.c` into a shared library (`-O2 -shared`)
+//! with the C compiler `cc` finds, and links ffibench against it, so that
+//! every Rust and ffiber row calls `plusone` through the PLT as the talk's
+//! C baseline does. The library's directory is passed on (FFIBENCH_LIBDIR)
+//! for the peers that link against the same library.
+
+use std::path::PathBuf;
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
+    let src = root.join("bench/peers/c/plusone.c");
+    println!("cargo:rerun-if-changed={}", src.display());
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let lib = out.join("libplusone.so");
+    let compiler = cc::Build::new().opt_level(2).pic(true).cargo_metadata(false).get_compiler();
+    let status =
+        compiler.to_command().args(["-O2", "-fPIC", "-shared", "-o"]).arg(&lib).arg(&src).status().unwrap_or_else(
+            |e| panic!("ffibench: could not run the C compiler ({e}); install one: apt-get install build-essential"),
+        );
+    if !status.success() {
+        panic!("ffibench: the C compiler failed on {}", src.display());
+    }
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=dylib=plusone");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", out.display());
+    println!("cargo:rustc-env=FFIBENCH_LIBDIR={}", out.display());
+}
