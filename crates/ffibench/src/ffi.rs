@@ -25,6 +25,25 @@ fn timed(count: i32, call: impl Fn(i32) -> i32) -> f64 {
     t.elapsed().as_nanos() as f64 / count as f64
 }
 
+/// `plusone(x)` through the register pass-through trampoline, as
+/// generated bindings call it.
+#[inline(always)]
+fn regs(mode: Mode, x: i32) -> i32 {
+    let f: extern "C" fn(i32) -> i32 = plusone;
+    let regs = ffi::Regs { int: [x as u64, 0, 0, 0, 0, 0], ..Default::default() };
+    // SAFETY: plusone takes one int (rdi) and returns one (eax): all in
+    // registers, as `call_regs` requires; the fn-pointer cast keeps its ABI.
+    let out = unsafe {
+        ffi::call_regs(
+            mode,
+            "plusone",
+            std::mem::transmute::<extern "C" fn(i32) -> i32, unsafe extern "C" fn()>(f),
+            &regs,
+        )
+    };
+    out.rax as i32
+}
+
 /// The rows (keys as in [`super::FFI_ROWS`]).
 pub fn run(n: impl Fn(usize) -> usize) {
     let count = n(20_000_000) as i32;
@@ -46,6 +65,8 @@ pub fn run(n: impl Fn(usize) -> usize) {
             ("ffiber_nonblocking_ns", timed(count, |x| ffi::call_mode(Mode::NonBlocking, || plusone(x)))),
             ("ffiber_nocallback_ns", timed(count, |x| ffi::call_mode(Mode::NoCallback, || plusone(x)))),
             ("ffiber_default_ns", timed(count, |x| ffi::call(|| plusone(x)))),
+            ("ffiber_regs_ns", timed(count, |x| regs(Mode::Default, x))),
+            ("ffiber_regs_nonblocking_ns", timed(count, |x| regs(Mode::NonBlocking, x))),
             ("ffiber_blocking_ns", timed(slow, |x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
         ]
     });

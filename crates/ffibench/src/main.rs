@@ -254,6 +254,8 @@ const FFI_ROWS: &[(&str, &str, usize)] = &[
     ("ffiber_nonblocking_ns", "ffiber Mode::NonBlocking (stack switch)", 0),
     ("ffiber_nocallback_ns", "ffiber Mode::NoCallback", 0),
     ("ffiber_default_ns", "ffiber ffi::call (default: fully safe)", 0),
+    ("ffiber_regs_nonblocking_ns", "ffiber register trampoline, NonBlocking", 0),
+    ("ffiber_regs_ns", "ffiber register trampoline, default (generated code)", 0),
     ("ffiber_blocking_ns", "ffiber Mode::Blocking (P handed off per call)", 0),
     ("cgo_ns", "cgo", 1),
     ("cgo_nc_ns", "cgo, #cgo noescape + nocallback", 1),

@@ -31,6 +31,12 @@ void sleep_ms(int ms) {
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
+/* Blocks the calling OS thread for `us` microseconds. */
+void sleep_us(unsigned us) {
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000L };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
 /* Uses `kib` KiB of stack (the volatile array is really written), returns a checksum. */
 long deep_stack(int kib) {
     volatile unsigned char buf[kib * 1024];

@@ -31,6 +31,7 @@ pub mod sys {
         pub fn make_pair(a: i64, b: f64) -> Pair;
         pub fn make_big(x: i64) -> Big;
         pub fn sleep_ms(ms: i32);
+        pub fn sleep_us(us: u32);
         pub fn deep_stack(kib: i32) -> i64;
         pub fn fail_with(e: i32) -> i32;
     }
@@ -76,6 +77,12 @@ pub fn make_big(x: i64) -> Big {
 pub fn sleep_ms(ms: i32) {
     // SAFETY: plain value in.
     unsafe { sys::sleep_ms(ms) }
+}
+
+/// Blocks the calling OS thread for `us` microseconds (nanosleep).
+pub fn sleep_us(us: u32) {
+    // SAFETY: plain value in.
+    unsafe { sys::sleep_us(us) }
 }
 
 /// Uses `kib` KiB of stack in C; returns `kib * 1024 / 4096 + 1`.

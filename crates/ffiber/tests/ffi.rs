@@ -223,3 +223,77 @@ fn many_green_threads_blocking_in_c_at_once() {
     let most = most.load(Ordering::SeqCst);
     assert!(most > 2, "at most {most} calls were in C at once with 2 Ps: the Ps were not handed off");
 }
+
+/// Calls that end just as the monitor retakes their P: many short blocking
+/// calls while the Ps have queued work. Every call completes once, and no
+/// P is lost — afterwards two spinning green threads must still run at the
+/// same time on the two Ps (a lost P would leave one of them waiting).
+fn retake_races_lose_no_p() {
+    rt(2).block_on(|| {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..8)
+            .map(|i| {
+                let calls = calls.clone();
+                ffiber::go(move || {
+                    for k in 0..40 {
+                        // 0.2-2.2 ms in C: around the monitor's polling
+                        // period, so calls often end while being retaken.
+                        let us = 200 + ((i * 7 + k * 13) % 5) as u32 * 500;
+                        ffi::call(|| c::sleep_us(us));
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let busy: Vec<_> = (0..4)
+            .map(|_| {
+                ffiber::go(|| {
+                    for _ in 0..200 {
+                        ffiber::sleep(Duration::from_micros(300));
+                        ffiber::yield_now();
+                    }
+                })
+            })
+            .collect();
+        callers.into_iter().chain(busy).for_each(|h| h.join().unwrap());
+        assert_eq!(calls.load(Ordering::Relaxed), 8 * 40);
+        // Both Ps still work: two green threads that spin until both run.
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let spinners: Vec<_> = (0..2)
+            .map(|_| {
+                let arrived = arrived.clone();
+                ffiber::go(move || {
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let t = std::time::Instant::now();
+                    while arrived.load(Ordering::SeqCst) < 2 {
+                        assert!(t.elapsed() < Duration::from_secs(20), "only one P runs: a P was lost");
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        spinners.into_iter().for_each(|h| h.join().unwrap());
+    });
+}
+
+#[test]
+fn retake_races_lose_no_p_asymmetric() {
+    retake_races_lose_no_p();
+}
+
+/// The same with the symmetric protocol (an atomic swap on exit), which
+/// the runtime uses where membarrier is unavailable; run in a child
+/// process because the choice is made once per process.
+#[test]
+fn retake_races_lose_no_p_symmetric() {
+    if std::env::var_os("FFIBER_NO_MEMBARRIER").is_some() {
+        return retake_races_lose_no_p();
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "retake_races_lose_no_p_symmetric", "--nocapture"])
+        .env("FFIBER_NO_MEMBARRIER", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}

@@ -7,7 +7,7 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{call_on_stack, init_stack, stack_pointer, switch};
+pub use x86_64::{Regs, RegsOut, call_on_stack, call_regs, init_stack, stack_pointer, switch};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("ffiber supports x86-64 only so far; see src/arch/mod.rs");

@@ -224,3 +224,90 @@ pub unsafe extern "C" fn call_on_stack(arg: *mut u8, f: unsafe extern "C" fn(*mu
         ".cfi_endproc",
     )
 }
+
+/// Argument registers of a SysV call: six integer/pointer registers
+/// (`rdi, rsi, rdx, rcx, r8, r9`) and eight vector registers (`xmm0-7`,
+/// low 64 bits), plus the count of vector registers used (`al`, which
+/// variadic callees read).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Regs {
+    /// Integer and pointer arguments, in order (narrower values zero- or
+    /// sign-extended; the callee reads only their low bits).
+    pub int: [u64; 6],
+    /// Floating-point arguments, in order, as bits: an `f64` as
+    /// `to_bits()`, an `f32` as its `to_bits()` in the low 32 bits.
+    pub sse: [u64; 8],
+    /// How many `sse` entries are used (read by variadic callees).
+    pub nsse: u8,
+}
+
+/// Return registers of a SysV call: `rax, rdx` and `xmm0, xmm1` (low 64
+/// bits). A value of up to 16 bytes comes back in some of these.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegsOut {
+    /// Integer/pointer result, or the first eightbyte of a small struct.
+    pub rax: u64,
+    /// Second integer eightbyte of a small struct.
+    pub rdx: u64,
+    /// Floating-point result (bits), or a small struct's first SSE eightbyte.
+    pub xmm0: u64,
+    /// A small struct's second SSE eightbyte (bits).
+    pub xmm1: u64,
+}
+
+/// Calls the C function `f` on the stack whose top is `top`, with its
+/// arguments already in the registers the ABI puts them in, and returns
+/// its return registers: the register pass-through trampoline. Inlined
+/// into the caller, so a call costs the stack-pointer moves and nothing
+/// else — no closure, no argument struct, no second function.
+///
+/// ```text
+///   r12 <- rsp          (callee-saved: C preserves it for us)
+///   rsp <- top          (the M's system stack, 16-byte aligned)
+///   call f              (arguments in rdi..r9, xmm0..7, al)
+///   rsp <- r12
+/// ```
+///
+/// This frame has no CFI for the switch: a debugger stopped inside C sees
+/// the C frames, then this function's frame at an unknown CFA.
+///
+/// # Safety
+///
+/// `f` must be a C function whose parameters all travel in registers and
+/// whose return value (if any) comes back in registers; `regs` must hold
+/// its arguments as the ABI lays them out; `top` as for [`call_on_stack`].
+#[inline(always)]
+pub unsafe fn call_regs(f: unsafe extern "C" fn(), top: *mut u8, regs: &Regs) -> RegsOut {
+    let (rax, rdx, xmm0, xmm1): (u64, u64, u64, u64);
+    // SAFETY: forwarded to the caller: `top` is a free, aligned stack top,
+    // `f` follows the C ABI (it preserves r12, rbx, rbp, r13-r15 and the
+    // FP control state) and takes exactly these registers.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, rsp",
+            "mov rsp, {top}",
+            "call {f}",
+            "mov rsp, r12",
+            top = in(reg) top,
+            f = in(reg) f,
+            inout("rdi") regs.int[0] => _,
+            inout("rsi") regs.int[1] => _,
+            inout("rdx") regs.int[2] => rdx,
+            inout("rcx") regs.int[3] => _,
+            inout("r8") regs.int[4] => _,
+            inout("r9") regs.int[5] => _,
+            inout("xmm0") regs.sse[0] => xmm0,
+            inout("xmm1") regs.sse[1] => xmm1,
+            in("xmm2") regs.sse[2],
+            in("xmm3") regs.sse[3],
+            in("xmm4") regs.sse[4],
+            in("xmm5") regs.sse[5],
+            in("xmm6") regs.sse[6],
+            in("xmm7") regs.sse[7],
+            inout("rax") regs.nsse as u64 => rax,
+            out("r12") _,
+            clobber_abi("C"),
+        );
+    }
+    RegsOut { rax, rdx, xmm0, xmm1 }
+}

@@ -5,21 +5,24 @@
 //! scheduler cannot preempt C. So a foreign call, in the default [`Mode`]:
 //!
 //! 1. **announces itself** to the scheduler with one plain store into its
-//!    P's state word (`IN_C` plus a call number) — no lock, no system call;
+//!    M's state word (`IN_C`, its P and a call number) — no lock, no
+//!    system call;
 //! 2. **switches to the M's system stack** (the OS thread's own 8 MiB stack,
 //!    below the scheduler's suspended frame) and calls the C code there;
-//! 3. **comes back** with one compare-and-swap of the state word back to
-//!    idle. If that fails, the [monitor](monitor) took the P away while the
+//! 3. **comes back** with a plain store of the state word back to idle and
+//!    a plain load of the monitor's request word — no read-modify-write
+//!    (the [protocol](state) moves the fence to the monitor's side with
+//!    `membarrier`). If the monitor took the P away while the
 //!    call blocked and gave it to another OS thread so that the green
 //!    threads queued on it kept running; the caller then takes its old P back
 //!    if it is idle, else any idle P, else queues its green thread and lets
 //!    its OS thread sleep.
 //!
 //! ```text
-//!   P.cstate:  0 --call: store--> n<<2|IN_C --return: CAS--> 0
+//!   M.word:  0 --call: store--> n<<24|p<<2|IN_C --return: store 0, load retake--> 0
 //!                                      |
-//!                                      +--monitor: CAS--> TAKEN --> 0, P handed off
-//!                                          (return: CAS fails -> reacquire a P)
+//!                   monitor: retake = v; membarrier; word still v? -> P handed off
+//!                   (return: sees retake == v -> waits for the decision -> reacquire a P)
 //! ```
 //!
 //! The other modes pay for less: [`Mode::NonBlocking`] only switches
@@ -40,17 +43,13 @@
 //! ```
 
 pub(crate) mod monitor;
+pub(crate) mod state;
 
 use crate::sched::m::{self, Action, M};
+
 use crate::sched::{NO_P, Sched};
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::Ordering::*;
-
-/// `P::cstate`: the P's M is in foreign call `n` (state is `n << 2 | IN_C`).
-pub(crate) const IN_C: u64 = 1;
-/// `P::cstate`: the monitor claimed the P from a call that stayed too long.
-pub(crate) const TAKEN: u64 = 2;
 
 /// How a foreign call treats the scheduler; choose per C function.
 ///
@@ -187,19 +186,14 @@ unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(fra
     frame.out.write(out);
 }
 
-/// Runs `f` on the system stack of M `mp` (below g0's suspended frame).
+/// Runs `f` on the system stack whose free top is `top`.
 #[inline(always)]
-fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(mp: *const M, f: F) -> (std::thread::Result<R>, i32) {
+fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: *mut u8, f: F) -> (std::thread::Result<R>, i32) {
     let mut frame = Frame { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), errno: 0 };
-    // SAFETY: we are a green thread running on `mp`'s thread, so `g0_sp` is
-    // the scheduler's suspended stack pointer on this OS thread's own stack,
-    // and everything below it (past a margin) is unused until we switch
-    // back to g0 — which cannot happen while the C code runs on it.
-    let top = unsafe { ((*(*mp).local()).g0_sp as usize - SYSTEM_STACK_MARGIN) & !15 };
-    // SAFETY: `top` is 16-byte aligned, on the M's 8 MiB system stack;
-    // `on_system_stack::<F, R, ERRNO>` matches the frame's type, follows the
-    // C ABI and never unwinds.
-    unsafe { crate::arch::call_on_stack((&raw mut frame).cast(), on_system_stack::<F, R, ERRNO>, top as *mut u8) };
+    // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB system
+    // stack (see `announced`); `on_system_stack::<F, R, ERRNO>` matches the
+    // frame's type, follows the C ABI and never unwinds.
+    unsafe { crate::arch::call_on_stack((&raw mut frame).cast(), on_system_stack::<F, R, ERRNO>, top) };
     // SAFETY: `on_system_stack` always writes `out` before returning.
     (unsafe { frame.out.assume_init() }, frame.errno)
 }
@@ -209,6 +203,33 @@ const SYSTEM_STACK_MARGIN: usize = 256;
 
 #[inline(always)]
 fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static str, f: F) -> (R, i32) {
+    let (out, errno) = announced(
+        mode,
+        name,
+        f,
+        |top, f| run_on_system_stack::<F, R, ERRNO>(top, f),
+        |f| {
+            let (r, errno) = plain::<F, R, ERRNO>(f);
+            (Ok(r), errno)
+        },
+    );
+    match out {
+        Ok(r) => (r, errno),
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}
+
+/// The call protocol around `on_sys(top, arg)`, which runs C on the system
+/// stack whose free top is `top`; `here(arg)` instead when there is no
+/// runtime (a plain OS thread) or we are already on the system stack.
+#[inline(always)]
+fn announced<A, T>(
+    mode: Mode,
+    name: &'static str,
+    arg: A,
+    on_sys: impl FnOnce(*mut u8, A) -> T,
+    here: impl FnOnce(A) -> T,
+) -> T {
     // Read once; after `reacquire_p` (which may switch OS threads) nothing
     // derived from it is used.
     let mp = m::current_m_inline();
@@ -216,38 +237,43 @@ fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static 
     // or already on the system stack (a foreign call made from inside
     // another one's closure), just call.
     if mp.is_null() || unsafe { (*(*mp).local()).cur_g.is_none() || (*(*mp).local()).foreign.is_some() } {
-        return plain::<F, R, ERRNO>(f);
+        return here(arg);
     }
     // SAFETY: `mp` is this thread's M and a green thread (us) runs on it.
     let m = unsafe { &*mp };
     let local = m.local();
-    let (out, errno) = match mode {
+    // SAFETY: we are a green thread running on `m`'s thread, so `g0_sp` is
+    // the scheduler's suspended stack pointer on this OS thread's own stack,
+    // and everything below it (past a margin) is unused until we switch
+    // back to g0 — which cannot happen while C runs there.
+    let top = unsafe { ((*local).g0_sp as usize - SYSTEM_STACK_MARGIN) & !15 } as *mut u8;
+    match mode {
         Mode::NonBlocking => {
             // SAFETY: our own M's local state, on its thread, no switch between.
             unsafe { (*local).foreign = Some(name) };
-            let r = run_on_system_stack::<F, R, ERRNO>(mp, f);
+            let r = on_sys(top, arg);
             // SAFETY: as above.
             unsafe { (*local).foreign = None };
             r
         }
         Mode::Default | Mode::NoCallback => {
             // SAFETY: as above; a running green thread's M holds a P.
-            let p = unsafe { (*local).p };
-            let pp = &m.sched.ps[p];
-            let n = pp.ccount.load(Relaxed).wrapping_add(1);
-            pp.ccount.store(n, Relaxed);
-            let entered = (n << 2) | IN_C;
-            // Enter: a plain store. Release: the monitor that reads it and
-            // takes the P sees everything this P's holder did before.
-            pp.cstate.store(entered, Release);
+            let (p, n) = unsafe {
+                (*local).ccount = (*local).ccount.wrapping_add(1);
+                ((*local).p, (*local).ccount)
+            };
+            let v = state::word(n, p);
+            let asym = state::asymmetric();
+            // Enter: a plain store (see `state`).
+            m.call.enter(v);
             m.sched.monitor.entered(&m.sched);
             // SAFETY: as above.
             unsafe { (*local).foreign = Some(name) };
-            let r = run_on_system_stack::<F, R, ERRNO>(mp, f);
+            let r = on_sys(top, arg);
             // SAFETY: still on `m`'s thread: we have not switched since.
             unsafe { (*local).foreign = None };
-            // Exit: the one read-modify-write of the fast path.
-            if pp.cstate.compare_exchange(entered, 0, Acquire, Relaxed).is_err() {
+            // Exit: a plain store and a plain load (asymmetric protocol).
+            if !m.call.exit(v, asym) {
                 reacquire_p(m, p);
             }
             r
@@ -259,18 +285,61 @@ fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static 
             m.sched.handoff_p(p);
             // SAFETY: as above.
             unsafe { (*local).foreign = Some(name) };
-            let r = run_on_system_stack::<F, R, ERRNO>(mp, f);
+            let r = on_sys(top, arg);
             // SAFETY: as above.
             unsafe { (*local).foreign = None };
             reacquire_p(m, p);
             r
         }
-    };
-    match out {
-        Ok(r) => (r, errno),
-        Err(payload) => panic::resume_unwind(payload),
     }
 }
+
+/// The register pass-through form, for generated bindings: calls the C
+/// function `f` in `mode` with its arguments already laid out in argument
+/// registers, and returns its return registers. No closure, no argument
+/// struct: `f` is called straight from the green thread's code with only
+/// the stack pointer moved. See [`Regs`] for what fits.
+///
+/// ```
+/// use ffiber::ffi::{Mode, Regs, call_regs};
+/// unsafe extern "C" {
+///     fn labs(x: libc::c_long) -> libc::c_long;
+/// }
+/// let v = ffiber::run(|| {
+///     let f: unsafe extern "C" fn(libc::c_long) -> libc::c_long = labs;
+///     let regs = Regs { int: [(-5i64) as u64, 0, 0, 0, 0, 0], ..Regs::default() };
+///     // SAFETY: labs takes one long in rdi and returns one in rax.
+///     unsafe { call_regs(Mode::Default, "labs", std::mem::transmute(f), &regs) }.rax as i64
+/// });
+/// assert_eq!(v, 5);
+/// ```
+///
+/// # Safety
+///
+/// `f` must be a C function (SysV x86-64) whose parameters all travel in
+/// registers — at most 6 integer/pointer and 8 floating-point ones, no
+/// struct passed by value in memory — and whose return value, if any, fits
+/// in `rax:rdx` / `xmm0:xmm1`; `regs` must hold exactly its arguments.
+/// Everything [`call`] requires of the C code holds too.
+#[inline(always)]
+pub unsafe fn call_regs(mode: Mode, name: &'static str, f: unsafe extern "C" fn(), regs: &Regs) -> RegsOut {
+    announced(
+        mode,
+        name,
+        (),
+        // SAFETY: forwarded to our caller; `top` is the system stack's free top.
+        |top, ()| unsafe { crate::arch::call_regs(f, top, regs) },
+        |()| {
+            // Not in a green thread: call on this thread's own stack, below
+            // our frame and its red zone.
+            let top = ((crate::arch::stack_pointer() - SYSTEM_STACK_MARGIN) & !15) as *mut u8;
+            // SAFETY: forwarded to our caller; `top` is free stack below us.
+            unsafe { crate::arch::call_regs(f, top, regs) }
+        },
+    )
+}
+
+pub use crate::arch::{Regs, RegsOut};
 
 /// Outside the runtime: just call.
 #[inline(always)]

@@ -1,13 +1,14 @@
 //! The monitor: Go's `sysmon` `retake`, for Ps whose M is stuck in C.
 //!
 //! One OS thread per runtime, started by the first announced foreign call.
-//! It looks at every P's `cstate`; a P that has been in the *same* foreign
-//! call (same call number) for longer than [`RETAKE_AFTER`] and that has
-//! something to run — a queued green thread, a due timer, or global work
-//! with no idle P to take it — is claimed with one CAS (`IN_C -> TAKEN`)
-//! and handed to another M (an idle one, or a new one up to `max_threads`),
-//! so its green threads keep running. A P in C with nothing to run is left
-//! alone: handing it off would only cost a wake-up.
+//! It looks at every M's call-state word (`state`); an M that has been in
+//! the *same* foreign call (same call number) for longer than
+//! [`RETAKE_AFTER`], whose P has something to run — a queued green thread,
+//! a due timer, or global work with no idle P to take it — loses that P
+//! (`CallState::try_retake`), which is handed to another M (an idle one,
+//! or a new one up to `max_threads`), so its green threads keep running. A
+//! P in C with nothing to run is left alone: handing it off would only cost
+//! a wake-up.
 //!
 //! **When it runs.** While some P is in C, it polls: every 20 µs at first,
 //! backing off to 1 ms while nothing needs retaking, but never sleeping
@@ -16,7 +17,7 @@
 //! for a while it parks for good, and costs nothing.
 //!
 //! **Waking it up, asymmetrically.** A call must not pay a system call to
-//! tell the monitor it started. The caller stores `IN_C` into its P and
+//! tell the monitor it started. The caller stores `IN_C` into its word and
 //! then reads the monitor's `parked` flag (a plain load); only if it is set
 //! does it wake the monitor. The monitor, before parking, sets `parked`,
 //! runs `membarrier(PRIVATE_EXPEDITED)` — a full memory barrier on every
@@ -26,8 +27,9 @@
 //! moved entirely to the rare side. Where `membarrier` is unavailable the
 //! monitor never parks for good; it polls at its slowest rate instead.
 
-use super::{IN_C, TAKEN};
+use super::state::{self, IN_C};
 use crate::sched::Sched;
+use crate::sched::m::M;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,7 +65,7 @@ impl Default for Monitor {
 }
 
 impl Monitor {
-    /// Called right after a P's `cstate` was set to `IN_C`.
+    /// Called right after an M's call-state word was set to `IN_C`.
     #[inline(always)]
     pub(crate) fn entered(&self, sched: &Arc<Sched>) {
         // Orders the caller's IN_C store before this load as far as the
@@ -109,6 +111,7 @@ impl Monitor {
 /// What the monitor remembers of a P between two looks.
 #[derive(Clone, Copy)]
 struct Seen {
+    /// The M's state word when first seen.
     cstate: u64,
     since: Instant,
 }
@@ -116,13 +119,14 @@ struct Seen {
 /// Body of the monitor thread.
 fn run(sched: &Arc<Sched>) {
     let mon = &sched.monitor;
-    let can_park = membarrier_register();
-    let mut seen = vec![Seen { cstate: 0, since: Instant::now() }; sched.nprocs()];
+    let asym = state::asymmetric();
+    let can_park = asym;
+    let mut seen: Vec<(Arc<M>, Seen)> = Vec::new();
     let mut poll = POLL_MIN;
     let mut last_in_c = Instant::now();
     while !mon.stop.load(SeqCst) {
         let now = Instant::now();
-        let (in_c, retook, wake_at) = scan(sched, &mut seen, now);
+        let (in_c, retook, wake_at) = scan(sched, &mut seen, now, asym);
         if in_c {
             last_in_c = now;
         }
@@ -130,8 +134,10 @@ fn run(sched: &Arc<Sched>) {
         if !in_c && now.duration_since(last_in_c) >= IDLE_BEFORE_PARK && can_park {
             // Park for good, unless a call started meanwhile (see module docs).
             mon.parked.store(true, SeqCst);
-            membarrier();
-            if sched.ps.iter().any(|p| p.cstate.load(SeqCst) & 3 == IN_C) || mon.stop.load(SeqCst) {
+            state::membarrier();
+            let mut any = false;
+            sched.for_each_m(|m| any |= m.call.load() & 3 == IN_C);
+            if any || mon.stop.load(SeqCst) {
                 mon.parked.store(false, SeqCst);
                 continue;
             }
@@ -150,23 +156,23 @@ fn run(sched: &Arc<Sched>) {
     }
 }
 
-/// One look at every P. Returns whether any P is in C, whether one was
+/// One look at every M. Returns whether any M is in C, whether a P was
 /// retaken, and when the earliest timer of a P in C is due.
-fn scan(sched: &Arc<Sched>, seen: &mut [Seen], now: Instant) -> (bool, bool, Option<Instant>) {
+fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: bool) -> (bool, bool, Option<Instant>) {
     let mut in_c = false;
-    let mut retook = false;
     let mut wake_at: Option<Instant> = None;
     let now_ns = sched.when(now);
-    for (i, p) in sched.ps.iter().enumerate() {
-        let v = p.cstate.load(Acquire);
+    let mut candidates: Vec<(Arc<M>, u64)> = Vec::new();
+    let mut current: Vec<(Arc<M>, Seen)> = Vec::new();
+    sched.for_each_m(|m| {
+        let v = m.call.load();
         if v & 3 != IN_C {
-            seen[i].cstate = 0;
-            continue;
+            return;
         }
         in_c = true;
-        if seen[i].cstate != v {
-            seen[i] = Seen { cstate: v, since: now };
-        }
+        let since = seen.iter().find(|(x, s)| Arc::ptr_eq(x, m) && s.cstate == v).map_or(now, |(_, s)| s.since);
+        current.push((m.clone(), Seen { cstate: v, since }));
+        let p = &sched.ps[state::p_of(v)];
         let timer = p.next_when.load(Acquire);
         let has_work = !p.runq.is_empty()
             || !p.run_next.load(Acquire).is_null()
@@ -176,32 +182,18 @@ fn scan(sched: &Arc<Sched>, seen: &mut [Seen], now: Instant) -> (bool, bool, Opt
             let at = now + Duration::from_nanos(timer - now_ns);
             wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
         }
-        if has_work && now.duration_since(seen[i].since) >= RETAKE_AFTER {
-            // Claim the P from its M; if the call returned meanwhile, the
-            // CAS fails and the M keeps it.
-            if p.cstate.compare_exchange(v, TAKEN, AcqRel, Relaxed).is_ok() {
-                p.cstate.store(0, Release);
-                seen[i].cstate = 0;
-                sched.handoff_p(i);
-                retook = true;
-            }
+        if has_work && now.duration_since(since) >= RETAKE_AFTER {
+            candidates.push((m.clone(), v));
+        }
+    });
+    *seen = current;
+    // Outside the M list's lock: a hand-off may start a new M.
+    let mut retook = false;
+    for (m, v) in candidates {
+        if m.call.try_retake(v, asym) {
+            sched.handoff_p(state::p_of(v));
+            retook = true;
         }
     }
     (in_c, retook, wake_at)
-}
-
-const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
-const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
-
-/// Registers the process for private expedited membarriers; false if the
-/// kernel (or a seccomp filter) does not allow them.
-fn membarrier_register() -> bool {
-    // SAFETY: membarrier takes plain integers and touches no memory of ours.
-    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
-}
-
-/// A full memory barrier on every running thread of this process.
-fn membarrier() {
-    // SAFETY: as above; registration succeeded before any call here.
-    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) };
 }

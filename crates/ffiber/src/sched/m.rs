@@ -54,6 +54,8 @@ pub(crate) struct M {
     pub(crate) next_g: Mutex<Option<Arc<G>>>,
     /// The OS thread id, for diagnostics and tests.
     pub(crate) tid: AtomicUsize,
+    /// Foreign-call state shared with the monitor (`ffi::state`).
+    pub(crate) call: crate::ffi::state::CallState,
 }
 
 /// State only the M's own thread touches.
@@ -72,6 +74,8 @@ pub(crate) struct MLocal {
     /// What the running green thread is calling in C (for fault messages),
     /// or `None` outside a foreign call.
     pub(crate) foreign: Option<&'static str>,
+    /// Foreign calls announced by this M (numbers its state words).
+    pub(crate) ccount: u64,
 }
 
 // SAFETY: `local` is only touched from the M's own OS thread (every access
@@ -114,12 +118,14 @@ impl M {
                 locked_g: std::ptr::null(),
                 schedtick: 0,
                 foreign: None,
+                ccount: 0,
             }),
             parker: Parker::default(),
             next_p: AtomicUsize::new(NO_P),
             wake_spinning: AtomicBool::new(false),
             next_g: Mutex::new(None),
             tid: AtomicUsize::new(0),
+            call: Default::default(),
         })
     }
 

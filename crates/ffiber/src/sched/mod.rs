@@ -74,12 +74,6 @@ pub(crate) struct P {
     pub(crate) next_when: AtomicU64,
     /// Counts green threads started on this P (read by thieves).
     pub(crate) schedtick: std::sync::atomic::AtomicU32,
-    /// Foreign-call state (`ffi`): `0`, or `(n << 2) | IN_C` while the
-    /// holder's M runs foreign call number `n`, or `TAKEN` once the monitor
-    /// has claimed the P from that call. See `ffi::state`.
-    pub(crate) cstate: AtomicU64,
-    /// Foreign calls made on this P; written only by its holder.
-    pub(crate) ccount: AtomicU64,
     /// Free Gs with their stacks ([`gfree`]); touched only by the M that
     /// holds this P.
     pub(crate) gfree: UnsafeCell<Vec<Arc<G>>>,
@@ -122,6 +116,7 @@ struct Idle {
 impl Sched {
     pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize) -> Arc<Sched> {
         let max_procs = max_procs.max(1);
+        crate::ffi::state::init();
         Arc::new(Sched {
             ps: (0..max_procs)
                 .map(|_| {
@@ -131,8 +126,6 @@ impl Sched {
                         timers: Mutex::new(Timers::default()),
                         next_when: AtomicU64::new(u64::MAX),
                         schedtick: Default::default(),
-                        cstate: AtomicU64::new(0),
-                        ccount: AtomicU64::new(0),
                         gfree: UnsafeCell::new(Vec::new()),
                     })
                 })
@@ -219,6 +212,11 @@ impl Sched {
         }
         // Otherwise some green thread is still running (a CPU-bound loop):
         // its M exits at its next scheduling point; we do not wait for it.
+    }
+
+    /// Runs `f` over every M (under the list's lock: `f` must not start Ms).
+    pub(crate) fn for_each_m(&self, mut f: impl FnMut(&Arc<M>)) {
+        self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).iter().for_each(&mut f);
     }
 
     pub(crate) fn m_exited(&self, m: &Arc<M>) {

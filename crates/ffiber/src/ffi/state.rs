@@ -1,0 +1,184 @@
+//! The call-state protocol between an M in a foreign call and the monitor.
+//!
+//! Each M has one state word, written only by its own thread:
+//!
+//! ```text
+//!   0 --enter: store v = n<<24 | p<<2 | IN_C--> v --exit: store 0, then load `retake`--> 0
+//! ```
+//!
+//! `n` numbers the M's calls (so the monitor can tell one long call from
+//! many short ones) and `p` is the P the M holds during the call. The fast
+//! path is two plain stores and one plain load — no read-modify-write at all.
+//!
+//! **Retaking a P** (the monitor, rare): to take P `p` from an M whose word
+//! has shown the same `v` for too long,
+//!
+//! 1. store `retake = v`;
+//! 2. `membarrier(PRIVATE_EXPEDITED)`: every running thread of the process
+//!    executes a full memory barrier (a descheduled one had one at its
+//!    context switch);
+//! 3. load the word: if it still is `v`, the P is taken — hand it off;
+//!    otherwise the call had ended, and the M keeps it;
+//! 4. publish that outcome in `decision`.
+//!
+//! The M's exit stores 0 and then loads `retake`. Take the point where the
+//! barrier of step 2 hits the M's thread. If the M's store came before it,
+//! step 3 sees 0 and the M keeps its P (whether or not its load saw the
+//! request: if it did, it waits for the "kept" decision). If the M's store
+//! comes after it, its load comes after it too and sees `retake == v`, so
+//! the M waits for the decision — "taken" if step 3 read `v`, "kept" if the
+//! store had become visible by then. Either way both sides agree, and the
+//! M waits only in the rare case the monitor is retaking this very call.
+//! Unlike a per-P word, a late store by the M lands in its own word, never
+//! in state a P's next owner uses.
+//!
+//! This is the asymmetric-fence pattern: the barrier a symmetric protocol
+//! would need on every call is paid by the monitor, on the rare retake.
+//! Where `membarrier` is not available (old kernels, seccomp), the word is
+//! handled symmetrically instead: the exit is an atomic swap and the monitor
+//! claims the word with a compare-and-swap — one RMW per call.
+
+use crossbeam_utils::CachePadded;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+
+/// Low bits of a state word.
+pub(crate) const IN_C: u64 = 1;
+/// Symmetric protocol: the monitor's claim on a word.
+const TAKEN: u64 = 2;
+/// `decision` for "the call had ended; the M keeps its P".
+const KEPT: u64 = 0;
+
+/// One M's call state, on its own cache line (the M writes it on every
+/// call; the monitor reads it now and then).
+#[derive(Default)]
+pub(crate) struct CallState {
+    inner: CachePadded<Words>,
+}
+
+#[derive(Default)]
+struct Words {
+    word: AtomicU64,
+    retake: AtomicU64,
+    decision: AtomicU64,
+}
+
+static ASYM: AtomicBool = AtomicBool::new(false);
+
+/// Decides, once per process, whether the asymmetric protocol can be used
+/// (registers for membarriers). Called when a runtime is built, before any
+/// of its threads exist, so every caller and the monitor see the same
+/// answer; it never changes afterwards.
+///
+/// `FFIBER_NO_MEMBARRIER=1` forces the symmetric protocol (for tests and
+/// for comparing the two).
+pub(crate) fn init() {
+    static ONCE: OnceLock<bool> = OnceLock::new();
+    let asym = *ONCE
+        .get_or_init(|| std::env::var_os("FFIBER_NO_MEMBARRIER").is_none_or(|v| v != "1") && membarrier_register());
+    if asym {
+        ASYM.store(true, Relaxed);
+    }
+}
+
+/// Whether the asymmetric protocol is in use (see [`init`]).
+#[inline(always)]
+pub(crate) fn asymmetric() -> bool {
+    ASYM.load(Relaxed)
+}
+
+/// The state word of call `n` on P `p`.
+#[inline(always)]
+pub(crate) fn word(n: u64, p: usize) -> u64 {
+    (n << 24) | ((p as u64) << 2) | IN_C
+}
+
+/// The P of a state word.
+pub(crate) fn p_of(v: u64) -> usize {
+    ((v >> 2) & ((1 << 22) - 1)) as usize
+}
+
+impl CallState {
+    /// The M's thread, entering call `v`.
+    #[inline(always)]
+    pub(crate) fn enter(&self, v: u64) {
+        // Release: a monitor that reads `v` and takes the P sees everything
+        // this M did with it before.
+        self.inner.word.store(v, Release);
+    }
+
+    /// The M's thread, leaving call `v`. Returns whether the M still holds
+    /// its P (false: the monitor took it).
+    #[inline(always)]
+    pub(crate) fn exit(&self, v: u64, asym: bool) -> bool {
+        if asym {
+            self.inner.word.store(0, Release);
+            // The CPU-side fence is the monitor's membarrier (module docs).
+            std::sync::atomic::compiler_fence(SeqCst);
+            if self.inner.retake.load(Relaxed) != v {
+                return true;
+            }
+            self.wait_decision(v)
+        } else {
+            self.inner.word.swap(0, AcqRel) == v
+        }
+    }
+
+    #[cold]
+    fn wait_decision(&self, v: u64) -> bool {
+        let mut spins = 0u32;
+        loop {
+            let d = self.inner.decision.load(Acquire);
+            if d == v {
+                return false;
+            }
+            if d == (v & !3) | KEPT {
+                return true;
+            }
+            // The monitor is between steps 1 and 4, which take microseconds.
+            spins += 1;
+            if spins < 100 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// The monitor: the current state word.
+    pub(crate) fn load(&self) -> u64 {
+        self.inner.word.load(Acquire)
+    }
+
+    /// The monitor: tries to take the P of call `v` (see the module docs).
+    /// True if taken: the P is the caller's to hand off.
+    pub(crate) fn try_retake(&self, v: u64, asym: bool) -> bool {
+        if !asym {
+            return self.inner.word.compare_exchange(v, TAKEN, AcqRel, Relaxed).is_ok();
+        }
+        self.inner.retake.store(v, SeqCst);
+        membarrier();
+        let taken = self.inner.word.load(SeqCst) == v;
+        self.inner.decision.store(if taken { v } else { (v & !3) | KEPT }, Release);
+        taken
+    }
+}
+
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+/// Registers the process for private expedited membarriers; false if the
+/// kernel (or a seccomp filter) does not allow them.
+fn membarrier_register() -> bool {
+    // SAFETY: membarrier takes plain integers and touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
+}
+
+/// A full memory barrier on every running thread of this process.
+pub(crate) fn membarrier() {
+    // SAFETY: as above; only called once registration succeeded.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) };
+    // Registration succeeded, so this cannot fail; if it somehow did, the
+    // protocol's guarantee would be gone: stop rather than corrupt state.
+    assert_eq!(r, 0, "ffiber: membarrier failed after registration");
+}
