@@ -2,5 +2,6 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=c/testc.c");
-    cc::Build::new().file("c/testc.c").opt_level(2).warnings(true).compile("ffiber_testc");
+    println!("cargo:rerun-if-changed=c/callbacks.c");
+    cc::Build::new().file("c/testc.c").file("c/callbacks.c").opt_level(2).warnings(true).compile("ffiber_testc");
 }

@@ -1,7 +1,8 @@
 //! Procedural macros for ffiber.
 //!
 //! `#[ffiber::main]` turns `fn main` into a program whose body runs as the
-//! main green thread of a runtime with default settings.
+//! main green thread of a runtime with default settings; `#[ffiber::export]`
+//! makes a Rust function callable from C (cgo's `//export`).
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -46,4 +47,93 @@ pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     .into()
+}
+
+/// Exports a Rust function to C as an `extern "C"` symbol, the way cgo's
+/// `//export` does; C code (and the C libraries it calls) can then call it
+/// back during a foreign call, or from threads it created itself.
+///
+/// The Rust function stays as it is; the macro adds an `extern "C"`
+/// function with the same parameters, exported under the function's name
+/// (or `name = "..."`), whose body runs the Rust function through
+/// `ffiber::ffi::callback`: back on the green thread's stack with a P, so
+/// the function may use channels, spawn, sleep and call C again. A panic is
+/// caught at the C boundary and re-raised when the foreign call returns.
+///
+/// Parameters and the return type must be C types (integers, floats, raw
+/// pointers, `#[repr(C)]` structs of those); after a panic C receives a
+/// zeroed value.
+///
+/// ```ignore
+/// #[ffiber::export]
+/// fn on_row(ncols: i32) -> i32 { 0 }            // exported as `on_row`
+///
+/// #[ffiber::export(name = "my_lib_compare")]
+/// fn compare(a: *const u8, b: *const u8) -> i32 { 0 }
+/// ```
+#[proc_macro_attribute]
+pub fn export(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match export_impl(attr.into(), item.into()) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn export_impl(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let f: ItemFn = syn::parse2(item)?;
+    let mut c_name = f.sig.ident.to_string();
+    if !attr.is_empty() {
+        let nv: syn::MetaNameValue = syn::parse2(attr)?;
+        if !nv.path.is_ident("name") {
+            return Err(syn::Error::new_spanned(&nv.path, "#[ffiber::export] takes only `name = \"c_symbol\"`"));
+        }
+        match &nv.value {
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => c_name = s.value(),
+            other => return Err(syn::Error::new_spanned(other, "the C symbol name must be a string literal")),
+        }
+    }
+    let sig = &f.sig;
+    if let Some(a) = &sig.asyncness {
+        return Err(syn::Error::new_spanned(a, "#[ffiber::export] functions are called by C: they cannot be async"));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "#[ffiber::export] functions cannot be generic: C needs one symbol",
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        return Err(syn::Error::new_spanned(v, "#[ffiber::export] functions cannot be variadic"));
+    }
+    let mut params = Vec::new();
+    let mut args = Vec::new();
+    for (i, input) in sig.inputs.iter().enumerate() {
+        match input {
+            syn::FnArg::Receiver(r) => {
+                return Err(syn::Error::new_spanned(r, "#[ffiber::export] exports free functions, not methods"));
+            }
+            syn::FnArg::Typed(pt) => {
+                let name = quote::format_ident!("__ffiber_arg{}", i);
+                let ty = &pt.ty;
+                params.push(quote! { #name: #ty });
+                args.push(name);
+            }
+        }
+    }
+    let rust_name = &sig.ident;
+    let ret = &sig.output;
+    let shim = quote::format_ident!("__ffiber_export_{}", rust_name);
+    Ok(quote! {
+        #f
+
+        #[doc(hidden)]
+        #[allow(non_snake_case, clippy::too_many_arguments)]
+        #[unsafe(export_name = #c_name)]
+        pub extern "C" fn #shim(#(#params),*) #ret {
+            ::ffiber::ffi::callback(#c_name, move || #rust_name(#(#args),*))
+        }
+    })
 }

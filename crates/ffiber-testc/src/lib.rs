@@ -34,6 +34,9 @@ pub mod sys {
         pub fn sleep_us(us: u32);
         pub fn deep_stack(kib: i32) -> i64;
         pub fn fail_with(e: i32) -> i32;
+        pub fn apply(f: super::IntFn, x: i32) -> i32;
+        pub fn apply_n(f: super::IntFn, n: i32) -> i32;
+        pub fn apply_in_c_thread(f: super::IntFn, n: i32) -> i32;
     }
 }
 
@@ -97,4 +100,25 @@ pub fn deep_stack(kib: i32) -> i64 {
 pub fn fail_with(e: i32) -> i32 {
     // SAFETY: plain value in.
     unsafe { sys::fail_with(e) }
+}
+
+/// A C `int (*)(int)`.
+pub type IntFn = extern "C" fn(i32) -> i32;
+
+/// C calls `f(x)` and returns that plus one.
+pub fn apply(f: IntFn, x: i32) -> i32 {
+    // SAFETY: `f` is a valid C-ABI function pointer (its type says so).
+    unsafe { sys::apply(f, x) }
+}
+
+/// C returns the sum of `f(i)` for `i` in `0..n`, calling from this thread.
+pub fn apply_n(f: IntFn, n: i32) -> i32 {
+    // SAFETY: as above.
+    unsafe { sys::apply_n(f, n) }
+}
+
+/// As [`apply_n`], but C calls `f` from a pthread it creates (and joins).
+pub fn apply_in_c_thread(f: IntFn, n: i32) -> i32 {
+    // SAFETY: as above; `f` may be called from any thread.
+    unsafe { sys::apply_in_c_thread(f, n) }
 }

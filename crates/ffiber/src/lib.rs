@@ -62,10 +62,12 @@ mod sched;
 mod signal;
 mod stack;
 pub mod sync;
+#[doc(hidden)]
+pub use sched::debug_dump;
 mod thread;
 mod time;
 
-pub use ffiber_macros::main;
+pub use ffiber_macros::{export, main};
 pub use runtime::{DEFAULT_MAX_THREADS, Runtime, RuntimeBuilder, run};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use thread::{

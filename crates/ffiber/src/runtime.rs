@@ -134,7 +134,9 @@ impl RuntimeBuilder {
         };
         crate::signal::install()?;
         install_panic_hook();
-        Ok(Runtime { sched: Sched::new(procs, self.stack_size, self.max_threads) })
+        let sched = Sched::new(procs, self.stack_size, self.max_threads);
+        crate::sched::register_latest(&sched);
+        Ok(Runtime { sched })
     }
 }
 

@@ -229,6 +229,10 @@ fn many_green_threads_blocking_in_c_at_once() {
 /// P is lost — afterwards two spinning green threads must still run at the
 /// same time on the two Ps (a lost P would leave one of them waiting).
 fn retake_races_lose_no_p() {
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(8));
+        eprintln!("retake_races_lose_no_p still running after 8 s; scheduler: {}", ffiber::debug_dump());
+    });
     rt(2).block_on(|| {
         let calls = Arc::new(AtomicUsize::new(0));
         let callers: Vec<_> = (0..8)

@@ -42,8 +42,11 @@
 //! assert_eq!(n, 5);
 //! ```
 
+mod callback;
 pub(crate) mod monitor;
 pub(crate) mod state;
+
+pub use callback::callback;
 
 use crate::sched::m::{self, Action, M};
 
@@ -198,7 +201,7 @@ fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: *mut u8, f: 
     (unsafe { frame.out.assume_init() }, frame.errno)
 }
 
-/// Bytes left untouched below g0's saved stack pointer.
+/// Bytes left untouched below a stack pointer before using the stack below.
 const SYSTEM_STACK_MARGIN: usize = 256;
 
 #[inline(always)]
@@ -242,39 +245,41 @@ fn announced<A, T>(
     // SAFETY: `mp` is this thread's M and a green thread (us) runs on it.
     let m = unsafe { &*mp };
     let local = m.local();
-    // SAFETY: we are a green thread running on `m`'s thread, so `g0_sp` is
-    // the scheduler's suspended stack pointer on this OS thread's own stack,
-    // and everything below it (past a margin) is unused until we switch
-    // back to g0 — which cannot happen while C runs there.
-    let top = unsafe { ((*local).g0_sp as usize - SYSTEM_STACK_MARGIN) & !15 } as *mut u8;
-    match mode {
-        Mode::NonBlocking => {
-            // SAFETY: our own M's local state, on its thread, no switch between.
-            unsafe { (*local).foreign = Some(name) };
-            let r = on_sys(top, arg);
-            // SAFETY: as above.
-            unsafe { (*local).foreign = None };
-            r
-        }
+    // SAFETY: on `m`'s thread, no switch until `on_sys` returns. The C code
+    // runs below g0's reserve on the M's own stack (or, in a callback,
+    // below the C frames that called back); see `G0_RESERVE`.
+    let top = unsafe {
+        let l = &mut *local;
+        l.foreign = Some(name);
+        l.call_mode = mode;
+        l.call_sp = crate::arch::stack_pointer();
+        let top = if l.sys_top != 0 { l.sys_top } else { l.g0_sp as usize - G0_RESERVE };
+        (top & !15) as *mut u8
+    };
+    let r = match mode {
+        Mode::NonBlocking => on_sys(top, arg),
         Mode::Default | Mode::NoCallback => {
             // SAFETY: as above; a running green thread's M holds a P.
-            let (p, n) = unsafe {
-                (*local).ccount = (*local).ccount.wrapping_add(1);
-                ((*local).p, (*local).ccount)
+            let v = unsafe {
+                let l = &mut *local;
+                l.ccount = l.ccount.wrapping_add(1);
+                l.call_v = state::word(l.ccount, l.p);
+                l.call_v
             };
-            let v = state::word(n, p);
-            let asym = state::asymmetric();
             // Enter: a plain store (see `state`).
             m.call.enter(v);
             m.sched.monitor.entered(&m.sched);
-            // SAFETY: as above.
-            unsafe { (*local).foreign = Some(name) };
             let r = on_sys(top, arg);
-            // SAFETY: still on `m`'s thread: we have not switched since.
-            unsafe { (*local).foreign = None };
+            // A callback may have re-entered with another word (and P).
+            // SAFETY: still on `m`'s thread: a callback returns on the M it
+            // was called on (it is locked there while it runs).
+            let v = unsafe { (*local).call_v };
             // Exit: a plain store and a plain load (asymmetric protocol).
-            if !m.call.exit(v, asym) {
-                reacquire_p(m, p);
+            if !m.call.exit(v, state::asymmetric()) {
+                // SAFETY: as above.
+                unsafe { (*local).foreign = None };
+                reacquire_p(m, state::p_of(v));
+                return finish(r);
             }
             r
         }
@@ -283,16 +288,38 @@ fn announced<A, T>(
             // holds none and must not touch P-owned state.
             let p = unsafe { std::mem::replace(&mut (*local).p, NO_P) };
             m.sched.handoff_p(p);
-            // SAFETY: as above.
-            unsafe { (*local).foreign = Some(name) };
             let r = on_sys(top, arg);
             // SAFETY: as above.
             unsafe { (*local).foreign = None };
             reacquire_p(m, p);
-            r
+            return finish(r);
+        }
+    };
+    // SAFETY: as above.
+    unsafe { (*local).foreign = None };
+    finish(r)
+}
+
+/// After a foreign call: re-raises a panic that a callback from it caught.
+#[inline(always)]
+fn finish<T>(r: T) -> T {
+    let g = m::current_g();
+    // SAFETY: `g` is the running green thread (us): we own its inner state.
+    if !g.is_null() && unsafe { (*g).inner().cb_panic.is_some() } {
+        // SAFETY: as above.
+        let payload = unsafe { (*g).inner().cb_panic.take() };
+        if let Some(p) = payload {
+            panic::resume_unwind(p);
         }
     }
+    r
 }
+
+/// Space kept free for the scheduler (g0) above the C frames on an M's
+/// system stack. A green thread that blocks in a callback lets g0 run
+/// while C frames are live below it; g0's own work (finding the next green
+/// thread, parking the M) stays well inside this.
+const G0_RESERVE: usize = 256 * 1024;
 
 /// The register pass-through form, for generated bindings: calls the C
 /// function `f` in `mode` with its arguments already laid out in argument

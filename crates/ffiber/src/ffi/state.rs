@@ -21,6 +21,10 @@
 //!    otherwise the call had ended, and the M keeps it;
 //! 4. publish that outcome in `decision`.
 //!
+//! A call is retaken at most once: the word keeps showing `v` while the M
+//! stays in C after losing its P, so the monitor skips a call whose `v` it
+//! already requested.
+//!
 //! The M's exit stores 0 and then loads `retake`. Take the point where the
 //! barrier of step 2 hits the M's thread. If the M's store came before it,
 //! step 3 sees 0 and the M keeps its P (whether or not its load saw the
@@ -155,6 +159,12 @@ impl CallState {
     pub(crate) fn try_retake(&self, v: u64, asym: bool) -> bool {
         if !asym {
             return self.inner.word.compare_exchange(v, TAKEN, AcqRel, Relaxed).is_ok();
+        }
+        if self.inner.retake.load(Relaxed) == v {
+            // Already decided for this call (the word stays `v` while the M
+            // is still in C after losing its P): the P is not ours to give
+            // again. Only the monitor writes `retake`.
+            return false;
         }
         self.inner.retake.store(v, SeqCst);
         membarrier();

@@ -66,6 +66,9 @@ pub(crate) struct GInner {
     /// `lock_os_thread` nesting depth and the M it is locked to.
     pub(crate) lock_depth: u32,
     pub(crate) locked_m: *const M,
+    /// A panic caught in a callback from C, to re-raise when the foreign
+    /// call that led to it returns (`ffi::callback`).
+    pub(crate) cb_panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
 // SAFETY: `inner` is touched only by the G's single current owner (module
@@ -104,6 +107,7 @@ impl G {
                 low_water: 0,
                 lock_depth: 0,
                 locked_m: std::ptr::null(),
+                cb_panic: None,
             }),
         }
     }
@@ -125,6 +129,7 @@ impl G {
         inner.low_water = top as usize;
         inner.lock_depth = 0;
         inner.locked_m = std::ptr::null();
+        inner.cb_panic = None;
     }
 
     /// Raw access to the owner-only state.

@@ -76,6 +76,14 @@ pub(crate) struct MLocal {
     pub(crate) foreign: Option<&'static str>,
     /// Foreign calls announced by this M (numbers its state words).
     pub(crate) ccount: u64,
+    /// The current foreign call, for callbacks from it: its mode, its
+    /// state word (announced calls), the green thread's stack pointer at
+    /// the call, and — while a callback runs — the free top of the system
+    /// stack below the C frames, for foreign calls the callback makes.
+    pub(crate) call_mode: crate::ffi::Mode,
+    pub(crate) call_v: u64,
+    pub(crate) call_sp: usize,
+    pub(crate) sys_top: usize,
 }
 
 // SAFETY: `local` is only touched from the M's own OS thread (every access
@@ -119,6 +127,10 @@ impl M {
                 schedtick: 0,
                 foreign: None,
                 ccount: 0,
+                call_mode: crate::ffi::Mode::Default,
+                call_v: 0,
+                call_sp: 0,
+                sys_top: 0,
             }),
             parker: Parker::default(),
             next_p: AtomicUsize::new(NO_P),
@@ -256,7 +268,8 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
             None
         }
         Action::Requeue => {
-            super::sched_put_global(&m.sched, g);
+            // We hold no P to run it: make sure an idle P does.
+            super::put_global_and_wake(&m.sched, g);
             if locked_here {
                 return super::stop_locked_m(m);
             }
@@ -312,6 +325,13 @@ pub(crate) fn switch_to_g0(action: Action) {
     // from `m` is used again.
     unsafe {
         let local = (*m).local();
+        if let Some(f) = (*local).foreign {
+            panic!(
+                "ffiber: a green thread tried to block (park, yield, sleep, lock, channel) inside the closure \
+                 of a foreign call to {f}, which runs on the OS thread's system stack; do the blocking \
+                 before or after ffi::call, or in a callback"
+            );
+        }
         (*local).action = action;
         let g = (*local).cur_g.as_ref().map(Arc::as_ptr).expect("no current green thread");
         let inner = (*g).inner();

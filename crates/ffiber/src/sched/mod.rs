@@ -113,6 +113,16 @@ struct Idle {
     ms: Vec<Arc<M>>,
 }
 
+impl Idle {
+    /// Publishes P `p` as idle. A P is held by at most one M or listed
+    /// here once: listing it twice would let two Ms run it, so that is
+    /// checked (the list has at most `max_procs` entries).
+    fn push_p(&mut self, p: usize) {
+        assert!(!self.ps.contains(&p), "ffiber: scheduler bug: P{p} released twice");
+        self.ps.push(p);
+    }
+}
+
 impl Sched {
     pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize) -> Arc<Sched> {
         let max_procs = max_procs.max(1);
@@ -223,7 +233,7 @@ impl Sched {
         // SAFETY: called on m's own thread at exit.
         let p = unsafe { std::mem::replace(&mut (*m.local()).p, NO_P) };
         if p != NO_P {
-            self.idle().ps.push(p);
+            self.idle().push_p(p);
         }
         self.live_ms.fetch_sub(1, SeqCst);
     }
@@ -272,7 +282,7 @@ impl Sched {
 
     fn put_idle_p(&self, p: usize) {
         let mut idle = self.idle();
-        idle.ps.push(p);
+        idle.push_p(p);
         self.npidle.fetch_add(1, SeqCst);
     }
 
@@ -321,7 +331,7 @@ impl Sched {
             return self.start_m(p, false);
         }
         let mut idle = self.idle();
-        idle.ps.push(p);
+        idle.push_p(p);
         self.npidle.fetch_add(1, SeqCst);
         // Work may have been pushed to the global queue by a readier that saw
         // no idle P a moment ago: look again now that the P is idle.
@@ -390,8 +400,19 @@ pub(crate) fn ready(g: Arc<G>) {
         }
     }
     let sched = g.sched.clone(); // `g` moves into the queue below
-    sched_put_global(&sched, g);
-    wakep(&sched);
+    put_global_and_wake(&sched, g);
+}
+
+/// Queues `g` globally from a thread that holds no P, and wakes an M if a
+/// P is idle. The push happens under the idle list's lock, which an M going
+/// idle holds while it checks the global queue and publishes its P: so
+/// either that M sees `g`, or we see its idle P.
+pub(crate) fn put_global_and_wake(sched: &Arc<Sched>, g: Arc<G>) {
+    {
+        let _idle = sched.idle();
+        sched_put_global(sched, g);
+    }
+    wakep(sched);
 }
 
 pub(crate) fn sched_put_global(sched: &Sched, g: Arc<G>) {
@@ -497,7 +518,7 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
                 drop(idle);
                 continue;
             }
-            idle.ps.push(local.p);
+            idle.push_p(local.p);
             sched.npidle.fetch_add(1, SeqCst);
             local.p = NO_P;
         }
@@ -727,11 +748,38 @@ pub(crate) fn new_g(
     Ok(G::new(sched.clone(), name, Stack::new(size)?, entry))
 }
 
-/// The runtime of the calling green thread, if any.
+/// The most recently built runtime (weakly): what a thread C created
+/// adopts on its first callback (see `ffi::callback`).
+static LATEST: Mutex<std::sync::Weak<Sched>> = Mutex::new(std::sync::Weak::new());
+
+thread_local! {
+    /// The runtime a non-runtime thread adopted for spawning.
+    static ADOPTED: std::cell::RefCell<std::sync::Weak<Sched>> = const { std::cell::RefCell::new(std::sync::Weak::new()) };
+}
+
+/// Records a newly built runtime as the one foreign threads adopt.
+pub(crate) fn register_latest(sched: &Arc<Sched>) {
+    *LATEST.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(sched);
+}
+
+/// Lets this (non-runtime) thread spawn green threads on the latest live
+/// runtime, unless it already adopted one that is still alive.
+pub(crate) fn adopt_runtime() {
+    ADOPTED.with(|a| {
+        if a.borrow().strong_count() == 0 {
+            *a.borrow_mut() = LATEST.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        }
+    });
+}
+
+/// The runtime of the calling green thread, or the one this thread adopted.
 pub(crate) fn current_sched() -> Option<Arc<Sched>> {
     let m = m::current_m();
+    if m.is_null() {
+        return ADOPTED.with(|a| a.borrow().upgrade());
+    }
     // SAFETY: `m` is this thread's M, alive while its thread runs.
-    (!m.is_null()).then(|| unsafe { (*m).sched.clone() })
+    Some(unsafe { (*m).sched.clone() })
 }
 
 /// The P held by the calling thread's M, if it is one of ours and holds one.
@@ -747,4 +795,34 @@ pub(crate) fn current_g_arc() -> Option<Arc<G>> {
     let m = m::current_m();
     // SAFETY: reading our own M's `cur_g` on its thread; it is the running G.
     (!m.is_null()).then(|| unsafe { (*(*m).local()).cur_g.clone() })?
+}
+
+/// A one-line summary of the scheduler's state, for diagnosing hangs.
+#[doc(hidden)]
+pub fn debug_dump() -> String {
+    let Some(s) = LATEST.lock().unwrap_or_else(|e| e.into_inner()).upgrade() else { return "no runtime".into() };
+    let mut out = String::new();
+    for (i, p) in s.ps.iter().enumerate() {
+        out += &format!(
+            "P{i}: runq={} run_next={} next_when={} | ",
+            p.runq.len(),
+            !p.run_next.load(SeqCst).is_null(),
+            p.next_when.load(SeqCst)
+        );
+    }
+    let idle = s.idle();
+    out += &format!(
+        "global={} npidle={} nmspinning={} idle_ps={:?} idle_ms={} live_ms={} now={} watcher={}",
+        s.global.len(),
+        s.npidle.load(SeqCst),
+        s.nmspinning.load(SeqCst),
+        idle.ps,
+        idle.ms.len(),
+        s.live_ms.load(SeqCst),
+        s.now(),
+        s.watch_until.load(SeqCst)
+    );
+    drop(idle);
+    s.for_each_m(|m| out += &format!(" m(word={:x} next_p={})", m.call.load(), m.next_p.load(SeqCst)));
+    out
 }
