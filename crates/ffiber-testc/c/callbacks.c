@@ -30,3 +30,6 @@ int apply_in_c_thread(int_fn f, int n) {
     pthread_join(t, 0);
     return j.sum;
 }
+
+/* Hands an opaque context back to a callback, as C libraries do. */
+int call_with_ctx(int (*f)(void *ctx, int), void *ctx, int x) { return f(ctx, x); }

@@ -48,3 +48,19 @@ long deep_stack(int kib) {
 
 /* Sets errno and returns -1, as a failing libc call does. */
 int fail_with(int e) { errno = e; return -1; }
+
+/* Writes through a null pointer: a crash inside C. */
+int crash_null(int x) {
+    volatile int *p = 0;
+    *p = x;
+    return x;
+}
+
+/* Recurses n times with 1 KiB frames, touching each frame in order. */
+int recurse(int n) {
+    volatile char buf[1024];
+    buf[0] = (char)n;
+    buf[1023] = (char)n;
+    if (n == 0) return 0;
+    return recurse(n - 1) + buf[0] - buf[1023];
+}

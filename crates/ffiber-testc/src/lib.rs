@@ -34,9 +34,12 @@ pub mod sys {
         pub fn sleep_us(us: u32);
         pub fn deep_stack(kib: i32) -> i64;
         pub fn fail_with(e: i32) -> i32;
+        pub fn crash_null(x: i32) -> i32;
+        pub fn recurse(n: i32) -> i32;
         pub fn apply(f: super::IntFn, x: i32) -> i32;
         pub fn apply_n(f: super::IntFn, n: i32) -> i32;
         pub fn apply_in_c_thread(f: super::IntFn, n: i32) -> i32;
+        pub fn call_with_ctx(f: super::CtxFn, ctx: *mut libc::c_void, x: i32) -> i32;
     }
 }
 
@@ -121,4 +124,29 @@ pub fn apply_n(f: IntFn, n: i32) -> i32 {
 pub fn apply_in_c_thread(f: IntFn, n: i32) -> i32 {
     // SAFETY: as above; `f` may be called from any thread.
     unsafe { sys::apply_in_c_thread(f, n) }
+}
+
+/// Writes through a null pointer in C (for crash-reporting tests).
+///
+/// # Safety
+///
+/// None: it crashes the process. Only for tests that expect that.
+pub unsafe fn crash_null(x: i32) -> i32 {
+    // SAFETY: the caller accepts the crash.
+    unsafe { sys::crash_null(x) }
+}
+
+/// Recurses `n` levels in C with 1 KiB frames (about `n` KiB of stack).
+pub fn recurse(n: i32) -> i32 {
+    // SAFETY: plain value in; the stack it needs is what tests check.
+    unsafe { sys::recurse(n) }
+}
+
+/// A C `int (*)(void *ctx, int)`.
+pub type CtxFn = extern "C" fn(*mut libc::c_void, i32) -> i32;
+
+/// C calls `f(ctx, x)`: an opaque context handed back, as C libraries do.
+pub fn call_with_ctx(f: CtxFn, ctx: *mut libc::c_void, x: i32) -> i32 {
+    // SAFETY: `f` is a valid C-ABI function pointer; C only passes `ctx` on.
+    unsafe { sys::call_with_ctx(f, ctx, x) }
 }

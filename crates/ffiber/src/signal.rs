@@ -1,15 +1,24 @@
-//! Fault handling: explain a green thread's stack overflow, chain the rest.
+//! Fault handling: explain stack overflows and crashes in C, chain the rest.
 //!
-//! One `SIGSEGV`/`SIGBUS` handler per process, installed when the first
-//! runtime is built, running on a per-M alternate signal stack (the faulting
-//! stack is unusable by definition). If the faulting address lies in the
-//! guard page of the green thread running on this thread, it prints
+//! One `SIGSEGV`/`SIGBUS`/`SIGILL` handler per process, installed when the
+//! first runtime is built, running on a per-M alternate signal stack (the
+//! faulting stack is unusable by definition). It explains, then:
 //!
-//! ```text
-//! ffiber: green thread 7 (worker) overflowed its 64 KiB stack; raise it with Builder::stack_size or Runtime::builder().stack_size
-//! ```
+//! - a fault in the guard page of the green thread running on this thread:
 //!
-//! and aborts. Any other fault goes to the handler that was installed before
+//!   ```text
+//!   ffiber: green thread 7 (worker) overflowed its 64 KiB stack; raise it with Builder::stack_size or Runtime::builder().stack_size
+//!   ```
+//!
+//!   and aborts;
+//! - a fault just below an M's system stack during a foreign call: the C
+//!   code overflowed the OS thread's stack; the message names the foreign
+//!   function and the green thread, and the process aborts;
+//! - any other fault during a foreign call: the message names the foreign
+//!   function, the green thread and the address, and the signal is then
+//!   chained as below (it is C's crash, not ours to handle).
+//!
+//! Any other fault goes to the handler that was installed before
 //! ours (Rust's own stack-overflow reporter, a sanitizer, a crash reporter);
 //! if that was the default action, the default is restored and the faulting
 //! instruction re-runs, so the process dies of the original signal with a
@@ -20,12 +29,13 @@ use std::sync::OnceLock;
 
 static PREV_SEGV: OnceLock<libc::sigaction> = OnceLock::new();
 static PREV_BUS: OnceLock<libc::sigaction> = OnceLock::new();
+static PREV_ILL: OnceLock<libc::sigaction> = OnceLock::new();
 static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
 
 /// Installs the handler (once per process).
 pub(crate) fn install() -> io::Result<()> {
     let r = INSTALLED.get_or_init(|| {
-        for (sig, slot) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
+        for (sig, slot) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS), (libc::SIGILL, &PREV_ILL)] {
             // SAFETY: a zeroed sigaction is a valid "no flags, empty mask"
             // value; we fill in the handler and flags before using it, and
             // `handler` has the SA_SIGINFO signature.
@@ -107,32 +117,77 @@ pub(crate) fn on_thread_start() {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
+    let mp = crate::sched::m::current_m();
     let g = crate::sched::m::current_g();
-    if !g.is_null() {
-        // SAFETY: `g` is the green thread running on this thread when the
-        // fault hit, alive while it runs; `guard`, `id`, `name` and
-        // `stack_size` are immutable after creation.
-        let g = unsafe { &*g };
-        if (g.guard.0..g.guard.1).contains(&addr) {
-            let mut w = Writer::new();
-            w.str("ffiber: green thread ");
-            w.num(g.id);
-            w.str(" (");
-            w.str(g.name.as_deref().unwrap_or("unnamed"));
-            w.str(") overflowed its ");
-            w.num((g.stack_size / 1024) as u64);
-            w.str(" KiB stack; raise it with Builder::stack_size or Runtime::builder().stack_size\n");
-            w.flush();
-            // SAFETY: abort is async-signal-safe and ends the process.
-            unsafe { libc::abort() };
-        }
+    if g.is_null() {
+        return chain(sig, info, ctx);
     }
+    // SAFETY: `g` is the green thread running on this thread when the fault
+    // hit, alive while it runs; `guard`, `id`, `name` and `stack_size` do
+    // not change while it runs. `mp` is this thread's M; the signal
+    // interrupted its own thread, so reading its local state is reading
+    // our own memory.
+    let (g, foreign, sys_lo) =
+        unsafe { (&*g, (*(*mp).local()).foreign, (*mp).stack_lo.load(std::sync::atomic::Ordering::Relaxed)) };
+    let mut w = Writer::new();
+    if sig != libc::SIGILL && (g.guard.0..g.guard.1).contains(&addr) {
+        w.str("ffiber: green thread ");
+        green(&mut w, g);
+        w.str(" overflowed its ");
+        w.num((g.stack_size / 1024) as u64);
+        w.str(" KiB stack; raise it with Builder::stack_size or Runtime::builder().stack_size\n");
+        w.flush();
+        // SAFETY: abort is async-signal-safe and ends the process.
+        unsafe { libc::abort() };
+    }
+    let Some(f) = foreign else { return chain(sig, info, ctx) };
+    if sig != libc::SIGILL && sys_lo != 0 && addr < sys_lo && addr >= sys_lo.saturating_sub(SYSTEM_GUARD_SPAN) {
+        w.str("ffiber: the foreign call to ");
+        w.str(f);
+        w.str(" overflowed its OS thread's ");
+        w.num((crate::sched::m::SYSTEM_STACK_SIZE >> 20) as u64);
+        w.str(" MiB system stack (called from green thread ");
+        green(&mut w, g);
+        w.str("); the C code recurses too deep or puts too much on its stack\n");
+        w.flush();
+        // SAFETY: as above.
+        unsafe { libc::abort() };
+    }
+    w.str("ffiber: ");
+    w.str(match sig {
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        _ => "SIGSEGV",
+    });
+    w.str(" at address 0x");
+    w.hex(addr as u64);
+    w.str(" inside the foreign call to ");
+    w.str(f);
+    w.str(" from green thread ");
+    green(&mut w, g);
+    w.str("; the crash is in C (or Rust code inside the call's closure)\n");
+    w.flush();
     chain(sig, info, ctx);
+}
+
+/// How far below an M's system stack a fault still counts as its overflow
+/// (glibc's guard, and a C frame that jumped a little past it).
+const SYSTEM_GUARD_SPAN: usize = 64 * 1024;
+
+fn green(w: &mut Writer, g: &crate::sched::g::G) {
+    w.num(g.id);
+    w.str(" (");
+    w.str(g.name.as_deref().unwrap_or("unnamed"));
+    w.str(")");
 }
 
 /// Hands the signal to the handler installed before ours.
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let prev = if sig == libc::SIGBUS { PREV_BUS.get() } else { PREV_SEGV.get() };
+    let prev = match sig {
+        libc::SIGBUS => PREV_BUS.get(),
+        libc::SIGILL => PREV_ILL.get(),
+        _ => PREV_SEGV.get(),
+    };
     let action = prev.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
     if action == libc::SIG_DFL || action == libc::SIG_IGN {
         // Restore the default and return: the faulting instruction runs
@@ -195,6 +250,13 @@ impl Writer {
                 self.buf[self.len] = d;
                 self.len += 1;
             }
+        }
+    }
+
+    fn hex(&mut self, n: u64) {
+        for i in (0..16).rev() {
+            let d = ((n >> (i * 4)) & 0xf) as u8;
+            self.str(std::str::from_utf8(&[if d < 10 { b'0' + d } else { b'a' + d - 10 }]).unwrap_or("?"));
         }
     }
 

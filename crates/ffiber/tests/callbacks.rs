@@ -140,3 +140,77 @@ fn a_panic_in_a_callback_on_a_c_thread_aborts_with_the_function_name() {
     let err = child_stderr("a_panic_in_a_callback_on_a_c_thread_aborts_with_the_function_name");
     assert!(err.contains("exported function ffiber_test_panics_at_3 panicked (callback panicked at 3)"), "{err}");
 }
+
+/// The context C hands back is a `Handle` to a Rust value.
+#[ffiber::export(name = "ffiber_test_with_ctx")]
+fn with_ctx(ctx: *mut libc::c_void, x: i32) -> i32 {
+    let h = ffiber::Handle::<std::sync::Mutex<Vec<i32>>>::from_raw(ctx as usize).expect("a context");
+    h.with(|v| {
+        let mut v = v.lock().unwrap();
+        v.push(x);
+        v.len() as i32
+    })
+    .unwrap_or(-1)
+}
+
+unsafe extern "C" {
+    safe fn ffiber_test_with_ctx(ctx: *mut libc::c_void, x: i32) -> i32;
+}
+
+#[test]
+fn handles_round_trip_through_c() {
+    let h = ffiber::Handle::new(std::sync::Mutex::new(Vec::<i32>::new()));
+    let n = rt(2).block_on(move || {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                ffiber::go(move || {
+                    (0..10)
+                        .map(|k| ffi::call(|| c::call_with_ctx(ffiber_test_with_ctx, h.as_raw() as *mut _, i * 10 + k)))
+                        .max()
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+    });
+    assert_eq!(n, 80);
+    let v = h.delete().unwrap();
+    let mut got = v.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, (0..80).collect::<Vec<_>>());
+    // Stale after delete: C calling back with it gets the error value.
+    assert_eq!(c::call_with_ctx(ffiber_test_with_ctx, h.as_raw() as *mut _, 1), -1);
+}
+
+#[test]
+fn handles_check_type_generation_and_zero() {
+    use ffiber::Handle;
+    let a = Handle::new(5u32);
+    // The same integer read as another type finds nothing.
+    assert!(Handle::<String>::from_raw(a.as_raw()).unwrap().get().is_none());
+    assert!(Handle::<String>::from_raw(a.as_raw()).unwrap().delete().is_none());
+    assert_eq!(*a.get().unwrap(), 5);
+    assert!(Handle::<u32>::from_raw(0).is_none());
+    assert_eq!(a.delete().as_deref(), Some(&5));
+    // A new value may reuse the slot; the old handle still finds nothing.
+    let b = Handle::new(6u32);
+    assert_ne!(a, b);
+    assert!(a.get().is_none() && a.delete().is_none());
+    assert_eq!(b.with(|v| *v + 1), Some(7));
+    // Garbage integers are rejected, not trusted.
+    assert!(Handle::<u32>::from_raw(usize::MAX).unwrap().get().is_none());
+    // Many threads creating and deleting at once.
+    let ts: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..10_000u64 {
+                    let h = Handle::new(t * 1_000_000 + i);
+                    assert_eq!(*h.get().unwrap(), t * 1_000_000 + i);
+                    assert_eq!(h.delete().as_deref(), Some(&(t * 1_000_000 + i)));
+                }
+            })
+        })
+        .collect();
+    ts.into_iter().for_each(|t| t.join().unwrap());
+    b.delete();
+}

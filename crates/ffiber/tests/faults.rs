@@ -83,3 +83,54 @@ fn main_thread_overflow_still_reported_by_rust() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has overflowed its stack"), "stderr: {err}");
 }
+
+#[test]
+fn a_crash_inside_c_names_the_foreign_call_and_the_green_thread() {
+    if is_child() {
+        ffiber::run(|| {
+            ffiber::Builder::new()
+                .name("crasher")
+                .spawn(|| {
+                    // SAFETY: deliberately crashes: the test checks the report.
+                    ffiber::ffi::call_named(ffiber::ffi::Mode::Default, "crash_null", || unsafe {
+                        ffiber_testc::crash_null(1)
+                    })
+                })
+                .unwrap()
+                .join()
+                .ok();
+        });
+        return;
+    }
+    let out = run_child("a_crash_inside_c_names_the_foreign_call_and_the_green_thread");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "ffiber: SIGSEGV at address 0x0000000000000000 inside the foreign call to crash_null from green thread "
+        ) && err.contains("(crasher)"),
+        "unexpected stderr: {err}"
+    );
+    // Chained to the default action: the process dies of the signal.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{:?}", out.status);
+}
+
+#[test]
+fn a_c_stack_overflow_names_the_foreign_call() {
+    if is_child() {
+        ffiber::run(|| {
+            // 64 MiB of C frames: far past the 8 MiB system stack.
+            ffiber::ffi::call_named(ffiber::ffi::Mode::Default, "recurse", || ffiber_testc::recurse(64 * 1024));
+        });
+        return;
+    }
+    let out = run_child("a_c_stack_overflow_names_the_foreign_call");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ffiber: the foreign call to recurse overflowed its OS thread's 8 MiB system stack (called from green thread ")
+            && err.contains("(main)"),
+        "unexpected stderr: {err}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}", out.status);
+}

@@ -43,10 +43,12 @@
 //! ```
 
 mod callback;
+mod handle;
 pub(crate) mod monitor;
 pub(crate) mod state;
 
 pub use callback::callback;
+pub use handle::Handle;
 
 use crate::sched::m::{self, Action, M};
 

@@ -56,6 +56,9 @@ pub(crate) struct M {
     pub(crate) tid: AtomicUsize,
     /// Foreign-call state shared with the monitor (`ffi::state`).
     pub(crate) call: crate::ffi::state::CallState,
+    /// Lowest address of the OS thread's own (system) stack, for the fault
+    /// handler; 0 until the thread has started.
+    pub(crate) stack_lo: AtomicUsize,
 }
 
 /// State only the M's own thread touches.
@@ -138,6 +141,7 @@ impl M {
             next_g: Mutex::new(None),
             tid: AtomicUsize::new(0),
             call: Default::default(),
+            stack_lo: AtomicUsize::new(0),
         })
     }
 
@@ -184,12 +188,30 @@ impl Parker {
 /// Size of an M's own (system) stack.
 pub(crate) const SYSTEM_STACK_SIZE: usize = 8 << 20;
 
+/// Lowest address of the calling thread's stack (0 if unknown).
+fn thread_stack_lo() -> usize {
+    // SAFETY: pthread_getattr_np fills `attr` for the calling thread; we read
+    // the stack bounds and destroy it. All pointers are to our locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return 0;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        if ok { addr as usize } else { 0 }
+    }
+}
+
 /// Body of an M's OS thread.
 pub(crate) fn m_main(m: Arc<M>) {
     CURRENT_M.with(|c| c.set(Arc::as_ptr(&m)));
     let _ = m.parker.thread.set(std::thread::current());
     // SAFETY: gettid has no preconditions.
     m.tid.store(unsafe { libc::gettid() } as usize, Relaxed);
+    m.stack_lo.store(thread_stack_lo(), Relaxed);
     crate::signal::on_thread_start();
     let sched = m.sched.clone();
     super::acquire_next_p(&m);
