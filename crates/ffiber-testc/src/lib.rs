@@ -145,8 +145,10 @@ pub fn recurse(n: i32) -> i32 {
 /// A C `int (*)(void *ctx, int)`.
 pub type CtxFn = extern "C" fn(*mut libc::c_void, i32) -> i32;
 
-/// C calls `f(ctx, x)`: an opaque context handed back, as C libraries do.
-pub fn call_with_ctx(f: CtxFn, ctx: *mut libc::c_void, x: i32) -> i32 {
-    // SAFETY: `f` is a valid C-ABI function pointer; C only passes `ctx` on.
-    unsafe { sys::call_with_ctx(f, ctx, x) }
+/// C calls `f(ctx, x)`: an opaque context (here an integer, such as a
+/// `Handle`) handed back, as C libraries do.
+pub fn call_with_ctx(f: CtxFn, ctx: usize, x: i32) -> i32 {
+    // SAFETY: `f` is a valid C-ABI function pointer; C only passes `ctx`
+    // on, never dereferences it.
+    unsafe { sys::call_with_ctx(f, ctx as *mut libc::c_void, x) }
 }

@@ -165,7 +165,7 @@ fn handles_round_trip_through_c() {
             .map(|i| {
                 ffiber::go(move || {
                     (0..10)
-                        .map(|k| ffi::call(|| c::call_with_ctx(ffiber_test_with_ctx, h.as_raw() as *mut _, i * 10 + k)))
+                        .map(|k| ffi::call(|| c::call_with_ctx(ffiber_test_with_ctx, h.as_raw(), i * 10 + k)))
                         .max()
                         .unwrap()
                 })
@@ -179,7 +179,7 @@ fn handles_round_trip_through_c() {
     got.sort();
     assert_eq!(got, (0..80).collect::<Vec<_>>());
     // Stale after delete: C calling back with it gets the error value.
-    assert_eq!(c::call_with_ctx(ffiber_test_with_ctx, h.as_raw() as *mut _, 1), -1);
+    assert_eq!(c::call_with_ctx(ffiber_test_with_ctx, h.as_raw(), 1), -1);
 }
 
 #[test]
