@@ -64,3 +64,8 @@ int recurse(int n) {
     if (n == 0) return 0;
     return recurse(n - 1) + buf[0] - buf[1023];
 }
+
+/* A C library that keeps a pointer it was given (the bug check mode catches). */
+static int *kept;
+void keep_pointer(int *p) { kept = p; }
+void write_kept(int v) { *kept = v; }

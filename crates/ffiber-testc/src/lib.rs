@@ -36,6 +36,8 @@ pub mod sys {
         pub fn fail_with(e: i32) -> i32;
         pub fn crash_null(x: i32) -> i32;
         pub fn recurse(n: i32) -> i32;
+        pub fn keep_pointer(p: *mut i32);
+        pub fn write_kept(v: i32);
         pub fn apply(f: super::IntFn, x: i32) -> i32;
         pub fn apply_n(f: super::IntFn, n: i32) -> i32;
         pub fn apply_in_c_thread(f: super::IntFn, n: i32) -> i32;

@@ -55,6 +55,7 @@
 
 mod arch;
 pub mod chan;
+mod check;
 pub mod ffi;
 mod loom;
 mod runtime;

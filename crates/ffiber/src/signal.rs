@@ -119,6 +119,30 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     let addr = unsafe { (*info).si_addr() } as usize;
     let mp = crate::sched::m::current_m();
     let g = crate::sched::m::current_g();
+    let mut w = Writer::new();
+    if sig != libc::SIGILL
+        && let Some((id, name, n)) = crate::check::lookup(addr)
+    {
+        w.str("ffiber: access to the stack of green thread ");
+        w.num(id);
+        w.str(" (");
+        w.str(std::str::from_utf8(&name[..n]).unwrap_or("?"));
+        w.str("), which has exited (FFIBER_CHECK quarantine)");
+        // SAFETY: as below: our own M's state, read on its own thread.
+        if !mp.is_null()
+            && let Some(f) = unsafe { (*(*mp).local()).foreign }
+        {
+            w.str(", during the foreign call to ");
+            w.str(f);
+        }
+        w.str(
+            ": something kept a pointer into that green thread's stack past its life (often a C library storing a \
+               pointer it was given). Give C heap memory or an ffiber::Handle for what it keeps\n",
+        );
+        w.flush();
+        // SAFETY: abort is async-signal-safe and ends the process.
+        unsafe { libc::abort() };
+    }
     if g.is_null() {
         return chain(sig, info, ctx);
     }

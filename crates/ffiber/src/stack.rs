@@ -130,6 +130,23 @@ impl Stack {
         lo..lo + page_size()
     }
 
+    /// The whole mapping's address range (guard included).
+    pub fn range(&self) -> (usize, usize) {
+        (self.base as usize, self.base as usize + self.len)
+    }
+
+    /// Releases every page and makes the whole mapping inaccessible (check
+    /// mode's quarantine of an exited green thread's stack).
+    pub(crate) fn seal(&self) {
+        // SAFETY: the mapping is ours and nothing runs on it (its green
+        // thread exited); dropping its contents and protecting it affects
+        // only this mapping.
+        unsafe {
+            libc::madvise(self.base.cast(), self.len, libc::MADV_DONTNEED);
+            libc::mprotect(self.base.cast(), self.len, libc::PROT_NONE);
+        }
+    }
+
     /// Gives back every committed page below the top [`KEEP_BYTES`].
     pub fn trim(&self) {
         let lo = self.base as usize + page_size();

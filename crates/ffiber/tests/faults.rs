@@ -134,3 +134,44 @@ fn a_c_stack_overflow_names_the_foreign_call() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}", out.status);
 }
+
+#[test]
+fn check_mode_catches_c_writing_into_a_dead_green_threads_stack() {
+    if is_child() {
+        ffiber::run(|| {
+            ffiber::Builder::new()
+                .name("short-lived")
+                .spawn(|| {
+                    let mut local = 0i32;
+                    // SAFETY: valid for the call; C keeping it is the bug
+                    // under test.
+                    ffiber::ffi::call(|| unsafe { ffiber_testc::sys::keep_pointer(&mut local) });
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            // SAFETY: deliberately writes through the kept, now dangling,
+            // pointer: check mode must catch it.
+            ffiber::ffi::call_named(ffiber::ffi::Mode::Default, "write_kept", || unsafe {
+                ffiber_testc::sys::write_kept(42)
+            });
+        });
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "check_mode_catches_c_writing_into_a_dead_green_threads_stack", "--nocapture"])
+        .env(CHILD, "1")
+        .env("FFIBER_CHECK", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ffiber: access to the stack of green thread ")
+            && err.contains(
+                "(short-lived), which has exited (FFIBER_CHECK quarantine), during the foreign call to write_kept"
+            ),
+        "unexpected stderr: {err}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}", out.status);
+}

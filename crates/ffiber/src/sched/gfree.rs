@@ -67,6 +67,15 @@ impl FreeGs {
     /// Keeps an exited G (owned by the caller) for reuse, if its stack has
     /// the pool's size.
     pub(crate) fn put(&self, cache: Option<&mut Vec<Arc<G>>>, mut g: Arc<G>) {
+        if crate::check::enabled() {
+            // Check mode: the stack goes to quarantine, not to reuse.
+            // SAFETY: the G exited and switched away for good: we own it.
+            let stack = unsafe { g.inner() }.stack.take();
+            if let Some(stack) = stack {
+                crate::check::quarantine(stack, g.id, g.name.as_deref());
+            }
+            return;
+        }
         {
             // SAFETY: the G exited and switched away for good: the caller
             // owns its inner state.

@@ -127,6 +127,7 @@ impl Sched {
     pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize) -> Arc<Sched> {
         let max_procs = max_procs.max(1);
         crate::ffi::state::init();
+        crate::check::init();
         Arc::new(Sched {
             ps: (0..max_procs)
                 .map(|_| {
