@@ -128,10 +128,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         w.str(" (");
         w.str(std::str::from_utf8(&name[..n]).unwrap_or("?"));
         w.str("), which has exited (FFIBER_CHECK quarantine)");
-        // SAFETY: as below: our own M's state, read on its own thread.
-        if !mp.is_null()
-            && let Some(f) = unsafe { (*(*mp).local()).foreign }
-        {
+        // SAFETY: our own M's state, read on its own thread (the signal
+        // interrupted it).
+        let foreign = if mp.is_null() { None } else { unsafe { (*(*mp).local()).foreign } };
+        if let Some(f) = foreign {
             w.str(", during the foreign call to ");
             w.str(f);
         }
