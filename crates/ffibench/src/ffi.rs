@@ -11,6 +11,26 @@ unsafe extern "C" {
     /// It takes and returns an int and touches no memory: safe to call with
     /// any argument, which every `unsafe` block below relies on.
     safe fn plusone(x: i32) -> i32;
+    /// `int call_cb(int (*cb)(int), int x) { return cb(x); }`: safe for any
+    /// valid C function pointer, which the type guarantees.
+    safe fn call_cb(cb: extern "C" fn(i32) -> i32, x: i32) -> i32;
+    /// Sleeps `ms` milliseconds in C (nanosleep): blocks the OS thread.
+    safe fn block_ms(ms: i32);
+}
+
+/// The plain callback baseline: a C-ABI Rust function, no runtime.
+extern "C" fn plain_plusone(x: i32) -> i32 {
+    x + 1
+}
+
+/// The ffiber callback: exported to C, run back on the green thread.
+#[ffiber::export(name = "ffibench_plusone")]
+fn exported_plusone(x: i32) -> i32 {
+    x + 1
+}
+
+unsafe extern "C" {
+    safe fn ffibench_plusone(x: i32) -> i32;
 }
 
 /// Times `count` iterations of the talk's loop with `call` wrapped around
@@ -48,7 +68,10 @@ fn regs(mode: Mode, x: i32) -> i32 {
 pub fn run(n: impl Fn(usize) -> usize) {
     let count = n(20_000_000) as i32;
     let slow = n(200_000) as i32;
+    let batches = n(200);
     println!("rust_plt_ns={:.3}", timed(count, |x| plusone(x)));
+    println!("plain_callback_ns={:.3}", timed(count / 4, |x| call_cb(plain_plusone, x)));
+    let _ = exported_plusone; // reached through its C symbol
     let rt = ffiber::Runtime::builder().build().expect("runtime");
     let rows = rt.block_on(move || {
         // Warm the monitor up so that its start is not timed.
@@ -68,9 +91,83 @@ pub fn run(n: impl Fn(usize) -> usize) {
             ("ffiber_regs_ns", timed(count, |x| regs(Mode::Default, x))),
             ("ffiber_regs_nonblocking_ns", timed(count, |x| regs(Mode::NonBlocking, x))),
             ("ffiber_blocking_ns", timed(slow, |x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
+            ("ffiber_callback_ns", timed(count / 4, |x| ffi::call(|| call_cb(ffibench_plusone, x)))),
+            ("spawn_join_ns", spawn_join(batches)),
         ]
     });
+    // Under FFIBER_CHECK=1 the same rows are reported as check-mode rows.
+    let sfx = if std::env::var_os("FFIBER_CHECK").is_some_and(|v| v == "1") { "_check" } else { "" };
     for (k, v) in rows {
-        println!("{k}={v:.3}");
+        println!("{k}{sfx}={v:.3}");
     }
+}
+
+/// spawn+join of 1,000 green threads at a time, `batches` times; ns each.
+fn spawn_join(batches: usize) -> f64 {
+    let t = Instant::now();
+    for _ in 0..batches {
+        let hs: Vec<_> = (0..1000).map(|_| ffiber::go(|| ())).collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+    }
+    t.elapsed().as_nanos() as f64 / (batches * 1000) as f64
+}
+
+/// Lateness of 1 ms sleeps, in µs, over `ms` milliseconds; `(p50, p99)`.
+fn lateness(ms: u64, sleep: impl Fn(std::time::Duration)) -> (f64, f64) {
+    let mut late = Vec::new();
+    let end = Instant::now() + std::time::Duration::from_millis(ms);
+    while Instant::now() < end {
+        let want = Instant::now() + std::time::Duration::from_millis(1);
+        sleep(std::time::Duration::from_millis(1));
+        late.push(want.elapsed().as_secs_f64() * 1e6);
+    }
+    late.sort_by(|a, b| a.total_cmp(b));
+    (late[late.len() / 2], late[late.len() * 99 / 100])
+}
+
+/// Scenario (a): 2 green threads per P loop in C (20 ms nanosleeps, until
+/// a deadline) while a ticker green thread sleeps 1 ms at a time and
+/// records how late it wakes. The monitor must hand the Ps to other
+/// threads for it to run at all.
+pub fn ticker_ffiber(ms: u64) {
+    let rt = ffiber::Runtime::builder().build().expect("runtime");
+    let procs = rt.max_procs();
+    let (p50, p99) = rt.block_on(move || {
+        let until = Instant::now() + std::time::Duration::from_millis(ms + 30);
+        let blockers: Vec<_> = (0..2 * procs)
+            .map(|_| {
+                ffiber::go(move || {
+                    while Instant::now() < until {
+                        ffi::call(|| block_ms(20));
+                    }
+                })
+            })
+            .collect();
+        ffiber::sleep(std::time::Duration::from_millis(5));
+        let r = lateness(ms, ffiber::sleep);
+        blockers.into_iter().for_each(|h| h.join().unwrap());
+        r
+    });
+    println!("ticker_p50_us={p50:.1}\nticker_p99_us={p99:.1}");
+}
+
+/// The same with `may`: its coroutines call C directly (no announcement),
+/// so a coroutine blocked in C holds its worker thread. The blockers stop
+/// at a deadline: with every worker blocked, nothing else runs until then.
+pub fn ticker_may(ms: u64) {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let until = Instant::now() + std::time::Duration::from_millis(ms + 30);
+    let blockers: Vec<_> = (0..2 * workers)
+        .map(|_| {
+            may::go!(move || {
+                while Instant::now() < until {
+                    block_ms(20);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let (p50, p99) = may::go!(move || lateness(ms, may::coroutine::sleep)).join().unwrap();
+    blockers.into_iter().for_each(|h| h.join().unwrap());
+    println!("ticker_p50_us={p50:.1}\nticker_p99_us={p99:.1}");
 }

@@ -76,6 +76,8 @@ fn internal(args: &[String]) {
         Some("ffiber") => workloads::ffiber(n),
         Some("may") => workloads::may(n),
         Some("ffi") => ffi::run(n),
+        Some("ticker-ffiber") => ffi::ticker_ffiber(n(1000) as u64),
+        Some("ticker-may") => ffi::ticker_may(n(1000) as u64),
         other => {
             eprintln!("ffibench: unknown internal peer {other:?}");
             std::process::exit(2);
@@ -247,18 +249,25 @@ fn runtime_table(opts: &Options) {
     );
 }
 
-/// The foreign-call rows: (metric key, label, which peer reports it).
-const FFI_ROWS: &[(&str, &str, usize)] = &[
-    ("rust_plt_ns", "plain call: Rust extern \"C\" via the PLT (baseline)", 0),
-    ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe, no switch)", 0),
-    ("ffiber_nonblocking_ns", "ffiber Mode::NonBlocking (stack switch)", 0),
-    ("ffiber_nocallback_ns", "ffiber Mode::NoCallback", 0),
-    ("ffiber_default_ns", "ffiber ffi::call (default: fully safe)", 0),
-    ("ffiber_regs_nonblocking_ns", "ffiber register trampoline, NonBlocking", 0),
-    ("ffiber_regs_ns", "ffiber register trampoline, default (generated code)", 0),
-    ("ffiber_blocking_ns", "ffiber Mode::Blocking (P handed off per call)", 0),
-    ("cgo_ns", "cgo", 1),
-    ("cgo_nc_ns", "cgo, #cgo noescape + nocallback", 1),
+/// The foreign-call rows: (metric key, label, which peer reports it, the
+/// row it is compared with). Peers: 0 ffiber, 1 cgo, 2 ffiber under
+/// `FFIBER_CHECK=1`.
+const FFI_ROWS: &[(&str, &str, usize, &str)] = &[
+    ("rust_plt_ns", "plain call: Rust extern \"C\" via the PLT (baseline)", 0, "rust_plt_ns"),
+    ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe, no switch)", 0, "rust_plt_ns"),
+    ("ffiber_nonblocking_ns", "ffiber Mode::NonBlocking (stack switch)", 0, "rust_plt_ns"),
+    ("ffiber_nocallback_ns", "ffiber Mode::NoCallback", 0, "rust_plt_ns"),
+    ("ffiber_default_ns", "ffiber ffi::call (default: fully safe)", 0, "rust_plt_ns"),
+    ("ffiber_regs_nonblocking_ns", "ffiber register trampoline, NonBlocking", 0, "rust_plt_ns"),
+    ("ffiber_regs_ns", "ffiber register trampoline, default (generated code)", 0, "rust_plt_ns"),
+    ("ffiber_blocking_ns", "ffiber Mode::Blocking (P handed off per call)", 0, "rust_plt_ns"),
+    ("cgo_ns", "cgo", 1, "rust_plt_ns"),
+    ("cgo_nc_ns", "cgo, #cgo noescape + nocallback", 1, "rust_plt_ns"),
+    ("plain_callback_ns", "callback, plain: Rust -> C -> extern \"C\" fn", 0, "rust_plt_ns"),
+    ("ffiber_callback_ns", "callback, ffiber: ffi::call -> C -> #[export] fn", 0, "rust_plt_ns"),
+    ("cgo_callback_ns", "callback, cgo: Go -> C -> //export func", 1, "rust_plt_ns"),
+    ("ffiber_default_ns_check", "ffiber ffi::call, FFIBER_CHECK=1 (vs off)", 2, "ffiber_default_ns"),
+    ("spawn_join_ns_check", "spawn+join ns/thread, FFIBER_CHECK=1 (vs off)", 2, "spawn_join_ns"),
 ];
 
 fn ffi_table(opts: &Options) {
@@ -266,10 +275,18 @@ fn ffi_table(opts: &Options) {
     let count = ((20_000_000.0 * scale) as usize).max(10);
     let libdir = env!("FFIBENCH_LIBDIR");
     let ldflags = format!("-L{libdir} -Wl,-rpath,{libdir}");
-    let mut cgo =
-        go_build("cgo", "go-cgo", &[("CGO_LDFLAGS", ldflags), ("CGO_ENABLED", "1".into())], count.to_string());
+    let cgo_env = [("CGO_LDFLAGS", ldflags), ("CGO_ENABLED", "1".to_string())];
+    let mut cgo = go_build("cgo", "go-cgo", &cgo_env, "all".into());
+    if let Ok(c) = cgo.cmd.as_mut() {
+        c.arg(count.to_string());
+    }
     cgo.name = format!("{} cgo", cgo.name);
-    let mut peers = vec![self_peer("ffi", scale), cgo];
+    let mut check = self_peer("ffi", scale);
+    if let Ok(c) = check.cmd.as_mut() {
+        c.env("FFIBER_CHECK", "1");
+    }
+    check.name = "ffiber (FFIBER_CHECK=1)".into();
+    let mut peers = vec![self_peer("ffi", scale), cgo, check];
     let (mut samples, errors) = collect("foreign calls", &mut peers, opts.runs);
     let runs = opts.runs;
     println!(
@@ -280,8 +297,8 @@ fn ffi_table(opts: &Options) {
     let header = format!("{:<52} {:>22} {:>10}", "row", "ns/call", "vs plain");
     println!("{header}");
     println!("{}", "-".repeat(header.chars().count()));
-    let base = stats(samples[0].get_mut("rust_plt_ns")).map(|s| s.0);
-    for (key, label, peer) in FFI_ROWS {
+    for (key, label, peer, base_key) in FFI_ROWS {
+        let base = stats(samples[0].get_mut(*base_key)).map(|s| s.0);
         let (cell, ratio) = match (&errors[*peer], stats(samples[*peer].get_mut(*key))) {
             (None, Some((m, lo, hi))) => {
                 let cell = if runs > 1 { format!("{m:.2} ({lo:.2}–{hi:.2})") } else { format!("{m:.2}") };
@@ -300,8 +317,61 @@ fn ffi_table(opts: &Options) {
         }
     }
     println!(
-        "Every row calls the same plusone in libplusone.so through the PLT. ffiber rows run in a green thread; \
-         NonBlocking adds the switch to the OS thread's stack, NoCallback/default add the scheduler announcement \
-         (a store and a CAS), Blocking hands the P to another thread on every call."
+        "Every row calls the same plusone in libplusone.so through the PLT; ratios are to the plain call unless \
+         marked. ffiber rows run in a green thread: NonBlocking adds the switch to the OS thread's stack; \
+         NoCallback/default add the scheduler announcement (two plain stores and a load); the register \
+         trampoline is the same without the closure frame; Blocking hands the P to another thread per call."
+    );
+    println!();
+    ticker_table(opts);
+}
+
+/// Scenario (a) of issue 5: every P's thread blocked in C while a ticker
+/// measures its lateness.
+fn ticker_table(opts: &Options) {
+    let ms = if opts.quick { 100 } else { 1000 };
+    let libdir = env!("FFIBENCH_LIBDIR");
+    let cgo_env = [("CGO_LDFLAGS", format!("-L{libdir} -Wl,-rpath,{libdir}")), ("CGO_ENABLED", "1".to_string())];
+    let mut go = go_build("cgo", "go-cgo", &cgo_env, "ticker".into());
+    if let Ok(c) = go.cmd.as_mut() {
+        c.arg(ms.to_string());
+    }
+    let scale = ms as f64 / 1000.0;
+    let mut peers = vec![self_peer("ticker-ffiber", scale), go, self_peer("ticker-may", scale)];
+    peers[0].name = "ffiber".into();
+    peers[2].name = "may 0.3".into();
+    let (mut samples, errors) = collect("blocking C + ticker", &mut peers, opts.runs);
+    println!(
+        "Blocking C on every P: 2 threads per P sleep in C (20 ms nanosleeps) while a ticker sleeps 1 ms at a time \
+         — its lateness, µs (median of runs)"
+    );
+    println!();
+    let mut header = format!("{:<30}", "lateness");
+    for p in &peers {
+        header += &format!(" {:>22}", p.name);
+    }
+    println!("{header}");
+    println!("{}", "-".repeat(header.chars().count()));
+    for (key, label) in [("ticker_p50_us", "p50"), ("ticker_p99_us", "p99")] {
+        let mut line = format!("{label:<30}");
+        for i in 0..peers.len() {
+            let cell = match (&errors[i], stats(samples[i].get_mut(key))) {
+                (None, Some((m, _, _))) => format!("{m:.0}"),
+                (Some(_), _) => "not available".into(),
+                _ => "—".into(),
+            };
+            line += &format!(" {cell:>22}");
+        }
+        println!("{line}");
+    }
+    println!();
+    for (i, p) in peers.iter().enumerate() {
+        if let Some(e) = &errors[i] {
+            println!("{}: {e}", p.name);
+        }
+    }
+    println!(
+        "ffiber's monitor and Go's sysmon hand a P whose thread is stuck in C to another thread; may's coroutines \
+         call C on their worker thread, so the ticker waits for a worker to come back."
     );
 }

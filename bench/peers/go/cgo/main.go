@@ -1,7 +1,12 @@
-// cgo calling plusone in libplusone.so (bench/peers/c/plusone.c), the
-// talk's loop: plain cgo, and the same call to a twin symbol annotated
-// `#cgo noescape` + `#cgo nocallback` (Go 1.24+). Prints metric=value lines
-// for ffibench. Usage: cgo-bench <count>
+// cgo against libplusone.so (bench/peers/c/plusone.c), as ffibench runs the
+// same workloads for ffiber. Prints metric=value lines.
+//
+//	cgo-bench all <count>     calls, then callback with count/4
+//	cgo-bench calls <count>   the talk's loop: plain cgo, and a twin symbol
+//	                          annotated #cgo noescape + nocallback (Go 1.24+)
+//	cgo-bench callback <count> Go -> C -> Go (an exported Go function)
+//	cgo-bench ticker <ms>     goroutines blocked in C on every P while a
+//	                          ticker goroutine measures its lateness
 package main
 
 /*
@@ -10,34 +15,97 @@ package main
 #cgo nocallback plusone_nc
 int plusone(int x);
 int plusone_nc(int x);
+int call_go_plusone(int x);
+void block_ms(int ms);
 */
 import "C"
 
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"sort"
 	"strconv"
 	"time"
 )
 
-func main() {
-	count := 20000000
-	if len(os.Args) > 1 {
-		if n, err := strconv.Atoi(os.Args[1]); err == nil {
-			count = n
-		}
-	}
+//export goPlusOne
+func goPlusOne(x C.int) C.int { return x + 1 }
+
+func calls(count int) {
 	start := time.Now()
 	x := C.int(0)
 	for x < C.int(count) {
 		x = C.plusone(x)
 	}
 	fmt.Printf("cgo_ns=%.3f\n", float64(time.Since(start).Nanoseconds())/float64(count))
-
 	start = time.Now()
 	x = 0
 	for x < C.int(count) {
 		x = C.plusone_nc(x)
 	}
 	fmt.Printf("cgo_nc_ns=%.3f\n", float64(time.Since(start).Nanoseconds())/float64(count))
+}
+
+func callback(count int) {
+	start := time.Now()
+	x := C.int(0)
+	for x < C.int(count) {
+		x = C.call_go_plusone(x)
+	}
+	fmt.Printf("cgo_callback_ns=%.3f\n", float64(time.Since(start).Nanoseconds())/float64(count))
+}
+
+func ticker(ms int) {
+	procs := runtime.GOMAXPROCS(0)
+	until := time.Now().Add(time.Duration(ms+30) * time.Millisecond)
+	done := make(chan struct{})
+	for i := 0; i < 2*procs; i++ {
+		go func() {
+			for time.Now().Before(until) {
+				C.block_ms(20)
+			}
+			done <- struct{}{}
+		}()
+	}
+	time.Sleep(5 * time.Millisecond)
+	var late []float64
+	deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
+	for time.Now().Before(deadline) {
+		want := time.Now().Add(time.Millisecond)
+		time.Sleep(time.Millisecond)
+		late = append(late, float64(time.Since(want).Microseconds()))
+	}
+	for i := 0; i < 2*procs; i++ {
+		<-done
+	}
+	sort.Float64s(late)
+	fmt.Printf("ticker_p50_us=%.1f\n", late[len(late)/2])
+	fmt.Printf("ticker_p99_us=%.1f\n", late[len(late)*99/100])
+}
+
+func main() {
+	mode, n := "all", 20000000
+	if len(os.Args) > 1 {
+		mode = os.Args[1]
+	}
+	if len(os.Args) > 2 {
+		if v, err := strconv.Atoi(os.Args[2]); err == nil {
+			n = v
+		}
+	}
+	switch mode {
+	case "all":
+		calls(n)
+		callback(n / 4)
+	case "calls":
+		calls(n)
+	case "callback":
+		callback(n)
+	case "ticker":
+		ticker(n)
+	default:
+		fmt.Fprintln(os.Stderr, "usage: cgo-bench calls|callback|ticker N")
+		os.Exit(2)
+	}
 }

@@ -10,8 +10,9 @@
 //! P in C with nothing to run is left alone: handing it off would only cost
 //! a wake-up.
 //!
-//! **When it runs.** While some P is in C, it polls: every 20 µs at first,
-//! backing off to 1 ms while nothing needs retaking, but never sleeping
+//! **When it runs.** While some P is in C, it polls: every 20 µs, backing
+//! off (doubling, to 1 ms) only after 50 scans in a row found nothing to
+//! retake (Go's sysmon does the same), and never sleeping
 //! past the earliest timer of a P in C (so a sleeping green thread whose P
 //! is stuck in C is late by microseconds, not milliseconds). With no P in C
 //! for a while it parks for good, and costs nothing.
@@ -40,6 +41,8 @@ pub(crate) const RETAKE_AFTER: Duration = Duration::from_micros(20);
 /// Fastest and slowest polling while some P is in C.
 const POLL_MIN: Duration = Duration::from_micros(20);
 const POLL_MAX: Duration = Duration::from_millis(1);
+/// Quiet scans (nothing retaken) before polling slows down.
+const IDLE_SCANS: u32 = 50;
 /// Park for good after this long with no P in C.
 const IDLE_BEFORE_PARK: Duration = Duration::from_millis(50);
 
@@ -123,6 +126,7 @@ fn run(sched: &Arc<Sched>) {
     let can_park = asym;
     let mut seen: Vec<(Arc<M>, Seen)> = Vec::new();
     let mut poll = POLL_MIN;
+    let mut quiet = 0u32;
     let mut last_in_c = Instant::now();
     while !mon.stop.load(SeqCst) {
         let now = Instant::now();
@@ -130,7 +134,17 @@ fn run(sched: &Arc<Sched>) {
         if in_c {
             last_in_c = now;
         }
-        poll = if retook { POLL_MIN } else { (poll * 2).min(POLL_MAX) };
+        // As Go's sysmon: poll at the fastest rate while there is
+        // something to do, and back off only after IDLE_SCANS quiet scans.
+        if retook {
+            quiet = 0;
+            poll = POLL_MIN;
+        } else {
+            quiet += 1;
+            if quiet > IDLE_SCANS {
+                poll = (poll * 2).min(POLL_MAX);
+            }
+        }
         if !in_c && now.duration_since(last_in_c) >= IDLE_BEFORE_PARK && can_park {
             // Park for good, unless a call started meanwhile (see module docs).
             mon.parked.store(true, SeqCst);
@@ -145,6 +159,7 @@ fn run(sched: &Arc<Sched>) {
                 std::thread::park();
             }
             poll = POLL_MIN;
+            quiet = 0;
             last_in_c = Instant::now();
             continue;
         }
