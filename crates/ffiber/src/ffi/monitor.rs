@@ -31,7 +31,7 @@
 use super::state::{self, IN_C};
 use crate::sched::Sched;
 use crate::sched::m::M;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,11 @@ pub(crate) struct Monitor {
     started: AtomicBool,
     stop: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The monitor thread, to unpark it without a lock.
+    handle: std::sync::OnceLock<std::thread::Thread>,
+    /// When (runtime clock, ns) the polling monitor will look next;
+    /// `u64::MAX` while it is not polling.
+    next_look: AtomicU64,
 }
 
 impl Default for Monitor {
@@ -63,6 +68,8 @@ impl Default for Monitor {
             started: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
+            handle: std::sync::OnceLock::new(),
+            next_look: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -89,7 +96,10 @@ impl Monitor {
             let spawned =
                 std::thread::Builder::new().name("ffiber-monitor".into()).stack_size(256 * 1024).spawn(move || run(&s));
             match spawned {
-                Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
+                Ok(h) => {
+                    let _ = self.handle.set(h.thread().clone());
+                    *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+                }
                 Err(e) => eprintln!(
                     "ffiber: could not start the foreign-call monitor thread ({e}); \
                      a green thread blocked in C will hold its P until the call returns"
@@ -97,6 +107,17 @@ impl Monitor {
             }
         } else if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             h.thread().unpark();
+        }
+    }
+
+    /// A timer due at `when` was added to some P: a polling monitor that
+    /// would look later than that looks again now (the P may be about to
+    /// go into C with that timer on it).
+    pub(crate) fn timer_added(&self, when: u64) {
+        if when < self.next_look.load(Relaxed)
+            && let Some(t) = self.handle.get()
+        {
+            t.unpark();
         }
     }
 
@@ -155,6 +176,7 @@ fn run(sched: &Arc<Sched>) {
                 mon.parked.store(false, SeqCst);
                 continue;
             }
+            mon.next_look.store(u64::MAX, SeqCst);
             while mon.parked.load(SeqCst) && !mon.stop.load(SeqCst) {
                 std::thread::park();
             }
@@ -167,6 +189,7 @@ fn run(sched: &Arc<Sched>) {
         if let Some(at) = wake_at {
             sleep = sleep.min(at.saturating_duration_since(now)).max(Duration::from_micros(5));
         }
+        mon.next_look.store(sched.when(now + sleep), SeqCst);
         std::thread::park_timeout(sleep);
     }
 }
@@ -193,15 +216,20 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
             || !p.run_next.load(Acquire).is_null()
             || timer <= now_ns
             || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
-        if timer != u64::MAX && timer > now_ns {
-            let at = now + Duration::from_nanos(timer - now_ns);
-            wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
-        }
         if has_work && now.duration_since(since) >= RETAKE_AFTER {
             candidates.push((m.clone(), v));
         }
     });
     *seen = current;
+    // While some M is in C, look again when the earliest timer of any P is
+    // due: its P may be in C by then.
+    if in_c {
+        let earliest = sched.ps.iter().map(|p| p.next_when.load(Acquire)).min().unwrap_or(u64::MAX);
+        if earliest != u64::MAX {
+            let at = now + Duration::from_nanos(earliest.saturating_sub(now_ns));
+            wake_at = Some(at);
+        }
+    }
     // Outside the M list's lock: a hand-off may start a new M.
     let mut retook = false;
     for (m, v) in candidates {

@@ -347,6 +347,9 @@ impl Sched {
 
     /// Wakes the timer watcher if it sleeps past `when`.
     pub(crate) fn timer_added(&self, when: u64) {
+        // The foreign-call monitor, if it is polling, must not sleep past
+        // a timer that may sit on a P whose M goes into C.
+        self.monitor.timer_added(when);
         if when < self.watch_until.load(SeqCst) {
             if let Some(w) = self.watcher.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 w.unpark();
