@@ -371,7 +371,9 @@ fn ticker_table(opts: &Options) {
         }
     }
     println!(
-        "ffiber's monitor and Go's sysmon hand a P whose thread is stuck in C to another thread; may's coroutines \
-         call C on their worker thread, so the ticker waits for a worker to come back."
+        "ffiber's monitor and Go's sysmon hand a P whose thread is stuck in C to another thread. may's coroutines \
+         call C on their worker threads, which all stay blocked; its ticker still runs because may resumes a \
+         coroutine whose sleep expired on its timer thread — work woken any other way (a channel, an I/O event) \
+         waits for a worker."
     );
 }

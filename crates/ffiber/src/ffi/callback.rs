@@ -92,6 +92,9 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
             if slot.is_none() {
                 *slot = Some(payload);
             }
+            // SAFETY: our own M's state, on its thread (the green thread is
+            // locked here until the outer call returns).
+            unsafe { (*(*mp).local()).cb_pending = true };
             // SAFETY: documented above: exported functions return C types,
             // for which all-zero is a valid value.
             unsafe { std::mem::zeroed() }

@@ -258,8 +258,26 @@ fn announced<A, T>(
         let top = if l.sys_top != 0 { l.sys_top } else { l.g0_sp as usize - G0_RESERVE };
         (top & !15) as *mut u8
     };
-    let r = match mode {
-        Mode::NonBlocking => on_sys(top, arg),
+    // A callback's stashed panic is flagged on this M (where the callback
+    // ran); read it before the way back may move us to another M.
+    // SAFETY (all `local` accesses below): on `m`'s thread; a callback
+    // returns on the M it was called on (its green thread is locked there).
+    let taken = |local: *mut m::MLocal| unsafe {
+        let l = &mut *local;
+        l.foreign = None;
+        if l.cb_pending {
+            l.cb_pending = false;
+            true
+        } else {
+            false
+        }
+    };
+    match mode {
+        Mode::NonBlocking => {
+            let r = on_sys(top, arg);
+            let pending = taken(local);
+            finish(r, pending)
+        }
         Mode::Default | Mode::NoCallback => {
             // SAFETY: as above; a running green thread's M holds a P.
             let v = unsafe {
@@ -273,17 +291,14 @@ fn announced<A, T>(
             m.sched.monitor.entered(&m.sched);
             let r = on_sys(top, arg);
             // A callback may have re-entered with another word (and P).
-            // SAFETY: still on `m`'s thread: a callback returns on the M it
-            // was called on (it is locked there while it runs).
+            // SAFETY: as above.
             let v = unsafe { (*local).call_v };
+            let pending = taken(local);
             // Exit: a plain store and a plain load (asymmetric protocol).
             if !m.call.exit(v, state::asymmetric()) {
-                // SAFETY: as above.
-                unsafe { (*local).foreign = None };
                 reacquire_p(m, state::p_of(v));
-                return finish(r);
             }
-            r
+            finish(r, pending)
         }
         Mode::Blocking => {
             // SAFETY: as above. We give the P away: from here on this M
@@ -291,30 +306,30 @@ fn announced<A, T>(
             let p = unsafe { std::mem::replace(&mut (*local).p, NO_P) };
             m.sched.handoff_p(p);
             let r = on_sys(top, arg);
-            // SAFETY: as above.
-            unsafe { (*local).foreign = None };
+            let pending = taken(local);
             reacquire_p(m, p);
-            return finish(r);
+            finish(r, pending)
         }
-    };
-    // SAFETY: as above.
-    unsafe { (*local).foreign = None };
-    finish(r)
+    }
 }
 
 /// After a foreign call: re-raises a panic that a callback from it caught.
 #[inline(always)]
-fn finish<T>(r: T) -> T {
-    let g = m::current_g();
-    // SAFETY: `g` is the running green thread (us): we own its inner state.
-    if !g.is_null() && unsafe { (*g).inner().cb_panic.is_some() } {
-        // SAFETY: as above.
-        let payload = unsafe { (*g).inner().cb_panic.take() };
-        if let Some(p) = payload {
-            panic::resume_unwind(p);
-        }
+fn finish<T>(r: T, pending: bool) -> T {
+    if pending {
+        reraise();
     }
     r
+}
+
+#[cold]
+fn reraise() {
+    let g = m::current_g();
+    // SAFETY: `g` is the running green thread (us): we own its state.
+    let payload = unsafe { (*g).inner().cb_panic.take() };
+    if let Some(p) = payload {
+        panic::resume_unwind(p);
+    }
 }
 
 /// Space kept free for the scheduler (g0) above the C frames on an M's

@@ -232,6 +232,16 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
     }
     // Outside the M list's lock: a hand-off may start a new M.
     let mut retook = false;
+    // A due timer on an idle P: with Ms stuck in C there may be no idle M
+    // left to watch timers, so start one for that P.
+    if in_c && sched.npidle.load(SeqCst) > 0 {
+        for (i, p) in sched.ps.iter().enumerate() {
+            let t = p.next_when.load(Acquire);
+            if t <= now_ns && now_ns - t >= RETAKE_AFTER.as_nanos() as u64 && crate::sched::start_idle_p(sched, i) {
+                retook = true;
+            }
+        }
+    }
     for (m, v) in candidates {
         if m.call.try_retake(v, asym) {
             sched.handoff_p(state::p_of(v));

@@ -87,6 +87,9 @@ pub(crate) struct MLocal {
     pub(crate) call_v: u64,
     pub(crate) call_sp: usize,
     pub(crate) sys_top: usize,
+    /// A callback stashed a panic in the running green thread
+    /// (`GInner::cb_panic`): the foreign call must re-raise it on return.
+    pub(crate) cb_pending: bool,
 }
 
 // SAFETY: `local` is only touched from the M's own OS thread (every access
@@ -134,6 +137,7 @@ impl M {
                 call_v: 0,
                 call_sp: 0,
                 sys_top: 0,
+                cb_pending: false,
             }),
             parker: Parker::default(),
             next_p: AtomicUsize::new(NO_P),

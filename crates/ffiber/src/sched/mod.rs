@@ -288,7 +288,7 @@ impl Sched {
     }
 
     /// Wakes (or creates) an M to run P `p`, or any idle P if `p` is `NO_P`.
-    fn start_m(self: &Arc<Self>, p: usize, spinning: bool) {
+    pub(crate) fn start_m(self: &Arc<Self>, p: usize, spinning: bool) {
         let mut idle = self.idle();
         let p = if p != NO_P {
             p
@@ -558,6 +558,19 @@ pub(crate) fn take_idle_p_prefer(sched: &Sched, prefer: usize) -> Option<usize> 
     Some(p)
 }
 
+/// Starts an M for idle P `p` if it is still idle (the monitor, for a P
+/// with a due timer that nobody is watching). Returns whether it did.
+pub(crate) fn start_idle_p(sched: &Arc<Sched>, p: usize) -> bool {
+    {
+        let mut idle = sched.idle();
+        let Some(i) = idle.ps.iter().position(|&x| x == p) else { return false };
+        idle.ps.swap_remove(i);
+        sched.npidle.fetch_sub(1, SeqCst);
+    }
+    sched.start_m(p, false);
+    true
+}
+
 fn take_idle_p(sched: &Sched) -> Option<usize> {
     let mut idle = sched.idle();
     let p = idle.ps.pop()?;
@@ -676,6 +689,14 @@ fn stop_m(m: &Arc<M>) {
             }
         };
         if claimed {
+            if was_watcher && sched.earliest_timer() != u64::MAX {
+                // We leave with the watcher's role while timers are pending
+                // (possibly on idle Ps nobody runs): wake another idle M,
+                // which takes the role as it parks again.
+                if let Some(other) = sched.idle().ms.last() {
+                    other.unpark();
+                }
+            }
             acquire_next_p(m);
             return;
         }
