@@ -260,10 +260,10 @@ fn announced<A, T>(
     };
     // A callback's stashed panic is flagged on this M (where the callback
     // ran); read it before the way back may move us to another M.
-    // SAFETY (all `local` accesses below): on `m`'s thread; a callback
-    // returns on the M it was called on (its green thread is locked there).
-    let taken = |local: *mut m::MLocal| unsafe {
-        let l = &mut *local;
+    let taken = |local: *mut m::MLocal| {
+        // SAFETY: on `m`'s thread; a callback returns on the M it was
+        // called on (its green thread is locked there).
+        let l = unsafe { &mut *local };
         l.foreign = None;
         if l.cb_pending {
             l.cb_pending = false;
