@@ -22,6 +22,28 @@
 //!   [`sync::WaitGroup`] all work from plain OS threads too, so ordinary
 //!   threads can talk to green threads.
 //!
+//! ## Foreign calls (Go's cgo call path)
+//!
+//! [`ffi::call`] runs a closure that calls C on the OS thread's large
+//! system stack, having told the scheduler with a plain store; if the C
+//! code blocks, a monitor thread hands the processor slot to another OS
+//! thread so that other green threads keep running. Coming back costs a
+//! store and a load. [`ffi::Mode`] picks less work for calls that need
+//! less (never block, never call back, known to block), and
+//! [`ffi::call_regs`] is the register pass-through form for generated
+//! bindings. C calls Rust back through functions marked
+//! [`#[ffiber::export]`](macro@export); values C keeps go through
+//! [`Handle`]. `FFIBER_CHECK=1` quarantines exited stacks to catch C
+//! writing through pointers it kept.
+//!
+//! ```
+//! let len = ffiber::run(|| {
+//!     let s = c"green";
+//!     ffiber::ffi::call(|| unsafe { libc::strlen(s.as_ptr()) })
+//! });
+//! assert_eq!(len, 5);
+//! ```
+//!
 //! The design, its state machines and invariants are written down in
 //! `docs/DESIGN.md` in the repository.
 //!

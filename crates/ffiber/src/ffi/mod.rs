@@ -11,7 +11,7 @@
 //!    below the scheduler's suspended frame) and calls the C code there;
 //! 3. **comes back** with a plain store of the state word back to idle and
 //!    a plain load of the monitor's request word — no read-modify-write
-//!    (the [protocol](state) moves the fence to the monitor's side with
+//!    (the protocol, in `docs/DESIGN.md`, moves the fence to the monitor's side with
 //!    `membarrier`). If the monitor took the P away while the
 //!    call blocked and gave it to another OS thread so that the green
 //!    threads queued on it kept running; the caller then takes its old P back
