@@ -195,10 +195,23 @@ unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(fra
 #[inline(always)]
 fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: *mut u8, f: F) -> (std::thread::Result<R>, i32) {
     let mut frame = Frame { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), errno: 0 };
+    // The inline register trampoline, with the frame's address as the one
+    // argument: cheaper than a call to `arch::call_on_stack` (whose CFI lets
+    // a debugger walk from C frames back to the green stack; the callback
+    // path, where that matters more, keeps using it).
     // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB system
     // stack (see `announced`); `on_system_stack::<F, R, ERRNO>` matches the
-    // frame's type, follows the C ABI and never unwinds.
-    unsafe { crate::arch::call_on_stack((&raw mut frame).cast(), on_system_stack::<F, R, ERRNO>, top) };
+    // frame's type, takes one pointer argument in `rdi`, follows the C ABI
+    // and never unwinds.
+    unsafe {
+        let f: unsafe extern "C" fn(*mut u8) = on_system_stack::<F, R, ERRNO>;
+        let regs = crate::arch::Regs { int: [(&raw mut frame) as u64, 0, 0, 0, 0, 0], ..Default::default() };
+        crate::arch::call_regs(
+            std::mem::transmute::<unsafe extern "C" fn(*mut u8), unsafe extern "C" fn()>(f),
+            top,
+            &regs,
+        )
+    };
     // SAFETY: `on_system_stack` always writes `out` before returning.
     (unsafe { frame.out.assume_init() }, frame.errno)
 }
