@@ -8,8 +8,14 @@
 int plusone(int x) { return x + 1; }
 int plusone_nc(int x) { return x + 1; }
 
-/* The callback workload: C calls back into the caller's language. */
+/* The callback workloads: C calls back into the caller's language, once
+ * per call, or n times in a loop inside one call. */
 int call_cb(int (*cb)(int), int x) { return cb(x); }
+int loop_cb(int (*cb)(int), int n) {
+    int x = 0;
+    while (x < n) x = cb(x);
+    return x;
+}
 
 /* The blocking workload: the calling OS thread sleeps in C. */
 void block_ms(int ms) {

@@ -14,6 +14,8 @@ unsafe extern "C" {
     /// `int call_cb(int (*cb)(int), int x) { return cb(x); }`: safe for any
     /// valid C function pointer, which the type guarantees.
     safe fn call_cb(cb: extern "C" fn(i32) -> i32, x: i32) -> i32;
+    /// `while (x < n) x = cb(x);` in C: `n` callbacks inside one call.
+    safe fn loop_cb(cb: extern "C" fn(i32) -> i32, n: i32) -> i32;
     /// Sleeps `ms` milliseconds in C (nanosleep): blocks the OS thread.
     safe fn block_ms(ms: i32);
 }
@@ -71,6 +73,7 @@ pub fn run(n: impl Fn(usize) -> usize) {
     let batches = n(200);
     println!("rust_plt_ns={:.3}", timed(count, |x| plusone(x)));
     println!("plain_callback_ns={:.3}", timed(count / 4, |x| call_cb(plain_plusone, x)));
+    println!("plain_callback_loop_ns={:.3}", timed(1, |_| loop_cb(plain_plusone, count)) / count as f64);
     let _ = exported_plusone; // reached through its C symbol
     let rt = ffiber::Runtime::builder().build().expect("runtime");
     let rows = rt.block_on(move || {
@@ -92,6 +95,7 @@ pub fn run(n: impl Fn(usize) -> usize) {
             ("ffiber_regs_nonblocking_ns", timed(count, |x| regs(Mode::NonBlocking, x))),
             ("ffiber_blocking_ns", timed(slow, |x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
             ("ffiber_callback_ns", timed(count / 4, |x| ffi::call(|| call_cb(ffibench_plusone, x)))),
+            ("ffiber_callback_loop_ns", timed(1, |_| ffi::call(|| loop_cb(ffibench_plusone, count))) / count as f64),
             ("spawn_join_ns", spawn_join(batches)),
         ]
     });

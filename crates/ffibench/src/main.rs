@@ -266,6 +266,9 @@ const FFI_ROWS: &[(&str, &str, usize, &str)] = &[
     ("plain_callback_ns", "callback, plain: Rust -> C -> extern \"C\" fn", 0, "rust_plt_ns"),
     ("ffiber_callback_ns", "callback, ffiber: ffi::call -> C -> #[export] fn", 0, "rust_plt_ns"),
     ("cgo_callback_ns", "callback, cgo: Go -> C -> //export func", 1, "rust_plt_ns"),
+    ("plain_callback_loop_ns", "callback only (C loop): plain extern \"C\" fn", 0, "rust_plt_ns"),
+    ("ffiber_callback_loop_ns", "callback only (C loop): #[ffiber::export] fn", 0, "rust_plt_ns"),
+    ("cgo_callback_loop_ns", "callback only (C loop): cgo //export func", 1, "rust_plt_ns"),
     ("ffiber_default_ns_check", "ffiber ffi::call, FFIBER_CHECK=1 (vs off)", 2, "ffiber_default_ns"),
     ("spawn_join_ns_check", "spawn+join ns/thread, FFIBER_CHECK=1 (vs off)", 2, "spawn_join_ns"),
 ];

@@ -16,6 +16,7 @@ package main
 int plusone(int x);
 int plusone_nc(int x);
 int call_go_plusone(int x);
+int loop_go_plusone(int n);
 void block_ms(int ms);
 */
 import "C"
@@ -54,6 +55,9 @@ func callback(count int) {
 		x = C.call_go_plusone(x)
 	}
 	fmt.Printf("cgo_callback_ns=%.3f\n", float64(time.Since(start).Nanoseconds())/float64(count))
+	start = time.Now()
+	C.loop_go_plusone(C.int(count))
+	fmt.Printf("cgo_callback_loop_ns=%.3f\n", float64(time.Since(start).Nanoseconds())/float64(count))
 }
 
 func ticker(ms int) {

@@ -9,8 +9,10 @@
 //!
 //! 1. switches back onto the green thread's own stack, just below the frame
 //!    that made the foreign call (the C frames stay where they are);
-//! 2. locks the green thread to this M — C frames on this OS thread's stack
-//!    are waiting for it, so wherever it parks it must resume here;
+//! 2. ties the green thread to this M — C frames on this OS thread's stack
+//!    are waiting for it, so wherever it parks it must resume here (the
+//!    lock itself is taken only if it does block: `switch_to_g0` sees the
+//!    M's callback depth and locks it then);
 //! 3. leaves the "in C" state (for an announced call: the exit protocol,
 //!    which may find the P taken and wait for one; for a `Blocking` call: takes a
 //!    P), so the callback can use channels, spawn, sleep and make further
@@ -73,7 +75,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
         std::process::abort();
     }
     let mut frame =
-        Frame::<F, R> { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), sys_sp: crate::arch::stack_pointer() };
+        Frame::<F, R> { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), sys_sp: crate::arch::stack_pointer(), mp };
     let green_top = ((call_sp - SYSTEM_STACK_MARGIN) & !15) as *mut u8;
     // SAFETY: `green_top` is below everything the green thread had on its
     // stack when it made the foreign call (`call_sp`, minus a margin for
@@ -107,6 +109,8 @@ struct Frame<F, R> {
     out: MaybeUninit<std::thread::Result<R>>,
     /// The system stack pointer at the callback (C frames above it).
     sys_sp: usize,
+    /// This thread's M.
+    mp: *const M,
 }
 
 /// Runs on the green thread's stack: steps 2-5 of the module docs.
@@ -114,21 +118,18 @@ unsafe extern "C" fn on_green_stack<F: FnOnce() -> R, R>(frame: *mut u8) {
     // SAFETY: `frame` is the `Frame<F, R>` that `callback` made, with `f`
     // initialised; nobody else touches it until we return.
     let frame = unsafe { &mut *frame.cast::<Frame<F, R>>() };
-    let mp = m::current_m_inline();
+    let mp = frame.mp;
     // SAFETY: we are still on `mp`'s thread (only the stack changed), and
     // the green thread is ours: it is running.
     let m: &M = unsafe { &*mp };
     let local = m.local();
-    // SAFETY: as above.
-    let g = unsafe { (*local).cur_g.as_ref().map(std::sync::Arc::as_ptr).expect("a callback's green thread") };
-    // Save the outer call's state; lock the green thread to this M.
-    // SAFETY: as above; nothing else touches `local` or `g`'s inner state.
+    // Save the outer call's state. The green thread is locked to this M
+    // only if it blocks inside the callback (`switch_to_g0` does it then,
+    // seeing `cb_depth > 0`): C frames on this thread wait for it.
+    // SAFETY: as above; nothing else touches `local`.
     let saved = unsafe {
         let l = &mut *local;
-        let inner = (*g).inner();
-        inner.lock_depth += 1;
-        inner.locked_m = mp;
-        l.locked_g = g;
+        l.cb_depth += 1;
         let saved = (l.foreign.take(), l.call_mode, l.call_v, l.call_sp, l.sys_top);
         l.sys_top = (frame.sys_sp - SYSTEM_STACK_MARGIN) & !15;
         saved
@@ -169,11 +170,9 @@ unsafe extern "C" fn on_green_stack<F: FnOnce() -> R, R>(frame: *mut u8) {
         l.call_mode = mode;
         l.call_sp = saved.3;
         l.sys_top = saved.4;
-        let inner = (*g).inner();
-        inner.lock_depth -= 1;
-        if inner.lock_depth == 0 {
-            inner.locked_m = std::ptr::null();
-            l.locked_g = std::ptr::null();
+        l.cb_depth -= 1;
+        if l.cb_depth == 0 && l.cb_locked {
+            m::unlock_after_callback(l);
         }
     }
     frame.out.write(out);

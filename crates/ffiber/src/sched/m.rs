@@ -90,6 +90,10 @@ pub(crate) struct MLocal {
     /// A callback stashed a panic in the running green thread
     /// (`GInner::cb_panic`): the foreign call must re-raise it on return.
     pub(crate) cb_pending: bool,
+    /// Callbacks from C running on this M (nested), and whether the green
+    /// thread was locked here because one of them blocked.
+    pub(crate) cb_depth: u32,
+    pub(crate) cb_locked: bool,
 }
 
 // SAFETY: `local` is only touched from the M's own OS thread (every access
@@ -138,6 +142,8 @@ impl M {
                 call_sp: 0,
                 sys_top: 0,
                 cb_pending: false,
+                cb_depth: 0,
+                cb_locked: false,
             }),
             parker: Parker::default(),
             next_p: AtomicUsize::new(NO_P),
@@ -361,11 +367,38 @@ pub(crate) fn switch_to_g0(action: Action) {
         (*local).action = action;
         let g = (*local).cur_g.as_ref().map(Arc::as_ptr).expect("no current green thread");
         let inner = (*g).inner();
+        if (*local).cb_depth > 0 && !(*local).cb_locked {
+            // Blocking inside a callback from C: the C frames below wait on
+            // this OS thread, so the green thread must resume here.
+            (*local).cb_locked = true;
+            inner.lock_depth += 1;
+            inner.locked_m = m;
+            (*local).locked_g = g;
+        }
         let sp = arch::stack_pointer();
         if sp < inner.low_water {
             inner.low_water = sp;
         }
         arch::switch(&raw mut inner.sp, (*local).g0_sp);
+    }
+}
+
+/// Undoes the lock `switch_to_g0` took for a callback that blocked, once
+/// the last callback on this M returns to C.
+///
+/// # Safety
+///
+/// `l` is the calling thread's M's local state, and the running green
+/// thread is the one that was locked.
+pub(crate) unsafe fn unlock_after_callback(l: &mut MLocal) {
+    l.cb_locked = false;
+    let g = l.cur_g.as_ref().map(Arc::as_ptr).expect("a callback's green thread");
+    // SAFETY: `g` is running (us): we own its inner state.
+    let inner = unsafe { (*g).inner() };
+    inner.lock_depth -= 1;
+    if inner.lock_depth == 0 {
+        inner.locked_m = std::ptr::null();
+        l.locked_g = std::ptr::null();
     }
 }
 
