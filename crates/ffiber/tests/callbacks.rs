@@ -21,12 +21,17 @@ fn double(x: i32) -> i32 {
 /// sleep, and a nested foreign call.
 #[ffiber::export(name = "ffiber_test_busy")]
 fn busy(x: i32) -> i32 {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
     let (tx, rx) = ffiber::chan::bounded(0);
     let h = ffiber::go(move || tx.send(x * 10).unwrap());
     let v = rx.recv().unwrap();
     h.join().unwrap();
     ffiber::sleep(Duration::from_micros(200));
     ffiber::yield_now();
+    // C frames below us wait on this OS thread: blocking must not move us.
+    // SAFETY: gettid has no preconditions.
+    assert_eq!(unsafe { libc::gettid() }, tid, "a callback resumed on another OS thread");
     ffi::call(|| c::plusone(v))
 }
 
