@@ -20,6 +20,24 @@ fn main() {
     if !status.success() {
         panic!("ffibench: the C compiler failed on {}", src.display());
     }
+    // The C peer: the talk's baseline (through the PLT) and a direct call.
+    let bench_c = root.join("bench/peers/c/bench.c");
+    println!("cargo:rerun-if-changed={}", bench_c.display());
+    let exe = out.join("c-bench");
+    let status = compiler
+        .to_command()
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(&bench_c)
+        .arg(format!("-L{}", out.display()))
+        .args(["-lplusone", &format!("-Wl,-rpath,{}", out.display())])
+        .status()
+        .unwrap_or_else(|e| panic!("ffibench: could not run the C compiler ({e})"));
+    if !status.success() {
+        panic!("ffibench: the C compiler failed on {}", bench_c.display());
+    }
+    println!("cargo:rustc-env=FFIBENCH_C_BENCH={}", exe.display());
+    println!("cargo:rustc-env=FFIBENCH_CC={}", compiler.path().display());
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=dylib=plusone");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", out.display());

@@ -175,3 +175,33 @@ pub fn ticker_may(ms: u64) {
     blockers.into_iter().for_each(|h| h.join().unwrap());
     println!("ticker_p50_us={p50:.1}\nticker_p99_us={p99:.1}");
 }
+
+/// tokio's scheduler-aware ways to call blocking code, per call:
+/// `block_in_place` (from a worker) and `spawn_blocking` (awaited).
+pub fn tokio_rows(n: impl Fn(usize) -> usize) {
+    let count = n(200_000) as i32;
+    let rt = tokio::runtime::Builder::new_multi_thread().build().expect("tokio runtime");
+    let (bip, sb) = rt.block_on(async move {
+        tokio::spawn(async move {
+            let bip = timed(count, |x| tokio::task::block_in_place(|| plusone(x)));
+            let t = Instant::now();
+            let mut x = 0;
+            while x < count / 4 {
+                x = tokio::task::spawn_blocking(move || plusone(x)).await.expect("spawn_blocking");
+            }
+            (bip, t.elapsed().as_nanos() as f64 / (count / 4).max(1) as f64)
+        })
+        .await
+        .expect("tokio task")
+    });
+    println!("tokio_block_in_place_ns={bip:.3}\ntokio_spawn_blocking_ns={sb:.3}");
+}
+
+/// A `may` coroutine calling C directly: no stack switch, no scheduler
+/// announcement (fast; a deep or blocking C call is the coroutine's
+/// problem — may issue #51).
+pub fn may_rows(n: impl Fn(usize) -> usize) {
+    let count = n(20_000_000) as i32;
+    let ns = may::go!(move || timed(count, |x| plusone(x))).join().expect("may coroutine");
+    println!("may_direct_ns={ns:.3}");
+}

@@ -14,6 +14,7 @@
 //! Options: `--quick` (a few seconds; used by the tests), `--runs K`.
 
 mod ffi;
+mod peers;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,8 @@ fn internal(args: &[String]) {
         Some("ffi") => ffi::run(n),
         Some("ticker-ffiber") => ffi::ticker_ffiber(n(1000) as u64),
         Some("ticker-may") => ffi::ticker_may(n(1000) as u64),
+        Some("tokio") => ffi::tokio_rows(n),
+        Some("may-ffi") => ffi::may_rows(n),
         other => {
             eprintln!("ffibench: unknown internal peer {other:?}");
             std::process::exit(2);
@@ -249,28 +252,38 @@ fn runtime_table(opts: &Options) {
     );
 }
 
-/// The foreign-call rows: (metric key, label, which peer reports it, the
-/// row it is compared with). Peers: 0 ffiber, 1 cgo, 2 ffiber under
-/// `FFIBER_CHECK=1`.
-const FFI_ROWS: &[(&str, &str, usize, &str)] = &[
-    ("rust_plt_ns", "plain call: Rust extern \"C\" via the PLT (baseline)", 0, "rust_plt_ns"),
-    ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe, no switch)", 0, "rust_plt_ns"),
-    ("ffiber_nonblocking_ns", "ffiber Mode::NonBlocking (stack switch)", 0, "rust_plt_ns"),
-    ("ffiber_nocallback_ns", "ffiber Mode::NoCallback", 0, "rust_plt_ns"),
-    ("ffiber_default_ns", "ffiber ffi::call (default: fully safe)", 0, "rust_plt_ns"),
-    ("ffiber_regs_nonblocking_ns", "ffiber register trampoline, NonBlocking", 0, "rust_plt_ns"),
-    ("ffiber_regs_ns", "ffiber register trampoline, default (generated code)", 0, "rust_plt_ns"),
-    ("ffiber_blocking_ns", "ffiber Mode::Blocking (P handed off per call)", 0, "rust_plt_ns"),
-    ("cgo_ns", "cgo", 1, "rust_plt_ns"),
-    ("cgo_nc_ns", "cgo, #cgo noescape + nocallback", 1, "rust_plt_ns"),
-    ("plain_callback_ns", "callback, plain: Rust -> C -> extern \"C\" fn", 0, "rust_plt_ns"),
-    ("ffiber_callback_ns", "callback, ffiber: ffi::call -> C -> #[export] fn", 0, "rust_plt_ns"),
-    ("cgo_callback_ns", "callback, cgo: Go -> C -> //export func", 1, "rust_plt_ns"),
-    ("plain_callback_loop_ns", "callback only (C loop): plain extern \"C\" fn", 0, "rust_plt_ns"),
-    ("ffiber_callback_loop_ns", "callback only (C loop): #[ffiber::export] fn", 0, "rust_plt_ns"),
-    ("cgo_callback_loop_ns", "callback only (C loop): cgo //export func", 1, "rust_plt_ns"),
-    ("ffiber_default_ns_check", "ffiber ffi::call, FFIBER_CHECK=1 (vs off)", 2, "ffiber_default_ns"),
-    ("spawn_join_ns_check", "spawn+join ns/thread, FFIBER_CHECK=1 (vs off)", 2, "spawn_join_ns"),
+/// The foreign-call rows: (metric key, label, the peer that reports it,
+/// the row it is compared with).
+const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
+    ("c_plt_ns", "C through the PLT (the talk's baseline)", "c", "c_plt_ns"),
+    ("c_direct_ns", "C direct call (the floor)", "c", "c_plt_ns"),
+    ("rust_plt_ns", "Rust extern \"C\" (through the PLT)", "ffiber", "c_plt_ns"),
+    ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe: no switch)", "ffiber", "c_plt_ns"),
+    ("ffiber_regs_nonblocking_ns", "ffiber NonBlocking, register trampoline", "ffiber", "c_plt_ns"),
+    ("ffiber_regs_ns", "ffiber default, register trampoline (generated)", "ffiber", "c_plt_ns"),
+    ("ffiber_nonblocking_ns", "ffiber NonBlocking, closure", "ffiber", "c_plt_ns"),
+    ("ffiber_nocallback_ns", "ffiber NoCallback, closure", "ffiber", "c_plt_ns"),
+    ("ffiber_default_ns", "ffiber ffi::call (default: fully safe), closure", "ffiber", "c_plt_ns"),
+    ("ffiber_blocking_ns", "ffiber Blocking (P handed off per call)", "ffiber", "c_plt_ns"),
+    ("cgo_ns", "Go cgo", "cgo", "c_plt_ns"),
+    ("cgo_nc_ns", "Go cgo, #cgo noescape + nocallback", "cgo", "c_plt_ns"),
+    ("luajit_ns", "LuaJIT FFI", "luajit", "c_plt_ns"),
+    ("java_jni_ns", "Java JNI", "jni", "c_plt_ns"),
+    ("java_ffm_ns", "Java FFM (Panama)", "ffm", "c_plt_ns"),
+    ("node_napi_ns", "Node.js, Node-API addon", "node", "c_plt_ns"),
+    ("python_ctypes_ns", "Python ctypes", "python", "c_plt_ns"),
+    ("python_cffi_ns", "Python cffi (ABI mode)", "python", "c_plt_ns"),
+    ("may_direct_ns", "may coroutine, direct call (no protection)", "may", "c_plt_ns"),
+    ("tokio_block_in_place_ns", "tokio block_in_place per call", "tokio", "c_plt_ns"),
+    ("tokio_spawn_blocking_ns", "tokio spawn_blocking per call (awaited)", "tokio", "c_plt_ns"),
+    ("plain_callback_ns", "callback round trip, plain: Rust -> C -> Rust", "ffiber", "c_plt_ns"),
+    ("ffiber_callback_ns", "callback round trip, ffiber: call -> C -> export", "ffiber", "c_plt_ns"),
+    ("cgo_callback_ns", "callback round trip, cgo: Go -> C -> Go", "cgo", "c_plt_ns"),
+    ("plain_callback_loop_ns", "callback only (C loop): plain extern \"C\" fn", "ffiber", "c_plt_ns"),
+    ("ffiber_callback_loop_ns", "callback only (C loop): #[ffiber::export]", "ffiber", "c_plt_ns"),
+    ("cgo_callback_loop_ns", "callback only (C loop): cgo //export", "cgo", "c_plt_ns"),
+    ("ffiber_default_ns_check", "ffiber ffi::call, FFIBER_CHECK=1 (vs off)", "check", "ffiber_default_ns"),
+    ("spawn_join_ns_check", "spawn+join ns/thread, FFIBER_CHECK=1 (vs off)", "check", "spawn_join_ns"),
 ];
 
 fn ffi_table(opts: &Options) {
@@ -289,20 +302,44 @@ fn ffi_table(opts: &Options) {
         c.env("FFIBER_CHECK", "1");
     }
     check.name = "ffiber (FFIBER_CHECK=1)".into();
-    let mut peers = vec![self_peer("ffi", scale), cgo, check];
+    let mut tokio = self_peer("tokio", scale);
+    tokio.name = "tokio".into();
+    let mut may = self_peer("may-ffi", scale);
+    may.name = "may 0.3".into();
+    let mut ffiber = self_peer("ffi", scale);
+    ffiber.name = "ffiber".into();
+    let ids = ["ffiber", "c", "cgo", "luajit", "jni", "ffm", "node", "python", "may", "tokio", "check"];
+    let mut peers = vec![
+        ffiber,
+        peers::c(count),
+        cgo,
+        peers::luajit(count),
+        peers::java_jni(count),
+        peers::java_ffm(count),
+        peers::node(count),
+        peers::python((count / 10).max(10)),
+        may,
+        tokio,
+        check,
+    ];
     let (mut samples, errors) = collect("foreign calls", &mut peers, opts.runs);
+    let idx = |id: &str| ids.iter().position(|x| *x == id).expect("known peer id");
     let runs = opts.runs;
     println!(
         "Foreign calls: int plusone(int) in a shared library (-O2), the talk's loop — median of {runs} run{} (min–max)",
         if runs == 1 { "" } else { "s" }
     );
     println!();
-    let header = format!("{:<52} {:>22} {:>10}", "row", "ns/call", "vs plain");
+    let header = format!("{:<52} {:>22} {:>10}", "row", "ns/call", "vs C PLT");
     println!("{header}");
     println!("{}", "-".repeat(header.chars().count()));
     for (key, label, peer, base_key) in FFI_ROWS {
-        let base = stats(samples[0].get_mut(*base_key)).map(|s| s.0);
-        let (cell, ratio) = match (&errors[*peer], stats(samples[*peer].get_mut(*key))) {
+        // A base key that is not a row of its own (spawn_join_ns) comes
+        // from the ffiber peer.
+        let base_peer = FFI_ROWS.iter().find(|r| r.0 == *base_key).map_or("ffiber", |r| r.2);
+        let base = stats(samples[idx(base_peer)].get_mut(*base_key)).map(|s| s.0);
+        let i = idx(peer);
+        let (cell, ratio) = match (&errors[i], stats(samples[i].get_mut(*key))) {
             (None, Some((m, lo, hi))) => {
                 let cell = if runs > 1 { format!("{m:.2} ({lo:.2}–{hi:.2})") } else { format!("{m:.2}") };
                 let ratio = base.filter(|&b| b > 0.0).map_or("—".into(), |b| format!("{:.2}x", m / b));
@@ -320,10 +357,10 @@ fn ffi_table(opts: &Options) {
         }
     }
     println!(
-        "Every row calls the same plusone in libplusone.so through the PLT; ratios are to the plain call unless \
-         marked. ffiber rows run in a green thread: NonBlocking adds the switch to the OS thread's stack; \
-         NoCallback/default add the scheduler announcement (two plain stores and a load); the register \
-         trampoline is the same without the closure frame; Blocking hands the P to another thread per call."
+        "Every row calls the same plusone in libplusone.so; ratios are to C through the PLT unless marked. ffiber \
+         rows run in a green thread: NonBlocking adds the switch to the OS thread's stack; default/NoCallback add \
+         the scheduler announcement (plain stores and a load); the register trampoline is what generated bindings \
+         use (no closure frame); Blocking hands the P to another thread per call."
     );
     println!();
     ticker_table(opts);

@@ -42,9 +42,14 @@ fn quick_run_prints_the_foreign_call_table() {
     let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--quick").output().unwrap();
     assert!(out.status.success(), "ffibench failed: {}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
-    for label in
-        ["plain call: Rust extern", "ffiber Mode::NonBlocking", "ffiber ffi::call (default", "ffiber Mode::Blocking"]
-    {
+    for label in [
+        "C through the PLT (the talk's baseline)",
+        "Rust extern",
+        "ffiber NonBlocking, register trampoline",
+        "ffiber ffi::call (default",
+        "ffiber Blocking",
+        "callback only (C loop): #[ffiber::export]",
+    ] {
         let row =
             table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?} in\n{table}"));
         let cells: Vec<&str> = row[52..].split_whitespace().collect();
@@ -52,10 +57,15 @@ fn quick_run_prints_the_foreign_call_table() {
         assert!(ns > 0.0, "{row}");
         assert!(cells[1].ends_with('x'), "no ratio in {row:?}");
     }
-    // cgo: a figure where Go is installed, a reason where it is not.
-    let cgo = table.lines().find(|l| l.starts_with("cgo ")).expect("cgo row");
-    assert!(
-        cgo.contains("not available") || cgo[52..].trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()),
-        "{cgo}"
-    );
+    // Every peer row has a figure, or says it is not available and why.
+    for label in
+        ["Go cgo ", "LuaJIT FFI", "Java JNI", "Node.js", "Python ctypes", "may coroutine", "tokio block_in_place"]
+    {
+        let row = table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?}"));
+        let cell = row[52..].trim_start();
+        assert!(cell.starts_with("not available") || cell.chars().next().is_some_and(|c| c.is_ascii_digit()), "{row}");
+        if cell.starts_with("not available") {
+            assert!(table.contains(": not installed — ") || table.contains("failed"), "no reason given for {row}");
+        }
+    }
 }
