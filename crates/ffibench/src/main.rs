@@ -15,6 +15,7 @@
 
 mod ffi;
 mod peers;
+mod report;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -33,14 +34,33 @@ const METRICS: &[(&str, &str, &str)] = &[
 struct Options {
     quick: bool,
     runs: usize,
+    /// `--rows a,b`: only the tables/rows whose names contain one of these.
+    rows: Option<Vec<String>>,
+    json: bool,
 }
+
+impl Options {
+    /// Whether a row (or table) with these names is selected by `--rows`.
+    fn wants(&self, names: &[&str]) -> bool {
+        self.rows
+            .as_ref()
+            .is_none_or(|sel| sel.iter().any(|w| names.iter().any(|n| n.to_lowercase().contains(&w.to_lowercase()))))
+    }
+}
+
+const USAGE: &str = "usage: ffibench [--quick] [--runs K] [--rows NAMES] [--json]
+  --quick       a few seconds per table (smoke run; writes no results file)
+  --runs K      runs per row, one process each, interleaved (default 5)
+  --rows NAMES  comma-separated: run only tables/rows whose names contain one
+                (e.g. --rows cgo,ffiber or --rows runtime,ticker)
+  --json        print the tables as JSON instead of text";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--internal") {
         return internal(&args[1..]);
     }
-    let mut opts = Options { quick: false, runs: 5 };
+    let mut opts = Options { quick: false, runs: 5, rows: None, json: false };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -54,8 +74,16 @@ fn main() {
                     std::process::exit(2)
                 })
             }
+            "--rows" => {
+                let v = it.next().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| {
+                    eprintln!("ffibench: --rows needs comma-separated names (try --help)");
+                    std::process::exit(2)
+                });
+                opts.rows = Some(v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+            }
+            "--json" => opts.json = true,
             "-h" | "--help" => {
-                println!("usage: ffibench [--quick] [--runs K]");
+                println!("{USAGE}");
                 return;
             }
             other => {
@@ -64,9 +92,62 @@ fn main() {
             }
         }
     }
-    runtime_table(&opts);
-    println!();
-    ffi_table(&opts);
+    let mut tables = Vec::new();
+    if opts.wants(&["runtime", "spawn", "yield", "ping", "memory"]) {
+        tables.push(runtime_table(&opts));
+        emit(&opts, tables.last());
+    }
+    if let Some(t) = ffi_table(&opts) {
+        tables.push(t);
+        emit(&opts, tables.last());
+    }
+    if opts.wants(&["ticker", "blocking"]) {
+        tables.push(ticker_table(&opts));
+        emit(&opts, tables.last());
+    }
+    if opts.json {
+        println!("[{}]", tables.iter().map(report::Table::json).collect::<Vec<_>>().join(",\n"));
+    }
+    if !opts.quick && opts.rows.is_none() {
+        save(&opts, &tables);
+    }
+}
+
+/// Prints a table as text as soon as it is done (unless `--json`).
+fn emit(opts: &Options, t: Option<&report::Table>) {
+    if let (false, Some(t)) = (opts.json, t) {
+        println!("{}", t.text());
+    }
+}
+
+/// Writes `results/<date>-<host>.{md,csv,svg}`.
+fn save(opts: &Options, tables: &[report::Table]) {
+    let dir = repo_root().join("results");
+    let _ = std::fs::create_dir_all(&dir);
+    let stem = dir.join(format!("{}-{}", report::today(), report::host()));
+    let mut md =
+        format!("# ffibench results, {}\n\n`cargo run --release -- --runs {}`\n\n", report::today(), opts.runs);
+    for (k, v) in report::machine() {
+        md += &format!("- {k}: {v}\n");
+    }
+    let mut csv = String::from("table,row,column,value\n");
+    for t in tables {
+        md += "\n";
+        md += &t.markdown();
+        t.csv(&mut csv);
+    }
+    let chart = tables.iter().find(|t| t.title.starts_with("Foreign calls"));
+    let results = [("md", md), ("csv", csv), ("svg", chart.map(report::svg).unwrap_or_default())];
+    for (ext, text) in results {
+        let path = stem.with_extension(ext);
+        if text.is_empty() {
+            continue;
+        }
+        match std::fs::write(&path, text) {
+            Ok(()) => eprintln!("ffibench: wrote {}", path.display()),
+            Err(e) => eprintln!("ffibench: could not write {}: {e}", path.display()),
+        }
+    }
 }
 
 /// Child mode: `--internal <peer> <scale>` runs one peer's workloads.
@@ -196,7 +277,7 @@ fn stats(v: Option<&mut Vec<f64>>) -> Option<(f64, f64, f64)> {
     Some((median(v), lo, hi))
 }
 
-fn runtime_table(opts: &Options) {
+fn runtime_table(opts: &Options) -> report::Table {
     let scale = if opts.quick { 0.02 } else { 1.0 };
     let mut peers = vec![self_peer("ffiber", scale), go_peer(scale), self_peer("may", scale)];
     if let Some(p) = peers.iter_mut().find(|p| p.name == "may") {
@@ -204,22 +285,20 @@ fn runtime_table(opts: &Options) {
     }
     let (mut samples, errors) = collect("runtime basics", &mut peers, opts.runs);
     let runs = opts.runs;
-    println!(
-        "Runtime basics — median of {runs} run{} (min–max); one process per run, runs interleaved",
-        if runs == 1 { "" } else { "s" }
-    );
-    println!();
-    let mut header = format!("{:<30} {:<14}", "metric", "unit");
-    for p in &peers {
-        header += &format!(" {:>22}", p.name);
-    }
-    header += &format!(" {:>10}", "ffiber/Go");
-    println!("{header}");
-    println!("{}", "-".repeat(header.chars().count()));
+    let mut t = report::Table {
+        title: format!(
+            "Runtime basics — median of {runs} run{} (min–max); one process per run, runs interleaved",
+            if runs == 1 { "" } else { "s" }
+        ),
+        ..Default::default()
+    };
+    t.header = vec!["metric".into(), "unit".into()];
+    t.header.extend(peers.iter().map(|p| p.name.clone()));
+    t.header.push("ffiber/Go".into());
     for (key, label, unit) in METRICS {
-        let mut line = format!("{label:<30} {unit:<14}");
+        let mut row = vec![label.to_string(), unit.to_string()];
         let mut meds = Vec::new();
-        for (i, _) in peers.iter().enumerate() {
+        for i in 0..peers.len() {
             let cell = match (&errors[i], stats(samples[i].get_mut(*key))) {
                 (None, Some((m, lo, hi))) => {
                     meds.push(Some(m));
@@ -230,26 +309,27 @@ fn runtime_table(opts: &Options) {
                     "—".to_string()
                 }
             };
-            line += &format!(" {cell:>22}");
+            row.push(cell);
         }
-        let ratio = match (meds.first().copied().flatten(), meds.get(1).copied().flatten()) {
+        row.push(match (meds.first().copied().flatten(), meds.get(1).copied().flatten()) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
             _ => "—".into(),
-        };
-        line += &format!(" {ratio:>10}");
-        println!("{line}");
+        });
+        t.values.push(meds.first().copied().flatten());
+        t.rows.push(row);
     }
-    println!();
     for (i, p) in peers.iter().enumerate() {
         if let Some(e) = &errors[i] {
-            println!("{}: {e}", p.name);
+            t.notes.push(format!("{}: {e}", p.name));
         }
     }
-    println!(
+    t.notes.push(
         "Lower is better. ffiber/Go < 1 means ffiber is faster (or smaller). Go's yield row runs with GOMAXPROCS(1) and \
          ffiber's with max_procs 1; may's workers are fixed per process, so its yield row uses all of them. may's \
          ping-pong uses its unbounded mpsc channels (it has no rendezvous channel); ffiber and Go use unbuffered ones."
+            .into(),
     );
+    t
 }
 
 /// The foreign-call rows: (metric key, label, the peer that reports it,
@@ -286,7 +366,11 @@ const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
     ("spawn_join_ns_check", "spawn+join ns/thread, FFIBER_CHECK=1 (vs off)", "check", "spawn_join_ns"),
 ];
 
-fn ffi_table(opts: &Options) {
+fn ffi_table(opts: &Options) -> Option<report::Table> {
+    let selected: Vec<_> = FFI_ROWS.iter().filter(|r| opts.wants(&[r.0, r.1, r.2])).collect();
+    if selected.is_empty() {
+        return None;
+    }
     let scale = if opts.quick { 0.01 } else { 1.0 };
     let count = ((20_000_000.0 * scale) as usize).max(10);
     let libdir = env!("FFIBENCH_LIBDIR");
@@ -322,53 +406,61 @@ fn ffi_table(opts: &Options) {
         tokio,
         check,
     ];
+    // Peers none of whose rows are selected (nor needed as a base) do not run.
+    for (i, id) in ids.iter().enumerate() {
+        let needed = selected.iter().any(|r| r.2 == *id || (r.3 == "c_plt_ns" && *id == "c"))
+            || (*id == "ffiber" && selected.iter().any(|r| r.3 != "c_plt_ns"));
+        if !needed {
+            peers[i].cmd = Err("not selected".into());
+        }
+    }
     let (mut samples, errors) = collect("foreign calls", &mut peers, opts.runs);
     let idx = |id: &str| ids.iter().position(|x| *x == id).expect("known peer id");
     let runs = opts.runs;
-    println!(
-        "Foreign calls: int plusone(int) in a shared library (-O2), the talk's loop — median of {runs} run{} (min–max)",
-        if runs == 1 { "" } else { "s" }
-    );
-    println!();
-    let header = format!("{:<52} {:>22} {:>10}", "row", "ns/call", "vs C PLT");
-    println!("{header}");
-    println!("{}", "-".repeat(header.chars().count()));
-    for (key, label, peer, base_key) in FFI_ROWS {
+    let mut t = report::Table {
+        title: format!(
+            "Foreign calls: int plusone(int) in a shared library (-O2), the talk's loop — median of {runs} run{} (min–max)",
+            if runs == 1 { "" } else { "s" }
+        ),
+        header: vec!["row".into(), "ns/call".into(), "vs C PLT".into()],
+        ..Default::default()
+    };
+    for (key, label, peer, base_key) in selected.iter().map(|r| **r) {
         // A base key that is not a row of its own (spawn_join_ns) comes
         // from the ffiber peer.
-        let base_peer = FFI_ROWS.iter().find(|r| r.0 == *base_key).map_or("ffiber", |r| r.2);
-        let base = stats(samples[idx(base_peer)].get_mut(*base_key)).map(|s| s.0);
+        let base_peer = FFI_ROWS.iter().find(|r| r.0 == base_key).map_or("ffiber", |r| r.2);
+        let base = stats(samples[idx(base_peer)].get_mut(base_key)).map(|s| s.0);
         let i = idx(peer);
-        let (cell, ratio) = match (&errors[i], stats(samples[i].get_mut(*key))) {
+        let (cell, ratio, value) = match (&errors[i], stats(samples[i].get_mut(key))) {
             (None, Some((m, lo, hi))) => {
                 let cell = if runs > 1 { format!("{m:.2} ({lo:.2}–{hi:.2})") } else { format!("{m:.2}") };
                 let ratio = base.filter(|&b| b > 0.0).map_or("—".into(), |b| format!("{:.2}x", m / b));
-                (cell, ratio)
+                (cell, ratio, (base_key == "c_plt_ns").then_some(m))
             }
-            (Some(_), _) => ("not available".to_string(), "—".to_string()),
-            _ => ("—".to_string(), "—".to_string()),
+            (Some(_), _) => ("not available".to_string(), "—".to_string(), None),
+            _ => ("—".to_string(), "—".to_string(), None),
         };
-        println!("{label:<52} {cell:>22} {ratio:>10}");
+        t.rows.push(vec![label.to_string(), cell, ratio]);
+        t.values.push(value);
     }
-    println!();
     for (i, p) in peers.iter().enumerate() {
-        if let Some(e) = &errors[i] {
-            println!("{}: {e}", p.name);
+        if let Some(e) = errors[i].as_ref().filter(|e| *e != "not selected") {
+            t.notes.push(format!("{}: {e}", p.name));
         }
     }
-    println!(
+    t.notes.push(
         "Every row calls the same plusone in libplusone.so; ratios are to C through the PLT unless marked. ffiber \
          rows run in a green thread: NonBlocking adds the switch to the OS thread's stack; default/NoCallback add \
          the scheduler announcement (plain stores and a load); the register trampoline is what generated bindings \
          use (no closure frame); Blocking hands the P to another thread per call."
+            .into(),
     );
-    println!();
-    ticker_table(opts);
+    Some(t)
 }
 
 /// Scenario (a) of issue 5: every P's thread blocked in C while a ticker
 /// measures its lateness.
-fn ticker_table(opts: &Options) {
+fn ticker_table(opts: &Options) -> report::Table {
     let ms = if opts.quick { 100 } else { 1000 };
     let libdir = env!("FFIBENCH_LIBDIR");
     let cgo_env = [("CGO_LDFLAGS", format!("-L{libdir} -Wl,-rpath,{libdir}")), ("CGO_ENABLED", "1".to_string())];
@@ -381,39 +473,78 @@ fn ticker_table(opts: &Options) {
     peers[0].name = "ffiber".into();
     peers[2].name = "may 0.3".into();
     let (mut samples, errors) = collect("blocking C + ticker", &mut peers, opts.runs);
-    println!(
-        "Blocking C on every P: 2 threads per P sleep in C (20 ms nanosleeps) while a ticker sleeps 1 ms at a time \
-         — its lateness, µs (median of runs)"
-    );
-    println!();
-    let mut header = format!("{:<30}", "lateness");
-    for p in &peers {
-        header += &format!(" {:>22}", p.name);
-    }
-    println!("{header}");
-    println!("{}", "-".repeat(header.chars().count()));
+    let mut t = report::Table {
+        title: "Blocking C on every P: 2 threads per P sleep in C (20 ms nanosleeps) while a ticker sleeps 1 ms at a \
+                time — its lateness, µs (median of runs)"
+            .into(),
+        ..Default::default()
+    };
+    t.header = vec!["lateness".into()];
+    t.header.extend(peers.iter().map(|p| p.name.clone()));
     for (key, label) in [("ticker_p50_us", "p50"), ("ticker_p99_us", "p99")] {
-        let mut line = format!("{label:<30}");
+        let mut row = vec![label.to_string()];
+        let mut first = None;
         for i in 0..peers.len() {
-            let cell = match (&errors[i], stats(samples[i].get_mut(key))) {
-                (None, Some((m, _, _))) => format!("{m:.0}"),
+            row.push(match (&errors[i], stats(samples[i].get_mut(key))) {
+                (None, Some((m, _, _))) => {
+                    first = first.or(Some(m));
+                    format!("{m:.0}")
+                }
                 (Some(_), _) => "not available".into(),
                 _ => "—".into(),
-            };
-            line += &format!(" {cell:>22}");
+            });
         }
-        println!("{line}");
+        t.rows.push(row);
+        t.values.push(first);
     }
-    println!();
     for (i, p) in peers.iter().enumerate() {
         if let Some(e) = &errors[i] {
-            println!("{}: {e}", p.name);
+            t.notes.push(format!("{}: {e}", p.name));
         }
     }
-    println!(
+    t.notes.push(
         "ffiber's monitor and Go's sysmon hand a P whose thread is stuck in C to another thread. may's coroutines \
          call C on their worker threads, which all stay blocked; its ticker still runs because may resumes a \
          coroutine whose sleep expired on its timer thread — work woken any other way (a channel, an I/O event) \
          waits for a worker."
+            .into(),
     );
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_range() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        let mut v = vec![5.0, 1.0, 9.0];
+        assert_eq!(stats(Some(&mut v)), Some((5.0, 1.0, 9.0)));
+        assert_eq!(stats(Some(&mut Vec::new())), None);
+        assert_eq!(stats(None), None);
+    }
+
+    #[test]
+    fn row_selection() {
+        let mut o = Options { quick: true, runs: 1, rows: None, json: false };
+        assert!(o.wants(&["anything"]));
+        o.rows = Some(vec!["CGO".into(), "ticker".into()]);
+        assert!(o.wants(&["Go cgo, #cgo noescape"]));
+        assert!(o.wants(&["x", "ticker"]));
+        assert!(!o.wants(&["LuaJIT FFI", "luajit_ns"]));
+    }
+
+    #[test]
+    fn peer_output_is_parsed_as_key_value_lines() {
+        let mut c = Command::new("printf");
+        c.arg("a_ns=1.5\nnoise\nb_us = 2\n");
+        let kv = run_once(&mut c).unwrap();
+        assert_eq!(kv.get("a_ns").map(String::as_str), Some("1.5"));
+        assert_eq!(kv.get("b_us").map(String::as_str), Some("2"));
+        assert_eq!(kv.len(), 2);
+        let mut bad = Command::new("false");
+        assert!(run_once(&mut bad).unwrap_err().contains("exited with"));
+    }
 }

@@ -26,9 +26,9 @@ fn failed(name: &str, what: &str, out: std::io::Result<std::process::Output>) ->
     }
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
-        || Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success())
+/// Whether `tool` is on PATH and runs (`tool flag` exits successfully).
+fn have(tool: &str, flag: &str) -> bool {
+    Command::new(tool).arg(flag).output().is_ok_and(|o| o.status.success())
 }
 
 fn out_dir(name: &str) -> PathBuf {
@@ -46,7 +46,7 @@ pub fn c(count: usize) -> Peer {
 
 /// Python: ctypes and (if installed) cffi.
 pub fn python(count: usize) -> Peer {
-    if !have("python3") {
+    if !have("python3", "--version") {
         return missing("Python", "apt-get install python3 python3-cffi");
     }
     let v = Command::new("python3")
@@ -139,7 +139,7 @@ pub fn java_ffm(count: usize) -> Peer {
 
 /// Node.js: a Node-API addon compiled with the system C compiler.
 pub fn node(count: usize) -> Peer {
-    if !have("node") {
+    if !have("node", "--version") {
         return missing("Node.js", "apt-get install nodejs libnode-dev");
     }
     let v =
@@ -171,7 +171,7 @@ pub fn node(count: usize) -> Peer {
 
 /// LuaJIT's FFI.
 pub fn luajit(count: usize) -> Peer {
-    if !have("luajit") {
+    if !have("luajit", "-v") {
         return missing("LuaJIT", "apt-get install luajit");
     }
     let mut c = Command::new("luajit");

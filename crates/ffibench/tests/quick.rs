@@ -1,47 +1,51 @@
-//! `ffibench --quick` end to end: the table prints, with a number for every
-//! ffiber metric, and a missing peer is reported as such, not dropped.
+//! `ffibench --quick` end to end: every table prints, with a number for
+//! every ffiber row; a peer that is missing is reported as such, never
+//! dropped; `--rows` and `--json` do what they say.
 
 use std::process::Command;
+use std::sync::OnceLock;
+
+/// One `--quick` run, shared by the tests that only read its output.
+fn quick() -> &'static str {
+    static OUT: OnceLock<String> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--quick").output().unwrap();
+        assert!(out.status.success(), "ffibench failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+}
+
+/// A table line's cells: columns are separated by two or more spaces.
+fn cells(line: &str) -> Vec<&str> {
+    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect()
+}
+
+fn row<'a>(text: &'a str, label: &str) -> Vec<&'a str> {
+    let line = text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?} in\n{text}"));
+    cells(line)
+}
+
+fn number(cell: &str) -> Option<f64> {
+    cell.split_whitespace().next()?.parse().ok()
+}
 
 #[test]
 fn quick_run_prints_the_runtime_table() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--quick").output().unwrap();
-    assert!(out.status.success(), "ffibench failed: {}", String::from_utf8_lossy(&out.stderr));
-    let table = String::from_utf8_lossy(&out.stdout);
-    let header = table.lines().find(|l| l.starts_with("metric")).expect("table header");
+    let text = quick();
+    let header = text.lines().find(|l| l.starts_with("metric")).expect("table header");
     assert!(header.contains("ffiber") && header.contains("may 0.3"), "{header}");
     for label in ["spawn+join, 1,000 at a time", "yield switch (1 P)", "channel ping-pong", "memory per parked thread"]
     {
-        let row =
-            table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?} in\n{table}"));
-        // The ffiber column (first after the unit) holds a number.
-        let cells: Vec<&str> = row[30..].split_whitespace().collect();
-        let ffiber: f64 = cells[cells.len() - 4].parse().unwrap_or_else(|_| panic!("no ffiber figure in {row:?}"));
-        assert!(ffiber >= 0.0);
+        // label, unit, ffiber, Go, may, ratio
+        let r = row(text, label);
+        let ffiber = number(r[2]).unwrap_or_else(|| panic!("no ffiber figure in {r:?}"));
+        assert!(ffiber > 0.0, "{r:?}");
     }
 }
 
 #[test]
-fn missing_go_is_reported_not_dropped() {
-    // An empty PATH hides `go`: the Go column must say why it is empty.
-    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--quick").env("PATH", "").output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Go: not installed — "), "{text}");
-}
-
-#[test]
-fn bad_options_are_rejected_with_a_message() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--runs").arg("zero").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--runs needs a positive integer"));
-}
-
-#[test]
 fn quick_run_prints_the_foreign_call_table() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--quick").output().unwrap();
-    assert!(out.status.success(), "ffibench failed: {}", String::from_utf8_lossy(&out.stderr));
-    let table = String::from_utf8_lossy(&out.stdout);
+    let text = quick();
     for label in [
         "C through the PLT (the talk's baseline)",
         "Rust extern",
@@ -50,22 +54,72 @@ fn quick_run_prints_the_foreign_call_table() {
         "ffiber Blocking",
         "callback only (C loop): #[ffiber::export]",
     ] {
-        let row =
-            table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?} in\n{table}"));
-        let cells: Vec<&str> = row[52..].split_whitespace().collect();
-        let ns: f64 = cells[0].parse().unwrap_or_else(|_| panic!("no figure in {row:?}"));
-        assert!(ns > 0.0, "{row}");
-        assert!(cells[1].ends_with('x'), "no ratio in {row:?}");
+        let r = row(text, label);
+        assert!(number(r[1]).is_some_and(|v| v > 0.0), "no figure in {r:?}");
+        assert!(r[2].ends_with('x'), "no ratio in {r:?}");
     }
     // Every peer row has a figure, or says it is not available and why.
     for label in
-        ["Go cgo ", "LuaJIT FFI", "Java JNI", "Node.js", "Python ctypes", "may coroutine", "tokio block_in_place"]
+        ["Go cgo", "LuaJIT FFI", "Java JNI", "Node.js", "Python ctypes", "may coroutine", "tokio block_in_place"]
     {
-        let row = table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row {label:?}"));
-        let cell = row[52..].trim_start();
-        assert!(cell.starts_with("not available") || cell.chars().next().is_some_and(|c| c.is_ascii_digit()), "{row}");
-        if cell.starts_with("not available") {
-            assert!(table.contains(": not installed — ") || table.contains("failed"), "no reason given for {row}");
+        let r = row(text, label);
+        assert!(r[1] == "not available" || number(r[1]).is_some(), "{r:?}");
+        if r[1] == "not available" {
+            assert!(text.contains(": not installed — ") || text.contains("failed"), "no reason given for {r:?}");
         }
     }
+    // And the blocking-C ticker table.
+    let r = row(text, "p99");
+    assert!(number(r[1]).is_some(), "no ffiber ticker figure in {r:?}");
+}
+
+#[test]
+fn missing_peers_are_reported_not_dropped() {
+    // An empty PATH hides `go`, `python3`, `node` and `luajit`: each must
+    // say why its row is empty.
+    let out = Command::new(env!("CARGO_BIN_EXE_ffibench"))
+        .args(["--quick", "--rows", "cgo,python,node,luajit"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for peer in [
+        "Go cgo: not installed — ",
+        "Python: not installed — ",
+        "Node.js: not installed — ",
+        "LuaJIT: not installed — ",
+    ] {
+        assert!(text.contains(peer), "{peer:?} missing in\n{text}");
+    }
+    assert_eq!(row(&text, "Go cgo")[1], "not available");
+}
+
+#[test]
+fn rows_selects_and_json_is_machine_readable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ffibench"))
+        .args(["--quick", "--rows", "C direct,Rust extern", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = String::from_utf8_lossy(&out.stdout);
+    let json = json.trim();
+    assert!(json.starts_with('[') && json.ends_with(']'), "{json}");
+    assert!(
+        json.contains("\"C direct call (the floor)\"") && json.contains("\"Rust extern \\\"C\\\" (through the PLT)\""),
+        "{json}"
+    );
+    // Only the selected rows, and no runtime or ticker table.
+    assert!(!json.contains("cgo") && !json.contains("spawn+join") && !json.contains("lateness"), "{json}");
+    assert_eq!(json.matches("\"cells\"").count(), 2, "{json}");
+}
+
+#[test]
+fn bad_options_are_rejected_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--runs").arg("zero").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--runs needs a positive integer"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--rows").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rows needs"));
 }
