@@ -3,6 +3,7 @@
  * function under a second name, for callers that annotate it differently
  * (cgo's noescape/nocallback) in the same program. */
 #include <errno.h>
+#include <string.h>
 #include <time.h>
 
 int plusone(int x) { return x + 1; }
@@ -21,4 +22,13 @@ int loop_cb(int (*cb)(int), int n) {
 void block_ms(int ms) {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
+/* The deep-stack workload: uses `kib` KiB of stack (really written). */
+long use_stack(int kib) {
+    volatile char buf[kib * 1024];
+    memset((void *)buf, 1, sizeof buf);
+    long s = 0;
+    for (int i = 0; i < kib * 1024; i += 4096) s += buf[i];
+    return s;
 }

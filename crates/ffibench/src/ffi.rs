@@ -18,6 +18,8 @@ unsafe extern "C" {
     safe fn loop_cb(cb: extern "C" fn(i32) -> i32, n: i32) -> i32;
     /// Sleeps `ms` milliseconds in C (nanosleep): blocks the OS thread.
     safe fn block_ms(ms: i32);
+    /// Uses `kib` KiB of stack in C; returns `kib / 4`.
+    safe fn use_stack(kib: i32) -> std::os::raw::c_long;
 }
 
 /// The plain callback baseline: a C-ABI Rust function, no runtime.
@@ -204,4 +206,33 @@ pub fn may_rows(n: impl Fn(usize) -> usize) {
     let count = n(20_000_000) as i32;
     let ns = may::go!(move || timed(count, |x| plusone(x))).join().expect("may coroutine");
     println!("may_direct_ns={ns:.3}");
+}
+
+/// Peak resident memory of this process (VmHWM), MiB.
+fn peak_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// Scenario (b): `n` green threads, each calling C that uses 256 KiB of
+/// stack (default 256 KiB green stacks: the C code would not fit on them).
+pub fn deep_ffiber(n: usize) {
+    let ok = ffiber::run(move || {
+        let hs: Vec<_> = (0..n).map(|_| ffiber::go(|| ffi::call(|| use_stack(256)))).collect();
+        hs.into_iter().map(|h| h.join().unwrap() as usize).sum::<usize>() == n * 64
+    });
+    println!("deep_ok={}\ndeep_peak_mib={:.1}", u8::from(ok), peak_mib());
+}
+
+/// The same with `may` coroutines calling C directly on their own stacks.
+pub fn deep_may(n: usize) {
+    let hs: Vec<_> = (0..n).map(|_| may::go!(|| use_stack(256))).collect();
+    let ok = hs.into_iter().map(|h| h.join().map_or(0, |v| v as usize)).sum::<usize>() == n * 64;
+    println!("deep_ok={}\ndeep_peak_mib={:.1}", u8::from(ok), peak_mib());
 }

@@ -97,12 +97,16 @@ fn main() {
         tables.push(runtime_table(&opts));
         emit(&opts, tables.last());
     }
-    if let Some(t) = ffi_table(&opts) {
+    for t in ffi_table(&opts) {
         tables.push(t);
         emit(&opts, tables.last());
     }
     if opts.wants(&["ticker", "blocking"]) {
         tables.push(ticker_table(&opts));
+        emit(&opts, tables.last());
+    }
+    if opts.wants(&["deep", "stack"]) {
+        tables.push(deep_table(&opts));
         emit(&opts, tables.last());
     }
     if opts.json {
@@ -161,6 +165,8 @@ fn internal(args: &[String]) {
         Some("ticker-ffiber") => ffi::ticker_ffiber(n(1000) as u64),
         Some("ticker-may") => ffi::ticker_may(n(1000) as u64),
         Some("tokio") => ffi::tokio_rows(n),
+        Some("deep-ffiber") => ffi::deep_ffiber(n(10_000)),
+        Some("deep-may") => ffi::deep_may(n(10_000)),
         Some("may-ffi") => ffi::may_rows(n),
         other => {
             eprintln!("ffibench: unknown internal peer {other:?}");
@@ -366,10 +372,10 @@ const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
     ("spawn_join_ns_check", "spawn+join ns/thread, FFIBER_CHECK=1 (vs off)", "check", "spawn_join_ns"),
 ];
 
-fn ffi_table(opts: &Options) -> Option<report::Table> {
+fn ffi_table(opts: &Options) -> Vec<report::Table> {
     let selected: Vec<_> = FFI_ROWS.iter().filter(|r| opts.wants(&[r.0, r.1, r.2])).collect();
     if selected.is_empty() {
-        return None;
+        return Vec::new();
     }
     let scale = if opts.quick { 0.01 } else { 1.0 };
     let count = ((20_000_000.0 * scale) as usize).max(10);
@@ -455,7 +461,119 @@ fn ffi_table(opts: &Options) -> Option<report::Table> {
          use (no closure frame); Blocking hands the P to another thread per call."
             .into(),
     );
-    Some(t)
+    let mut out = vec![t];
+    if opts.rows.is_none() {
+        out.push(reasons_table(&mut samples, &errors, &|id| idx(id)));
+    }
+    out
+}
+
+/// The four reasons, decomposed: ffiber's mechanisms added one at a time,
+/// and what Go lets us separate of cgo's, each with what it adds.
+fn reasons_table(
+    samples: &mut [BTreeMap<String, Vec<f64>>],
+    errors: &[Option<String>],
+    idx: &dyn Fn(&str) -> usize,
+) -> report::Table {
+    let mut t = report::Table {
+        title: "Where the time goes: each mechanism added in turn (medians, ns/call)".into(),
+        header: vec!["step".into(), "ns/call".into(), "adds".into(), "the talk's reason".into()],
+        ..Default::default()
+    };
+    let steps: &[(&str, &str, &str, &str)] = &[
+        ("c_plt_ns", "c", "C through the PLT", "—"),
+        ("ffiber_on_stack_ns", "ffiber", "ffiber: from a green thread, no switch", "—"),
+        ("ffiber_regs_nonblocking_ns", "ffiber", "+ switch to the system stack", "2. small stacks"),
+        ("ffiber_regs_ns", "ffiber", "+ scheduler announcement (store, store+load)", "3. the scheduler"),
+        ("ffiber_default_ns", "ffiber", "+ closure form (frame, catch_unwind)", "1. calling convention"),
+        ("ffiber_default_ns_check", "check", "+ check mode (FFIBER_CHECK=1)", "4. memory rules"),
+        ("go_call_ns", "cgo", "Go: a Go function call", "—"),
+        ("cgo_nc_ns", "cgo", "Go: cgo with noescape + nocallback", "1-3"),
+        ("cgo_ns", "cgo", "Go: cgo", "1-4"),
+    ];
+    let mut prev: Option<f64> = None;
+    for (i, (key, peer, label, reason)) in steps.iter().enumerate() {
+        let p = idx(peer);
+        let m = if errors[p].is_none() { stats(samples[p].get_mut(*key)).map(|s| s.0) } else { None };
+        if i == 6 {
+            prev = None; // Go's steps start over
+        }
+        let adds = match (m, prev) {
+            (Some(a), Some(b)) => format!("{:+.2}", a - b),
+            _ => "—".into(),
+        };
+        t.rows.push(vec![
+            label.to_string(),
+            m.map_or("not available".into(), |m| format!("{m:.2}")),
+            adds,
+            reason.to_string(),
+        ]);
+        t.values.push(m);
+        if m.is_some() {
+            prev = m;
+        }
+    }
+    t.notes.push(
+        "The talk's four reasons: (1) calling convention: cgo packs arguments into a struct for a generated C stub; \
+         (2) small stacks: C must run on the thread's system stack; (3) the scheduler: every call announces itself \
+         so that a blocked call can lose its P; (4) the garbage collector's pointer rules, checked at run time. \
+         ffiber's check mode does its work at green-thread exit, so per call it adds nothing measurable."
+            .into(),
+    );
+    t
+}
+
+/// Scenario (b): 10,000 threads of each runtime calling C that needs
+/// 256 KiB of stack: does it complete, and at what peak memory.
+fn deep_table(opts: &Options) -> report::Table {
+    let n = if opts.quick { 1000 } else { 10_000 };
+    let libdir = env!("FFIBENCH_LIBDIR");
+    let cgo_env = [("CGO_LDFLAGS", format!("-L{libdir} -Wl,-rpath,{libdir}")), ("CGO_ENABLED", "1".to_string())];
+    let mut go = go_build("cgo", "go-cgo", &cgo_env, "deep".into());
+    if let Ok(c) = go.cmd.as_mut() {
+        c.arg(n.to_string());
+    }
+    let scale = n as f64 / 10_000.0;
+    let mut peers = vec![self_peer("deep-ffiber", scale), go, self_peer("deep-may", scale)];
+    peers[0].name = "ffiber".into();
+    peers[2].name = "may 0.3".into();
+    let (mut samples, errors) = collect("deep C stacks", &mut peers, 1);
+    let mut t = report::Table {
+        title: format!(
+            "Deep C stacks: {n} green threads / goroutines / coroutines each call C that uses 256 KiB of stack"
+        ),
+        ..Default::default()
+    };
+    t.header = vec!["".into()];
+    t.header.extend(peers.iter().map(|p| p.name.clone()));
+    for (key, label) in [("deep_ok", "completed correctly"), ("deep_peak_mib", "peak RSS, MiB")] {
+        let mut row = vec![label.to_string()];
+        let mut first = None;
+        for i in 0..peers.len() {
+            row.push(match (&errors[i], stats(samples[i].get_mut(key))) {
+                (None, Some((m, _, _))) if key == "deep_ok" => (if m == 1.0 { "yes" } else { "no" }).into(),
+                (None, Some((m, _, _))) => {
+                    first = first.or(Some(m));
+                    format!("{m:.0}")
+                }
+                (Some(e), _) if e.contains("signal") || e.contains("exited") => "crashed".into(),
+                (Some(_), _) => "not available".into(),
+                _ => "—".into(),
+            });
+        }
+        t.rows.push(row);
+        t.values.push(first);
+    }
+    for (i, p) in peers.iter().enumerate() {
+        if let Some(e) = &errors[i] {
+            t.notes.push(format!("{}: {}", p.name, e.lines().next().unwrap_or("")));
+        }
+    }
+    t.notes.push(
+        "ffiber and cgo run C on the OS thread's 8 MiB system stack; may runs it on the coroutine's own small stack."
+            .into(),
+    );
+    t
 }
 
 /// Scenario (a) of issue 5: every P's thread blocked in C while a ticker

@@ -18,6 +18,7 @@ int plusone_nc(int x);
 int call_go_plusone(int x);
 int loop_go_plusone(int n);
 void block_ms(int ms);
+long use_stack(int kib);
 */
 import "C"
 
@@ -27,14 +28,25 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
 //export goPlusOne
 func goPlusOne(x C.int) C.int { return x + 1 }
 
+//go:noinline
+func goPlusOneLocal(x C.int) C.int { return x + 1 }
+
 func calls(count int) {
 	start := time.Now()
+	y := C.int(0)
+	for y < C.int(count) {
+		y = goPlusOneLocal(y)
+	}
+	fmt.Printf("go_call_ns=%.3f\n", float64(time.Since(start).Nanoseconds())/float64(count))
+	start = time.Now()
 	x := C.int(0)
 	for x < C.int(count) {
 		x = C.plusone(x)
@@ -88,6 +100,38 @@ func ticker(ms int) {
 	fmt.Printf("ticker_p99_us=%.1f\n", late[len(late)*99/100])
 }
 
+// deep: n goroutines, each calling C that uses 256 KiB of stack.
+func deep(n int) {
+	var wg sync.WaitGroup
+	var total int64
+	var mu sync.Mutex
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := int64(C.use_stack(256))
+			mu.Lock()
+			total += v
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("deep_ok=%d\n", map[bool]int{true: 1, false: 0}[total == int64(n)*64])
+	fmt.Printf("deep_peak_mib=%.1f\n", peakMiB())
+}
+
+func peakMiB() float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
 func main() {
 	mode, n := "all", 20000000
 	if len(os.Args) > 1 {
@@ -108,6 +152,8 @@ func main() {
 		callback(n)
 	case "ticker":
 		ticker(n)
+	case "deep":
+		deep(n)
 	default:
 		fmt.Fprintln(os.Stderr, "usage: cgo-bench calls|callback|ticker N")
 		os.Exit(2)
