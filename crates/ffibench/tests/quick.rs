@@ -39,7 +39,8 @@ fn quick_run_prints_the_runtime_table() {
         // label, unit, ffiber, Go, may, ratio
         let r = row(text, label);
         let ffiber = number(r[2]).unwrap_or_else(|| panic!("no ffiber figure in {r:?}"));
-        assert!(ffiber > 0.0, "{r:?}");
+        // (A quick run parks few threads: its memory figure may round to 0.)
+        assert!(ffiber >= 0.0, "{r:?}");
     }
 }
 
