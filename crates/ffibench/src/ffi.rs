@@ -37,6 +37,38 @@ unsafe extern "C" {
     safe fn ffibench_plusone(x: i32) -> i32;
 }
 
+/// Time budget of one row, ns (set from the run's scale: 0.1 s at full
+/// scale, so that the ~a dozen rows of a process take about a second).
+static ROW_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100_000_000);
+
+fn set_budget(n: &impl Fn(usize) -> usize) {
+    let scale = n(1_000_000) as f64 / 1e6;
+    ROW_NS.store((1e8 * scale) as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The talk's loop, calibrated: a short probe estimates the cost per call,
+/// then the loop runs for about the row's budget; ns per call.
+#[inline(always)]
+fn timed_auto(call: impl Fn(i32) -> i32) -> f64 {
+    let probe = timed(2_000, &call);
+    let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed));
+    timed(crate::calibrate(probe, budget) as i32, call)
+}
+
+/// The callback loop, calibrated the same way (`n` callbacks inside one
+/// foreign call); ns per callback.
+fn looped_auto(run: impl Fn(i32) -> i32) -> f64 {
+    let probe = 2_000;
+    let t = Instant::now();
+    run(probe);
+    let per = t.elapsed().as_nanos() as f64 / probe as f64;
+    let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed));
+    let n = crate::calibrate(per, budget) as i32;
+    let t = Instant::now();
+    run(n);
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
 /// Times `count` iterations of the talk's loop with `call` wrapped around
 /// each C call; ns per call.
 #[inline(always)]
@@ -70,12 +102,11 @@ fn regs(mode: Mode, x: i32) -> i32 {
 
 /// The rows (keys as in [`super::FFI_ROWS`]).
 pub fn run(n: impl Fn(usize) -> usize) {
-    let count = n(20_000_000) as i32;
-    let slow = n(200_000) as i32;
+    set_budget(&n);
     let batches = n(200);
-    println!("rust_plt_ns={:.3}", timed(count, |x| plusone(x)));
-    println!("plain_callback_ns={:.3}", timed(count / 4, |x| call_cb(plain_plusone, x)));
-    println!("plain_callback_loop_ns={:.3}", timed(1, |_| loop_cb(plain_plusone, count)) / count as f64);
+    println!("rust_plt_ns={:.3}", timed_auto(|x| plusone(x)));
+    println!("plain_callback_ns={:.3}", timed_auto(|x| call_cb(plain_plusone, x)));
+    println!("plain_callback_loop_ns={:.3}", looped_auto(|n| loop_cb(plain_plusone, n)));
     let _ = exported_plusone; // reached through its C symbol
     let rt = ffiber::Runtime::builder().build().expect("runtime");
     let rows = rt.block_on(move || {
@@ -84,20 +115,20 @@ pub fn run(n: impl Fn(usize) -> usize) {
         vec![
             (
                 "ffiber_on_stack_ns",
-                timed(count, |x| {
+                timed_auto(|x| {
                     // SAFETY: plusone is a leaf using a few bytes of stack, never
                     // blocks and never calls back.
                     unsafe { ffi::call_on_green_stack(|| plusone(x)) }
                 }),
             ),
-            ("ffiber_nonblocking_ns", timed(count, |x| ffi::call_mode(Mode::NonBlocking, || plusone(x)))),
-            ("ffiber_nocallback_ns", timed(count, |x| ffi::call_mode(Mode::NoCallback, || plusone(x)))),
-            ("ffiber_default_ns", timed(count, |x| ffi::call(|| plusone(x)))),
-            ("ffiber_regs_ns", timed(count, |x| regs(Mode::Default, x))),
-            ("ffiber_regs_nonblocking_ns", timed(count, |x| regs(Mode::NonBlocking, x))),
-            ("ffiber_blocking_ns", timed(slow, |x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
-            ("ffiber_callback_ns", timed(count / 4, |x| ffi::call(|| call_cb(ffibench_plusone, x)))),
-            ("ffiber_callback_loop_ns", timed(1, |_| ffi::call(|| loop_cb(ffibench_plusone, count))) / count as f64),
+            ("ffiber_nonblocking_ns", timed_auto(|x| ffi::call_mode(Mode::NonBlocking, || plusone(x)))),
+            ("ffiber_nocallback_ns", timed_auto(|x| ffi::call_mode(Mode::NoCallback, || plusone(x)))),
+            ("ffiber_default_ns", timed_auto(|x| ffi::call(|| plusone(x)))),
+            ("ffiber_regs_ns", timed_auto(|x| regs(Mode::Default, x))),
+            ("ffiber_regs_nonblocking_ns", timed_auto(|x| regs(Mode::NonBlocking, x))),
+            ("ffiber_blocking_ns", timed_auto(|x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
+            ("ffiber_callback_ns", timed_auto(|x| ffi::call(|| call_cb(ffibench_plusone, x)))),
+            ("ffiber_callback_loop_ns", looped_auto(|n| ffi::call(|| loop_cb(ffibench_plusone, n)))),
             ("spawn_join_ns", spawn_join(batches)),
         ]
     });
@@ -181,17 +212,27 @@ pub fn ticker_may(ms: u64) {
 /// tokio's scheduler-aware ways to call blocking code, per call:
 /// `block_in_place` (from a worker) and `spawn_blocking` (awaited).
 pub fn tokio_rows(n: impl Fn(usize) -> usize) {
-    let count = n(200_000) as i32;
+    set_budget(&n);
     let rt = tokio::runtime::Builder::new_multi_thread().build().expect("tokio runtime");
     let (bip, sb) = rt.block_on(async move {
         tokio::spawn(async move {
-            let bip = timed(count, |x| tokio::task::block_in_place(|| plusone(x)));
-            let t = Instant::now();
-            let mut x = 0;
-            while x < count / 4 {
-                x = tokio::task::spawn_blocking(move || plusone(x)).await.expect("spawn_blocking");
+            let bip = timed_auto(|x| tokio::task::block_in_place(|| plusone(x)));
+            // spawn_blocking is awaited, so the loop is async: calibrate by hand.
+            let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed));
+            let mut count = 200;
+            let mut per = 0.0;
+            for round in 0..2 {
+                let t = Instant::now();
+                let mut x = 0;
+                while x < count {
+                    x = tokio::task::spawn_blocking(move || plusone(x)).await.expect("spawn_blocking");
+                }
+                per = t.elapsed().as_nanos() as f64 / count as f64;
+                if round == 0 {
+                    count = crate::calibrate(per, budget) as i32;
+                }
             }
-            (bip, t.elapsed().as_nanos() as f64 / (count / 4).max(1) as f64)
+            (bip, per)
         })
         .await
         .expect("tokio task")
@@ -203,8 +244,8 @@ pub fn tokio_rows(n: impl Fn(usize) -> usize) {
 /// announcement (fast; a deep or blocking C call is the coroutine's
 /// problem — may issue #51).
 pub fn may_rows(n: impl Fn(usize) -> usize) {
-    let count = n(20_000_000) as i32;
-    let ns = may::go!(move || timed(count, |x| plusone(x))).join().expect("may coroutine");
+    set_budget(&n);
+    let ns = may::go!(move || timed_auto(|x| plusone(x))).join().expect("may coroutine");
     println!("may_direct_ns={ns:.3}");
 }
 
@@ -235,4 +276,42 @@ pub fn deep_may(n: usize) {
     let hs: Vec<_> = (0..n).map(|_| may::go!(|| use_stack(256))).collect();
     let ok = hs.into_iter().map(|h| h.join().map_or(0, |v| v as usize)).sum::<usize>() == n * 64;
     println!("deep_ok={}\ndeep_peak_mib={:.1}", u8::from(ok), peak_mib());
+}
+
+/// The same with tokio: tasks call C through `block_in_place` (tokio's
+/// way to block a worker without stalling the others) while a ticker task
+/// sleeps with `tokio::time::sleep`.
+pub fn ticker_tokio(ms: u64) {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("tokio runtime");
+    let (p50, p99) = rt.block_on(async move {
+        let until = Instant::now() + std::time::Duration::from_millis(ms + 30);
+        let blockers: Vec<_> = (0..2 * workers)
+            .map(|_| {
+                tokio::spawn(async move {
+                    while Instant::now() < until {
+                        tokio::task::block_in_place(|| block_ms(20));
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let ticker = tokio::spawn(async move {
+            let mut late = Vec::new();
+            let end = Instant::now() + std::time::Duration::from_millis(ms);
+            while Instant::now() < end {
+                let want = Instant::now() + std::time::Duration::from_millis(1);
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                late.push(want.elapsed().as_secs_f64() * 1e6);
+            }
+            late.sort_by(|a, b| a.total_cmp(b));
+            (late[late.len() / 2], late[late.len() * 99 / 100])
+        });
+        let r = ticker.await.expect("ticker task");
+        for b in blockers {
+            b.await.expect("blocker task");
+        }
+        r
+    });
+    println!("ticker_p50_us={p50:.1}\nticker_p99_us={p99:.1}");
 }

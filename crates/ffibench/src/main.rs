@@ -164,6 +164,7 @@ fn internal(args: &[String]) {
         Some("ffi") => ffi::run(n),
         Some("ticker-ffiber") => ffi::ticker_ffiber(n(1000) as u64),
         Some("ticker-may") => ffi::ticker_may(n(1000) as u64),
+        Some("ticker-tokio") => ffi::ticker_tokio(n(1000) as u64),
         Some("tokio") => ffi::tokio_rows(n),
         Some("deep-ffiber") => ffi::deep_ffiber(n(10_000)),
         Some("deep-may") => ffi::deep_may(n(10_000)),
@@ -179,6 +180,9 @@ fn internal(args: &[String]) {
 struct Peer {
     name: String,
     cmd: Result<Command, String>,
+    /// The last argument is an iteration count that `calibrate_peers` may
+    /// replace (peers in other languages; the Rust ones calibrate per row).
+    counted: bool,
 }
 
 fn repo_root() -> PathBuf {
@@ -188,7 +192,7 @@ fn repo_root() -> PathBuf {
 fn self_peer(name: &str, scale: f64) -> Peer {
     let mut c = Command::new(std::env::current_exe().expect("own executable"));
     c.args(["--internal", name, &scale.to_string()]);
-    Peer { name: name.to_string(), cmd: Ok(c) }
+    Peer { name: name.to_string(), cmd: Ok(c), counted: false }
 }
 
 /// Builds the Go peer with the machine's Go (offline: it has no imports
@@ -201,7 +205,11 @@ fn go_peer(scale: f64) -> Peer {
 fn go_build(dir: &str, bin: &str, env: &[(&str, String)], arg: String) -> Peer {
     let version = Command::new("go").arg("version").output().ok();
     let Some(version) = version.filter(|o| o.status.success()) else {
-        return Peer { name: "Go".into(), cmd: Err("not installed — apt-get install golang-go".into()) };
+        return Peer {
+            name: "Go".into(),
+            cmd: Err("not installed — apt-get install golang-go".into()),
+            counted: false,
+        };
     };
     let v = String::from_utf8_lossy(&version.stdout);
     let name = v.split_whitespace().nth(2).unwrap_or("go").replacen("go", "Go ", 1);
@@ -220,10 +228,14 @@ fn go_build(dir: &str, bin: &str, env: &[(&str, String)], arg: String) -> Peer {
         Ok(o) if o.status.success() => {
             let mut c = Command::new(out);
             c.arg(arg);
-            Peer { name, cmd: Ok(c) }
+            Peer { name, cmd: Ok(c), counted: false }
         }
-        Ok(o) => Peer { name, cmd: Err(format!("build failed: {}", String::from_utf8_lossy(&o.stderr).trim())) },
-        Err(e) => Peer { name, cmd: Err(format!("build failed: {e}")) },
+        Ok(o) => Peer {
+            name,
+            cmd: Err(format!("build failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
+            counted: false,
+        },
+        Err(e) => Peer { name, cmd: Err(format!("build failed: {e}")), counted: false },
     }
 }
 
@@ -237,6 +249,46 @@ fn run_once(cmd: &mut Command) -> Result<BTreeMap<String, String>, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect())
+}
+
+/// Sets each counted peer's iteration count so that one run takes about a
+/// second: a probe run with a small count measures the sum of its rows'
+/// costs per iteration.
+fn calibrate_peers(peers: &mut [Peer]) {
+    const PROBE: usize = 20_000;
+    for p in peers.iter_mut().filter(|p| p.counted) {
+        let Ok(cmd) = p.cmd.as_ref() else { continue };
+        eprint!("\r\x1b[Kffibench: calibrating {}", p.name);
+        let Ok(kv) = run_once(&mut with_count(cmd, PROBE)) else { continue };
+        let per: f64 = kv.iter().filter(|(k, _)| k.ends_with("_ns")).filter_map(|(_, v)| v.parse::<f64>().ok()).sum();
+        p.cmd = Ok(with_count(cmd, calibrate(per, std::time::Duration::from_secs(1))));
+    }
+    eprint!("\r\x1b[K");
+}
+
+/// A copy of `cmd` with its last argument replaced by `count`.
+fn with_count(cmd: &Command, count: usize) -> Command {
+    let mut c = Command::new(cmd.get_program());
+    let args: Vec<_> = cmd.get_args().collect();
+    c.args(&args[..args.len().saturating_sub(1)]).arg(count.to_string());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    c
+}
+
+/// How many iterations fill `budget` at `ns_per_call` (from a probe run):
+/// at least 1,000 (so a fast row is not all timer overhead), at most
+/// 2^30 (the loops count in a C `int`).
+fn calibrate(ns_per_call: f64, budget: std::time::Duration) -> usize {
+    let n = if ns_per_call > 0.0 && ns_per_call.is_finite() { budget.as_nanos() as f64 / ns_per_call } else { 1_000.0 };
+    (n as usize).clamp(1_000, 1 << 30)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -387,6 +439,7 @@ fn ffi_table(opts: &Options) -> Vec<report::Table> {
         c.arg(count.to_string());
     }
     cgo.name = format!("{} cgo", cgo.name);
+    cgo.counted = true;
     let mut check = self_peer("ffi", scale);
     if let Ok(c) = check.cmd.as_mut() {
         c.env("FFIBER_CHECK", "1");
@@ -419,6 +472,9 @@ fn ffi_table(opts: &Options) -> Vec<report::Table> {
         if !needed {
             peers[i].cmd = Err("not selected".into());
         }
+    }
+    if !opts.quick {
+        calibrate_peers(&mut peers);
     }
     let (mut samples, errors) = collect("foreign calls", &mut peers, opts.runs);
     let idx = |id: &str| ids.iter().position(|x| *x == id).expect("known peer id");
@@ -587,9 +643,11 @@ fn ticker_table(opts: &Options) -> report::Table {
         c.arg(ms.to_string());
     }
     let scale = ms as f64 / 1000.0;
-    let mut peers = vec![self_peer("ticker-ffiber", scale), go, self_peer("ticker-may", scale)];
+    let mut peers =
+        vec![self_peer("ticker-ffiber", scale), go, self_peer("ticker-may", scale), self_peer("ticker-tokio", scale)];
     peers[0].name = "ffiber".into();
     peers[2].name = "may 0.3".into();
+    peers[3].name = "tokio (block_in_place)".into();
     let (mut samples, errors) = collect("blocking C + ticker", &mut peers, opts.runs);
     let mut t = report::Table {
         title: "Blocking C on every P: 2 threads per P sleep in C (20 ms nanosleeps) while a ticker sleeps 1 ms at a \
@@ -624,7 +682,7 @@ fn ticker_table(opts: &Options) -> report::Table {
         "ffiber's monitor and Go's sysmon hand a P whose thread is stuck in C to another thread. may's coroutines \
          call C on their worker threads, which all stay blocked; its ticker still runs because may resumes a \
          coroutine whose sleep expired on its timer thread — work woken any other way (a channel, an I/O event) \
-         waits for a worker."
+         waits for a worker. tokio's tasks use block_in_place, which hands the worker's other tasks to a new thread."
             .into(),
     );
     t
@@ -642,6 +700,17 @@ mod tests {
         assert_eq!(stats(Some(&mut v)), Some((5.0, 1.0, 9.0)));
         assert_eq!(stats(Some(&mut Vec::new())), None);
         assert_eq!(stats(None), None);
+    }
+
+    #[test]
+    fn calibration_fills_the_budget_within_bounds() {
+        use std::time::Duration;
+        assert_eq!(calibrate(2.0, Duration::from_secs(1)), 500_000_000);
+        assert_eq!(calibrate(250.0, Duration::from_millis(100)), 400_000);
+        assert_eq!(calibrate(1e9, Duration::from_secs(1)), 1_000); // at least 1,000
+        assert_eq!(calibrate(0.001, Duration::from_secs(10)), 1 << 30); // fits a C int
+        assert_eq!(calibrate(0.0, Duration::from_secs(1)), 1_000);
+        assert_eq!(calibrate(f64::NAN, Duration::from_secs(1)), 1_000);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub fn libdir() -> PathBuf {
 }
 
 fn missing(name: &str, install: &str) -> Peer {
-    Peer { name: name.into(), cmd: Err(format!("not installed — {install}")) }
+    Peer { name: name.into(), cmd: Err(format!("not installed — {install}")), counted: false }
 }
 
 fn failed(name: &str, what: &str, out: std::io::Result<std::process::Output>) -> Option<Peer> {
@@ -21,8 +21,9 @@ fn failed(name: &str, what: &str, out: std::io::Result<std::process::Output>) ->
         Ok(o) => Some(Peer {
             name: name.into(),
             cmd: Err(format!("{what} failed: {}", String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or(""))),
+            counted: false,
         }),
-        Err(e) => Some(Peer { name: name.into(), cmd: Err(format!("{what} failed: {e}")) }),
+        Err(e) => Some(Peer { name: name.into(), cmd: Err(format!("{what} failed: {e}")), counted: false }),
     }
 }
 
@@ -41,7 +42,7 @@ fn out_dir(name: &str) -> PathBuf {
 pub fn c(count: usize) -> Peer {
     let mut c = Command::new(env!("FFIBENCH_C_BENCH"));
     c.arg(count.to_string());
-    Peer { name: "C".into(), cmd: Ok(c) }
+    Peer { name: "C".into(), cmd: Ok(c), counted: true }
 }
 
 /// Python: ctypes and (if installed) cffi.
@@ -55,7 +56,7 @@ pub fn python(count: usize) -> Peer {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let mut c = Command::new("python3");
     c.arg(repo_root().join("bench/peers/python/bench.py")).arg(libdir().join("libplusone.so")).arg(count.to_string());
-    Peer { name: v.unwrap_or_else(|_| "Python".into()), cmd: Ok(c) }
+    Peer { name: v.unwrap_or_else(|_| "Python".into()), cmd: Ok(c), counted: true }
 }
 
 /// The JDK home of the `javac` on PATH, or of one under /usr/lib/jvm with
@@ -109,7 +110,7 @@ pub fn java_jni(count: usize) -> Peer {
     }
     let mut c = Command::new(home.join("bin/java"));
     c.arg(format!("-Djava.library.path={}", dir.display())).arg("-cp").arg(&dir).arg("PlusOne").arg(count.to_string());
-    Peer { name, cmd: Ok(c) }
+    Peer { name, cmd: Ok(c), counted: true }
 }
 
 /// Java FFM (Panama), where a JDK >= 22 is installed.
@@ -134,7 +135,7 @@ pub fn java_ffm(count: usize) -> Peer {
         .arg("PlusOneFFM")
         .arg(libdir().join("libplusone.so"))
         .arg(count.to_string());
-    Peer { name, cmd: Ok(c) }
+    Peer { name, cmd: Ok(c), counted: true }
 }
 
 /// Node.js: a Node-API addon compiled with the system C compiler.
@@ -166,7 +167,7 @@ pub fn node(count: usize) -> Peer {
     }
     let mut c = Command::new("node");
     c.arg(repo_root().join("bench/peers/node/bench.js")).arg(&addon).arg(count.to_string());
-    Peer { name, cmd: Ok(c) }
+    Peer { name, cmd: Ok(c), counted: true }
 }
 
 /// LuaJIT's FFI.
@@ -176,5 +177,5 @@ pub fn luajit(count: usize) -> Peer {
     }
     let mut c = Command::new("luajit");
     c.arg(repo_root().join("bench/peers/luajit/bench.lua")).arg(libdir().join("libplusone.so")).arg(count.to_string());
-    Peer { name: "LuaJIT".into(), cmd: Ok(c) }
+    Peer { name: "LuaJIT".into(), cmd: Ok(c), counted: true }
 }
