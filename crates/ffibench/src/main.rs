@@ -682,7 +682,8 @@ fn ticker_table(opts: &Options) -> report::Table {
         "ffiber's monitor and Go's sysmon hand a P whose thread is stuck in C to another thread. may's coroutines \
          call C on their worker threads, which all stay blocked; its ticker still runs because may resumes a \
          coroutine whose sleep expired on its timer thread — work woken any other way (a channel, an I/O event) \
-         waits for a worker. tokio's tasks use block_in_place, which hands the worker's other tasks to a new thread."
+         waits for a worker. tokio's tasks use block_in_place, which hands the worker's other tasks to a new thread; \
+         tokio's timer has 1 ms resolution, so its ticker is ~1 ms late even when nothing blocks."
             .into(),
     );
     t
