@@ -201,6 +201,18 @@ fn go_peer(scale: f64) -> Peer {
     go_build("runtime", "go-runtime", &[], scale.to_string())
 }
 
+/// The cgo peer (`bench/peers/go/cgo`, linked against `libplusone.so`),
+/// run as `go-cgo <mode> <n>`.
+fn cgo_peer(mode: &str, n: usize) -> Peer {
+    let libdir = env!("FFIBENCH_LIBDIR");
+    let cgo_env = [("CGO_LDFLAGS", format!("-L{libdir} -Wl,-rpath,{libdir}")), ("CGO_ENABLED", "1".to_string())];
+    let mut go = go_build("cgo", "go-cgo", &cgo_env, mode.into());
+    if let Ok(c) = go.cmd.as_mut() {
+        c.arg(n.to_string());
+    }
+    go
+}
+
 /// Builds `bench/peers/go/<dir>` into `target/peers/<bin>`; the run gets `arg`.
 fn go_build(dir: &str, bin: &str, env: &[(&str, String)], arg: String) -> Peer {
     let version = Command::new("go").arg("version").output().ok();
@@ -431,13 +443,7 @@ fn ffi_table(opts: &Options) -> Vec<report::Table> {
     }
     let scale = if opts.quick { 0.01 } else { 1.0 };
     let count = ((20_000_000.0 * scale) as usize).max(10);
-    let libdir = env!("FFIBENCH_LIBDIR");
-    let ldflags = format!("-L{libdir} -Wl,-rpath,{libdir}");
-    let cgo_env = [("CGO_LDFLAGS", ldflags), ("CGO_ENABLED", "1".to_string())];
-    let mut cgo = go_build("cgo", "go-cgo", &cgo_env, "all".into());
-    if let Ok(c) = cgo.cmd.as_mut() {
-        c.arg(count.to_string());
-    }
+    let mut cgo = cgo_peer("all", count);
     cgo.name = format!("{} cgo", cgo.name);
     cgo.counted = true;
     let mut check = self_peer("ffi", scale);
@@ -583,12 +589,7 @@ fn reasons_table(
 /// 256 KiB of stack: does it complete, and at what peak memory.
 fn deep_table(opts: &Options) -> report::Table {
     let n = if opts.quick { 1000 } else { 10_000 };
-    let libdir = env!("FFIBENCH_LIBDIR");
-    let cgo_env = [("CGO_LDFLAGS", format!("-L{libdir} -Wl,-rpath,{libdir}")), ("CGO_ENABLED", "1".to_string())];
-    let mut go = go_build("cgo", "go-cgo", &cgo_env, "deep".into());
-    if let Ok(c) = go.cmd.as_mut() {
-        c.arg(n.to_string());
-    }
+    let go = cgo_peer("deep", n);
     let scale = n as f64 / 10_000.0;
     let mut peers = vec![self_peer("deep-ffiber", scale), go, self_peer("deep-may", scale)];
     peers[0].name = "ffiber".into();
@@ -636,12 +637,7 @@ fn deep_table(opts: &Options) -> report::Table {
 /// measures its lateness.
 fn ticker_table(opts: &Options) -> report::Table {
     let ms = if opts.quick { 100 } else { 1000 };
-    let libdir = env!("FFIBENCH_LIBDIR");
-    let cgo_env = [("CGO_LDFLAGS", format!("-L{libdir} -Wl,-rpath,{libdir}")), ("CGO_ENABLED", "1".to_string())];
-    let mut go = go_build("cgo", "go-cgo", &cgo_env, "ticker".into());
-    if let Ok(c) = go.cmd.as_mut() {
-        c.arg(ms.to_string());
-    }
+    let go = cgo_peer("ticker", ms);
     let scale = ms as f64 / 1000.0;
     let mut peers =
         vec![self_peer("ticker-ffiber", scale), go, self_peer("ticker-may", scale), self_peer("ticker-tokio", scale)];
