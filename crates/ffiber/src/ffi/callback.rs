@@ -130,11 +130,13 @@ unsafe extern "C" fn on_green_stack<F: FnOnce() -> R, R>(frame: *mut u8) {
     let saved = unsafe {
         let l = &mut *local;
         l.cb_depth += 1;
-        let saved = (l.foreign.take(), l.call_mode, l.call_v, l.call_sp, l.sys_top);
+        // (Foreign calls made by the callback save and restore the outer
+        // call's mode, stack pointer and word themselves: see `announced`.)
+        let saved = (l.foreign.take(), l.call_mode, l.call_v, l.sys_top);
         l.sys_top = (frame.sys_sp - SYSTEM_STACK_MARGIN) & !15;
         saved
     };
-    let (outer, mode, v, _, _) = saved;
+    let (outer, mode, v, _) = saved;
     // Leave the "in C" state and get a P.
     match mode {
         Mode::Default | Mode::NoCallback => {
@@ -167,9 +169,7 @@ unsafe extern "C" fn on_green_stack<F: FnOnce() -> R, R>(frame: *mut u8) {
             Mode::NonBlocking => {}
         }
         l.foreign = outer;
-        l.call_mode = mode;
-        l.call_sp = saved.3;
-        l.sys_top = saved.4;
+        l.sys_top = saved.3;
         l.cb_depth -= 1;
         if l.cb_depth == 0 && l.cb_locked {
             m::unlock_after_callback(l);

@@ -263,13 +263,26 @@ fn announced<A, T>(
     // SAFETY: on `m`'s thread, no switch until `on_sys` returns. The C code
     // runs below g0's reserve on the M's own stack (or, in a callback,
     // below the C frames that called back); see `G0_RESERVE`.
-    let top = unsafe {
+    let (top, nested) = unsafe {
         let l = &mut *local;
+        // Inside a callback (`sys_top` set), this call's bookkeeping must
+        // not clobber the outer call's, which the callback returns into.
+        // (An explicit branch: reading the fields only when nested keeps
+        // them out of registers that the C call would force to the stack.)
+        let nested = if l.sys_top != 0 { Some((l.call_mode, l.call_sp, l.call_v)) } else { None };
         l.foreign = Some(name);
         l.call_mode = mode;
         l.call_sp = crate::arch::stack_pointer();
         let top = if l.sys_top != 0 { l.sys_top } else { l.g0_sp as usize - G0_RESERVE };
-        (top & !15) as *mut u8
+        ((top & !15) as *mut u8, nested)
+    };
+    let restore = |local: *mut m::MLocal| {
+        if let Some((mode, sp, v)) = nested {
+            // SAFETY: on `m`'s thread (a callback's green thread is locked
+            // to its M while callbacks run).
+            let l = unsafe { &mut *local };
+            (l.call_mode, l.call_sp, l.call_v) = (mode, sp, v);
+        }
     };
     // A callback's stashed panic is flagged on this M (where the callback
     // ran); read it before the way back may move us to another M.
@@ -289,6 +302,7 @@ fn announced<A, T>(
         Mode::NonBlocking => {
             let r = on_sys(top, arg);
             let pending = taken(local);
+            restore(local);
             finish(r, pending)
         }
         Mode::Default | Mode::NoCallback => {
@@ -311,6 +325,8 @@ fn announced<A, T>(
             if !m.call.exit(v, state::asymmetric()) {
                 reacquire_p(m, state::p_of(v));
             }
+            // A nested call runs on the callback's M, locked: `local` is ours.
+            restore(local);
             finish(r, pending)
         }
         Mode::Blocking => {
@@ -321,6 +337,7 @@ fn announced<A, T>(
             let r = on_sys(top, arg);
             let pending = taken(local);
             reacquire_p(m, p);
+            restore(local);
             finish(r, pending)
         }
     }
