@@ -1,0 +1,217 @@
+//! Reading the DWARF probe object: types from `.debug_info` (with the
+//! unlinked object's relocations applied, since its string and abbreviation
+//! references are relocations against other sections), constant values from
+//! its data sections.
+
+use crate::ctype::CType;
+use gimli::{AttributeValue, EndianSlice, RunTimeEndian, UnitOffset};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+use std::collections::HashMap;
+
+type R<'a> = EndianSlice<'a, RunTimeEndian>;
+
+/// The probe object, parsed once.
+pub struct Probe {
+    data: Vec<u8>,
+    sections: HashMap<&'static str, Vec<u8>>,
+    /// Variable name -> its type, for every `__ffiber_*` variable.
+    types: HashMap<String, CType>,
+}
+
+impl Probe {
+    pub fn load(path: &std::path::Path) -> Result<Probe, String> {
+        let data = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mut p = Probe { data, sections: HashMap::new(), types: HashMap::new() };
+        p.read_sections()?;
+        p.read_types()?;
+        Ok(p)
+    }
+
+    /// Copies each DWARF section and applies its relocations.
+    fn read_sections(&mut self) -> Result<(), String> {
+        let file = object::File::parse(&*self.data).map_err(|e| e.to_string())?;
+        for id in [
+            gimli::SectionId::DebugAbbrev,
+            gimli::SectionId::DebugInfo,
+            gimli::SectionId::DebugStr,
+            gimli::SectionId::DebugLineStr,
+            gimli::SectionId::DebugStrOffsets,
+            gimli::SectionId::DebugAddr,
+            gimli::SectionId::DebugRngLists,
+            gimli::SectionId::DebugLine,
+        ] {
+            let Some(section) = file.section_by_name(id.name()) else { continue };
+            let mut bytes = section.uncompressed_data().map_err(|e| e.to_string())?.into_owned();
+            for (offset, reloc) in section.relocations() {
+                let base = match reloc.target() {
+                    RelocationTarget::Symbol(s) => file.symbol_by_index(s).map(|s| s.address()).unwrap_or(0),
+                    RelocationTarget::Section(s) => file.section_by_index(s).map(|s| s.address()).unwrap_or(0),
+                    _ => 0,
+                };
+                let value = (base as i64).wrapping_add(reloc.addend()) as u64;
+                let at = offset as usize;
+                match reloc.size() {
+                    32 if at + 4 <= bytes.len() => bytes[at..at + 4].copy_from_slice(&(value as u32).to_le_bytes()),
+                    64 if at + 8 <= bytes.len() => bytes[at..at + 8].copy_from_slice(&value.to_le_bytes()),
+                    _ => {}
+                }
+            }
+            self.sections.insert(id.name(), bytes);
+        }
+        Ok(())
+    }
+
+    fn read_types(&mut self) -> Result<(), String> {
+        let sections = &self.sections;
+        let empty: &[u8] = &[];
+        let dwarf = gimli::Dwarf::load(|id| -> Result<R<'_>, gimli::Error> {
+            Ok(EndianSlice::new(sections.get(id.name()).map_or(empty, |v| v.as_slice()), RunTimeEndian::Little))
+        })
+        .map_err(|e| e.to_string())?;
+        let mut units = dwarf.units();
+        let mut types = HashMap::new();
+        while let Some(header) = units.next().map_err(|e| e.to_string())? {
+            let unit = dwarf.unit(header).map_err(|e| e.to_string())?;
+            let mut entries = unit.entries();
+            while let Some((_, e)) = entries.next_dfs().map_err(|e| e.to_string())? {
+                if e.tag() != gimli::DW_TAG_variable {
+                    continue;
+                }
+                let Some(name) = attr_string(&dwarf, &unit, e.attr_value(gimli::DW_AT_name).ok().flatten()) else {
+                    continue;
+                };
+                if !name.starts_with("__ffiber_") {
+                    continue;
+                }
+                if let Some(AttributeValue::UnitRef(off)) = e.attr_value(gimli::DW_AT_type).ok().flatten() {
+                    types.insert(name, type_at(&dwarf, &unit, off, 0));
+                }
+            }
+        }
+        self.types = types;
+        Ok(())
+    }
+
+    /// The type of probe variable `name`.
+    pub fn var_type(&self, name: &str) -> Option<&CType> {
+        self.types.get(name)
+    }
+
+    /// The bytes of the data symbol `name` (zeros if it lives in `.bss`).
+    pub fn symbol_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        let file = object::File::parse(&*self.data).ok()?;
+        let sym = file.symbols().find(|s| s.name() == Ok(name))?;
+        let section = file.section_by_index(sym.section_index()?).ok()?;
+        let size = sym.size() as usize;
+        let data = section.data().ok()?;
+        if data.is_empty() {
+            return Some(vec![0; size]); // .bss
+        }
+        let at = (sym.address() - section.address()) as usize;
+        data.get(at..at + size).map(<[u8]>::to_vec)
+    }
+}
+
+fn attr_string(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &gimli::Unit<R<'_>>,
+    v: Option<AttributeValue<R<'_>>>,
+) -> Option<String> {
+    let s = dwarf.attr_string(unit, v?).ok()?;
+    Some(s.to_string_lossy().into_owned())
+}
+
+fn udata(v: Option<AttributeValue<R<'_>>>) -> Option<u64> {
+    match v? {
+        AttributeValue::Udata(x) => Some(x),
+        AttributeValue::Data1(x) => Some(x.into()),
+        AttributeValue::Data2(x) => Some(x.into()),
+        AttributeValue::Data4(x) => Some(x.into()),
+        AttributeValue::Data8(x) => Some(x),
+        AttributeValue::Sdata(x) => u64::try_from(x).ok(),
+        _ => None,
+    }
+}
+
+/// The C type at `off` (depth-limited: a recursive struct is named, not expanded).
+fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffset, depth: u32) -> CType {
+    if depth > 16 {
+        return CType::Void;
+    }
+    let Ok(e) = unit.entry(off) else { return CType::Void };
+    let attr = |a| e.attr_value(a).ok().flatten();
+    let inner = |depth| match attr(gimli::DW_AT_type) {
+        Some(AttributeValue::UnitRef(o)) => type_at(dwarf, unit, o, depth),
+        _ => CType::Void,
+    };
+    let name = attr_string(dwarf, unit, attr(gimli::DW_AT_name));
+    let size = udata(attr(gimli::DW_AT_byte_size));
+    match e.tag() {
+        gimli::DW_TAG_base_type => {
+            let size = size.unwrap_or(0);
+            match attr(gimli::DW_AT_encoding) {
+                Some(AttributeValue::Encoding(gimli::DW_ATE_boolean)) => CType::Bool,
+                Some(AttributeValue::Encoding(gimli::DW_ATE_float)) => CType::Float { size },
+                Some(AttributeValue::Encoding(gimli::DW_ATE_signed | gimli::DW_ATE_signed_char)) => {
+                    CType::Int { size, signed: true }
+                }
+                _ => CType::Int { size, signed: false },
+            }
+        }
+        gimli::DW_TAG_pointer_type => {
+            let is_const = match attr(gimli::DW_AT_type) {
+                Some(AttributeValue::UnitRef(o)) => unit.entry(o).is_ok_and(|p| p.tag() == gimli::DW_TAG_const_type),
+                _ => false,
+            };
+            CType::Pointer { pointee: Box::new(inner(depth + 1)), is_const }
+        }
+        gimli::DW_TAG_const_type | gimli::DW_TAG_volatile_type | gimli::DW_TAG_restrict_type => inner(depth + 1),
+        gimli::DW_TAG_typedef => CType::Typedef { name: name.unwrap_or_default(), target: Box::new(inner(depth + 1)) },
+        gimli::DW_TAG_subroutine_type => {
+            let ret = Box::new(inner(depth + 1));
+            let mut params = Vec::new();
+            let mut variadic = false;
+            if let Ok(mut tree) = unit.entries_tree(Some(off))
+                && let Ok(root) = tree.root()
+            {
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let c = child.entry();
+                    match c.tag() {
+                        gimli::DW_TAG_formal_parameter => {
+                            if let Ok(Some(AttributeValue::UnitRef(o))) = c.attr_value(gimli::DW_AT_type) {
+                                params.push(type_at(dwarf, unit, o, depth + 1));
+                            }
+                        }
+                        gimli::DW_TAG_unspecified_parameters => variadic = true,
+                        _ => {}
+                    }
+                }
+            }
+            CType::Func { params, ret, variadic }
+        }
+        gimli::DW_TAG_enumeration_type => match attr(gimli::DW_AT_type) {
+            Some(AttributeValue::UnitRef(o)) => type_at(dwarf, unit, o, depth + 1),
+            _ => CType::Int { size: size.unwrap_or(4), signed: false },
+        },
+        gimli::DW_TAG_structure_type => CType::Named { kind: "struct", name: name.unwrap_or_default(), size },
+        gimli::DW_TAG_union_type => CType::Named { kind: "union", name: name.unwrap_or_default(), size },
+        gimli::DW_TAG_array_type => {
+            let mut len = None;
+            if let Ok(mut tree) = unit.entries_tree(Some(off))
+                && let Ok(root) = tree.root()
+            {
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let c = child.entry();
+                    if c.tag() == gimli::DW_TAG_subrange_type {
+                        len = udata(c.attr_value(gimli::DW_AT_count).ok().flatten())
+                            .or_else(|| udata(c.attr_value(gimli::DW_AT_upper_bound).ok().flatten()).map(|u| u + 1));
+                    }
+                }
+            }
+            CType::Array { elem: Box::new(inner(depth + 1)), len }
+        }
+        _ => CType::Void,
+    }
+}

@@ -1,0 +1,430 @@
+//! # ffiber-build: cgo's code generator, for ffiber
+//!
+//! Turns C declarations into Rust bindings whose every function goes
+//! through ffiber's foreign-call path — learning each declaration from the
+//! **C compiler itself**, as `cmd/cgo` does, instead of parsing C (no
+//! libclang, no hand-written parser):
+//!
+//! 1. **kind probes**: small programs, one per kind of question, each probe
+//!    behind its own `#line` marker so that a compiler error names the probe
+//!    it came from (`probe.rs`): is `N` a type, an integer constant, a
+//!    string, a floating constant, a function or variable — or undeclared?
+//! 2. **a DWARF probe**: `__typeof__(N) *probe_i;` for every function and
+//!    constant, compiled with `-g`; its `.debug_info` (read with `object` +
+//!    `gimli`, relocations applied since the object is unlinked) gives each
+//!    exact type (`dwarf.rs`);
+//! 3. **data probes**: the values of constants, read from the same object's
+//!    data sections.
+//!
+//! Generated functions call C through `ffiber::ffi::call_regs` — the
+//! register pass-through trampoline: arguments stay in registers, the stack
+//! switch and the scheduler announcement cost a few nanoseconds — in each
+//! function's [`Mode`](Mode) (default: fully safe).
+//!
+//! ```no_run
+//! // In build.rs:
+//! let r = ffiber_build::Build::new()
+//!     .header("zlib.h")
+//!     .allow(["crc32", "adler32", "zlibVersion", "Z_OK", "ZLIB_VERSION"])
+//!     .link("z")
+//!     .generate("zlib");
+//! if let Err(e) = r {
+//!     e.exit(); // a clear build error, not a panic backtrace
+//! }
+//! // In src/lib.rs:  pub mod zlib { include!(concat!(env!("OUT_DIR"), "/zlib.rs")); }
+//! ```
+//!
+//! Status: functions with integer, floating-point, `bool` and pointer
+//! parameters and results; integer, string and floating constants;
+//! typedefs of those; structs and unions as opaque types. Struct layouts,
+//! bitfields, variadic calls, `ffiber::cgo!` inline blocks and exports come
+//! next (issue 4).
+
+mod ctype;
+mod dwarf;
+mod probe;
+
+use ctype::{CType, Class};
+use probe::Kind;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// How generated code calls a C function (see `ffiber::ffi::Mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// May block, may call back: fully safe.
+    #[default]
+    Default,
+    /// Never calls back into Rust.
+    NoCallback,
+    /// A short call that never blocks.
+    NonBlocking,
+    /// Known to block: the processor slot is handed off for the call.
+    Blocking,
+}
+
+impl Mode {
+    fn path(self) -> &'static str {
+        match self {
+            Mode::Default => "::ffiber::ffi::Mode::Default",
+            Mode::NoCallback => "::ffiber::ffi::Mode::NoCallback",
+            Mode::NonBlocking => "::ffiber::ffi::Mode::NonBlocking",
+            Mode::Blocking => "::ffiber::ffi::Mode::Blocking",
+        }
+    }
+}
+
+/// What went wrong, said for people: which name, which header, what to do.
+#[derive(Debug)]
+pub enum Error {
+    /// The headers (or preamble) do not compile; the compiler's messages.
+    Preamble(String),
+    /// A name the bindings were asked for is not declared.
+    Undeclared { module: String, name: String },
+    /// A function-like macro was asked for.
+    FunctionMacro { module: String, name: String },
+    /// A library pkg-config could not find.
+    PkgConfig { lib: String, message: String },
+    /// Anything else (I/O, an object the probes could not read).
+    Other(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Preamble(msg) => write!(
+                f,
+                "ffiber-build: the C headers/preamble do not compile with the C compiler:\n{}",
+                msg.trim_end()
+            ),
+            Error::Undeclared { module, name } => {
+                write!(f, "ffiber-build: `{module}::{name}` is not declared by the preamble or its headers")
+            }
+            Error::FunctionMacro { module, name } => write!(
+                f,
+                "ffiber-build: `{module}::{name}` is a function-like macro, which bindings cannot call; wrap it in a \
+                 `static inline` function in the preamble and bind that"
+            ),
+            Error::PkgConfig { lib, message } => write!(
+                f,
+                "ffiber-build: pkg-config could not find `{lib}` ({}); install its development package (for \
+                 example: apt-get install lib{lib}-dev or {lib}1g-dev)",
+                message.lines().next().unwrap_or("").trim()
+            ),
+            Error::Other(msg) => write!(f, "ffiber-build: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// Prints the error the way cargo shows build-script failures and exits
+    /// with status 1 (no panic, no backtrace).
+    pub fn exit(self) -> ! {
+        eprintln!("error: {self}");
+        std::process::exit(1)
+    }
+}
+
+/// A set of bindings to generate.
+#[derive(Default, Clone, Debug)]
+pub struct Build {
+    headers: Vec<String>,
+    preamble: String,
+    names: Vec<String>,
+    flags: Vec<String>,
+    links: Vec<String>,
+    pkg: Vec<String>,
+    modes: BTreeMap<String, Mode>,
+    errno: Vec<String>,
+    out_dir: Option<PathBuf>,
+}
+
+impl Build {
+    /// An empty set of bindings.
+    pub fn new() -> Build {
+        Build::default()
+    }
+
+    /// `#include <header>` in the preamble.
+    pub fn header(mut self, h: &str) -> Build {
+        self.headers.push(h.to_string());
+        self
+    }
+
+    /// C code added to the preamble (after the headers).
+    pub fn preamble(mut self, c: &str) -> Build {
+        self.preamble += c;
+        self.preamble += "\n";
+        self
+    }
+
+    /// Names to bind: functions, constants (macros, enumerators), types.
+    pub fn allow<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, names: I) -> Build {
+        self.names.extend(names.into_iter().map(|s| s.as_ref().to_string()));
+        self
+    }
+
+    /// A flag for the C compiler (`-I...`, `-D...`).
+    pub fn flag(mut self, f: &str) -> Build {
+        self.flags.push(f.to_string());
+        self
+    }
+
+    /// Links a library (`cargo:rustc-link-lib`).
+    pub fn link(mut self, lib: &str) -> Build {
+        self.links.push(lib.to_string());
+        self
+    }
+
+    /// Finds a library with pkg-config: its include paths go to the probes,
+    /// its link lines to cargo.
+    pub fn pkg_config(mut self, lib: &str) -> Build {
+        self.pkg.push(lib.to_string());
+        self
+    }
+
+    /// Calls function `name` in `mode` instead of the default.
+    pub fn mode(mut self, name: &str, mode: Mode) -> Build {
+        self.modes.insert(name.to_string(), mode);
+        self
+    }
+
+    /// Also generates `<name>_errno`, returning `(result, errno)`.
+    pub fn errno(mut self, name: &str) -> Build {
+        self.errno.push(name.to_string());
+        self
+    }
+
+    /// Where to write (default: `$OUT_DIR`).
+    pub fn out_dir(mut self, dir: impl AsRef<Path>) -> Build {
+        self.out_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    fn compiler(&self, dir: PathBuf) -> Result<probe::Compiler, Error> {
+        let mut b = cc::Build::new();
+        b.cargo_metadata(false).warnings(false);
+        // Outside a build script (tests), cc has no TARGET/HOST/OPT_LEVEL.
+        for (var, set) in [("TARGET", true), ("HOST", false)] {
+            if std::env::var_os(var).is_none() {
+                let t = "x86_64-unknown-linux-gnu";
+                if set {
+                    b.target(t);
+                } else {
+                    b.host(t);
+                }
+            }
+        }
+        if std::env::var_os("OPT_LEVEL").is_none() {
+            b.opt_level(0);
+        }
+        let cc = b.try_get_compiler().map_err(|e| Error::Other(format!("no C compiler: {e}")))?;
+        let mut preamble: String = self.headers.iter().map(|h| format!("#include <{h}>\n")).collect();
+        preamble += &self.preamble;
+        Ok(probe::Compiler { cc, flags: self.flags.clone(), preamble, dir })
+    }
+
+    /// Learns every name from the C compiler and writes `<out>/<module>.rs`
+    /// (include it with `include!(concat!(env!("OUT_DIR"), "/<module>.rs"))`).
+    pub fn generate(mut self, module: &str) -> Result<PathBuf, Error> {
+        let out = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or_else(|| {
+                Error::Other("OUT_DIR is not set: call generate from build.rs, or set out_dir".into())
+            })?,
+        };
+        let in_build_script = std::env::var_os("OUT_DIR").is_some() && self.out_dir.is_none();
+        for lib in self.pkg.clone() {
+            let found = pkg_config::Config::new()
+                .cargo_metadata(in_build_script)
+                .probe(&lib)
+                .map_err(|e| Error::PkgConfig { lib: lib.clone(), message: e.to_string() })?;
+            self.flags.extend(found.include_paths.iter().map(|p| format!("-I{}", p.display())));
+        }
+        if in_build_script {
+            for l in &self.links {
+                println!("cargo:rustc-link-lib={l}");
+            }
+        }
+        let c = self.compiler(probe::scratch(&out))?;
+        let kinds = probe::kinds(&c, &self.names)?;
+        for (n, k) in self.names.iter().zip(&kinds) {
+            match k {
+                Kind::Undeclared => return Err(Error::Undeclared { module: module.into(), name: n.clone() }),
+                Kind::FuncMacro => return Err(Error::FunctionMacro { module: module.into(), name: n.clone() }),
+                _ => {}
+            }
+        }
+        let obj = probe::dwarf_probe(&c, &self.names, &kinds)?;
+        let p = dwarf::Probe::load(&obj).map_err(Error::Other)?;
+        let code = self.emit(module, &kinds, &p);
+        let path = out.join(format!("{module}.rs"));
+        std::fs::write(&path, code).map_err(|e| Error::Other(format!("writing {}: {e}", path.display())))?;
+        Ok(path)
+    }
+
+    fn emit(&self, module: &str, kinds: &[Kind], p: &dwarf::Probe) -> String {
+        let mut s = format!(
+            "// Bindings for `{module}`, generated by ffiber-build from the C compiler's view of:\n{}\
+             // Do not edit: they are rewritten on every build.\n\n",
+            self.headers.iter().map(|h| format!("//     #include <{h}>\n")).collect::<String>()
+        );
+        for (i, (name, kind)) in self.names.iter().zip(kinds).enumerate() {
+            let ty = p.var_type(&format!("__ffiber_d_{i}")).cloned();
+            let pointee = match &ty {
+                Some(CType::Pointer { pointee, .. }) => Some((**pointee).clone()),
+                _ => None,
+            };
+            match kind {
+                Kind::IntConst => {
+                    let t = pointee
+                        .filter(|t| matches!(t.resolved(), CType::Int { .. }))
+                        .unwrap_or(CType::Int { size: 8, signed: true });
+                    let signed = matches!(t.resolved(), CType::Int { signed: true, .. });
+                    let v = if signed {
+                        p.symbol_bytes(&format!("__ffiber_v_{i}"))
+                            .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])).to_string())
+                    } else {
+                        p.symbol_bytes(&format!("__ffiber_u_{i}"))
+                            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])).to_string())
+                    };
+                    s += &format!(
+                        "/// `{name}` (C integer constant).\npub const {name}: {} = {};\n\n",
+                        t.rust(),
+                        v.unwrap_or_else(|| "0".into())
+                    );
+                }
+                Kind::StrConst => {
+                    let bytes = p.symbol_bytes(&format!("__ffiber_s_{i}")).unwrap_or_default();
+                    let lit: String = bytes
+                        .iter()
+                        .take_while(|b| **b != 0)
+                        .map(|&b| match b {
+                            b'"' => "\\\"".to_string(),
+                            b'\\' => "\\\\".to_string(),
+                            0x20..=0x7e => (b as char).to_string(),
+                            _ => format!("\\x{b:02x}"),
+                        })
+                        .collect();
+                    s += &format!(
+                        "/// `{name}` (C string constant).\npub const {name}: &::core::ffi::CStr = c\"{lit}\";\n\n"
+                    );
+                }
+                Kind::FloatConst => {
+                    let v = p
+                        .symbol_bytes(&format!("__ffiber_f_{i}"))
+                        .map_or(0.0, |b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+                    s += &format!("/// `{name}` (C floating constant).\npub const {name}: f64 = {v:?};\n\n");
+                }
+                Kind::Type => match pointee.as_ref().map(CType::resolved) {
+                    Some(CType::Named { kind, .. }) => {
+                        s += &format!(
+                            "/// `{name}`: a C {kind}, opaque here (it cannot be built or read in Rust; pass pointers).\n\
+                             #[repr(C)]\npub struct {name} {{\n    _private: [u8; 0],\n    _not_send: ::core::marker::PhantomData<*mut u8>,\n}}\n\n"
+                        );
+                    }
+                    Some(t) if t.supported() => {
+                        s += &format!("/// `{name}` (C typedef).\npub type {name} = {};\n\n", t.rust())
+                    }
+                    _ => s += &format!("// ffiber-build: type `{name}` is not supported yet; skipped.\n\n"),
+                },
+                Kind::Expr => match pointee {
+                    Some(CType::Func { params, ret, variadic }) => s += &self.function(name, &params, &ret, variadic),
+                    _ => s += &format!("// ffiber-build: `{name}` is a variable; variables are not bound yet.\n\n"),
+                },
+                Kind::FuncMacro | Kind::Undeclared => {}
+            }
+        }
+        s
+    }
+
+    fn function(&self, name: &str, params: &[CType], ret: &CType, variadic: bool) -> String {
+        if variadic || !params.iter().all(CType::supported) || !ret.supported() {
+            return format!(
+                "// ffiber-build: function `{name}` has a signature not supported yet (variadic, or by-value structs); skipped.\n\n"
+            );
+        }
+        let mode = self.modes.get(name).copied().unwrap_or_default();
+        let args: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
+        let decl: Vec<String> = params.iter().zip(&args).map(|(t, a)| format!("{a}: {}", t.rust())).collect();
+        let rty = ret.rust();
+        let ret_sig = if matches!(ret.resolved(), CType::Void) { String::new() } else { format!(" -> {rty}") };
+        let fn_ty = format!(
+            "unsafe extern \"C\" fn({}){ret_sig}",
+            params.iter().map(CType::rust).collect::<Vec<_>>().join(", ")
+        );
+        let mut s = format!(
+            "/// `{name}` (C function), called through ffiber's foreign-call path in `{mode:?}` mode.\n\
+             ///\n/// # Safety\n///\n/// As for calling `{name}` from C: the arguments must be what it expects.\n\
+             #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n\
+             pub unsafe fn {name}({}){ret_sig} {{\n    unsafe extern \"C\" {{\n        #[link_name = \"{name}\"]\n        fn c({}){ret_sig};\n    }}\n",
+            decl.join(", "),
+            decl.join(", ")
+        );
+        let ints: Vec<(&CType, &String)> =
+            params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Integer).collect();
+        let sses: Vec<(&CType, &String)> = params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Sse).collect();
+        if ints.len() <= 6 && sses.len() <= 8 {
+            let int_regs: Vec<String> = (0..6)
+                .map(|k| {
+                    ints.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
+                        CType::Pointer { .. } => format!("{a} as usize as u64"),
+                        _ => format!("{a} as u64"),
+                    })
+                })
+                .collect();
+            let sse_regs: Vec<String> = (0..8)
+                .map(|k| {
+                    sses.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
+                        CType::Float { size: 4 } => format!("{a}.to_bits() as u64"),
+                        _ => format!("{a}.to_bits()"),
+                    })
+                })
+                .collect();
+            s += &format!(
+                "    let regs = ::ffiber::ffi::Regs {{ int: [{}], sse: [{}], nsse: {} }};\n",
+                int_regs.join(", "),
+                sse_regs.join(", "),
+                sses.len()
+            );
+            s += &format!(
+                "    // SAFETY: `c` is `{name}` itself, whose arguments all travel in the registers set above and\n    \
+                 // whose result comes back in the one read below (checked when these bindings were generated).\n    \
+                 let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{fn_ty}, unsafe extern \"C\" fn()>(c), &regs) }};\n",
+                mode.path()
+            );
+            s += &match ret.resolved() {
+                CType::Void => "    let _ = out;\n".to_string(),
+                CType::Bool => "    out.rax as u8 != 0\n".to_string(),
+                CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
+                CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
+                CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),
+                _ => format!("    out.rax as {rty}\n"),
+            };
+        } else {
+            s += &format!(
+                "    // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named({}, \"{name}\", || unsafe {{ c({}) }})\n",
+                mode.path(),
+                args.join(", ")
+            );
+        }
+        s += "}\n\n";
+        if self.errno.iter().any(|e| e == name) {
+            s += &format!(
+                "/// `{name}`, also returning `errno` as the call left it (cleared before the call).\n\
+                 ///\n/// # Safety\n///\n/// As for [`{name}`].\n#[inline]\n#[allow(clippy::too_many_arguments)]\n\
+                 pub unsafe fn {name}_errno({}) -> ({}, i32) {{\n    unsafe extern \"C\" {{\n        #[link_name = \"{name}\"]\n        fn c({}){ret_sig};\n    }}\n    \
+                 // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named_errno({}, \"{name}\", || unsafe {{ c({}) }})\n}}\n\n",
+                decl.join(", "),
+                rty,
+                decl.join(", "),
+                mode.path(),
+                args.join(", ")
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,83 @@
+//! ffiber-build against the real C compiler: what the probes learn, and
+//! the messages for bad input.
+
+use ffiber_build::{Build, Error};
+
+fn out() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ffiber-build-test-{}-{}", std::process::id(), rand()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rand() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64
+}
+
+#[test]
+fn kinds_types_and_values_come_from_the_compiler() {
+    let path = Build::new()
+        .header("stdint.h")
+        .preamble(
+            "#define ANSWER 42\n#define GREETING \"hi\\n\"\n#define HALF 0.5\nenum color { RED = 3, BLUE = -7 };\n\
+             typedef uint16_t port_t;\nstruct opaque;\nint add(int a, long b);\ndouble scale(double x, float f);\n\
+             const char *name_of(struct opaque *o, _Bool flag);",
+        )
+        .allow(["ANSWER", "GREETING", "HALF", "RED", "BLUE", "port_t", "add", "scale", "name_of"])
+        .errno("add")
+        .out_dir(out())
+        .generate("t")
+        .unwrap();
+    let code = std::fs::read_to_string(path).unwrap();
+    for want in [
+        "pub const ANSWER: i32 = 42;",
+        "pub const GREETING: &::core::ffi::CStr = c\"hi\\x0a\";",
+        "pub const HALF: f64 = 0.5;",
+        "pub const RED: i32 = 3;", // enumerators are `int` in C
+        "pub const BLUE: i32 = -7;",
+        "pub type port_t = u16;",
+        "pub unsafe fn add(a0: i32, a1: i64) -> i32 {",
+        "pub unsafe fn add_errno(a0: i32, a1: i64) -> (i32, i32) {",
+        "pub unsafe fn scale(a0: f64, a1: f32) -> f64 {",
+        "sse: [a0.to_bits(), a1.to_bits() as u64, 0, 0, 0, 0, 0, 0], nsse: 2",
+        "pub unsafe fn name_of(a0: *mut ::core::ffi::c_void, a1: bool) -> *const i8 {",
+    ] {
+        assert!(code.contains(want), "missing {want:?} in\n{code}");
+    }
+}
+
+#[test]
+fn undeclared_names_are_named() {
+    let e =
+        Build::new().header("stdio.h").allow(["printf", "no_such_thing"]).out_dir(out()).generate("io").unwrap_err();
+    assert!(matches!(e, Error::Undeclared { .. }));
+    assert_eq!(e.to_string(), "ffiber-build: `io::no_such_thing` is not declared by the preamble or its headers");
+}
+
+#[test]
+fn function_like_macros_are_out_of_scope_and_say_so() {
+    let e =
+        Build::new().preamble("#define TWICE(x) ((x) * 2)").allow(["TWICE"]).out_dir(out()).generate("m").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("`m::TWICE` is a function-like macro") && msg.contains("static inline"), "{msg}");
+}
+
+#[test]
+fn bad_c_shows_the_compilers_message() {
+    let e = Build::new()
+        .preamble("int broken(int x { return x; }")
+        .allow(["broken"])
+        .out_dir(out())
+        .generate("b")
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("ffiber-build: the C headers/preamble do not compile"), "{msg}");
+    assert!(msg.contains("error"), "the compiler's own message is shown: {msg}");
+}
+
+#[test]
+fn a_missing_library_says_how_to_install_it() {
+    let e = Build::new().pkg_config("no-such-lib-ffiber").allow(["x"]).out_dir(out()).generate("x").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("pkg-config could not find `no-such-lib-ffiber`") && msg.contains("install"), "{msg}");
+}
