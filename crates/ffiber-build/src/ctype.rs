@@ -32,6 +32,13 @@ pub enum CType {
         name: String,
         size: Option<u64>,
     },
+    /// A struct or union with its layout, as the compiler laid it out.
+    Record {
+        union: bool,
+        name: String,
+        size: u64,
+        fields: Vec<Field>,
+    },
     /// A typedef of another type.
     Typedef {
         name: String,
@@ -42,6 +49,17 @@ pub enum CType {
         elem: Box<CType>,
         len: Option<u64>,
     },
+}
+
+/// A member of a struct or union.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub ty: CType,
+    /// Byte offset (0 in a union).
+    pub offset: u64,
+    /// A bitfield: (bit offset from the start of the record, bit width).
+    pub bits: Option<(u64, u64)>,
 }
 
 /// Register class of a value in the SysV x86-64 ABI, for the register
@@ -74,12 +92,17 @@ impl CType {
                 let inner = match pointee.resolved() {
                     CType::Void | CType::Func { .. } => "::core::ffi::c_void".to_string(),
                     CType::Named { .. } => "::core::ffi::c_void".to_string(),
+                    // Records are named by their C tag (generated as an alias
+                    // of the bound type when it is bound, else opaque).
+                    CType::Record { name, .. } if !name.is_empty() => name.clone(),
+                    CType::Record { .. } => "::core::ffi::c_void".to_string(),
                     _ => pointee.rust(),
                 };
                 format!("{}{}", if *is_const { "*const " } else { "*mut " }, inner)
             }
             CType::Func { .. } => "*const ::core::ffi::c_void".into(),
             CType::Named { .. } => "::core::ffi::c_void".into(),
+            CType::Record { name, .. } => name.clone(),
             CType::Typedef { target, .. } => target.rust(),
             CType::Array { elem, len } => format!("[{}; {}]", elem.rust(), len.unwrap_or(0)),
         }
@@ -91,6 +114,31 @@ impl CType {
             CType::Bool | CType::Int { .. } | CType::Pointer { .. } => Class::Integer,
             CType::Float { .. } => Class::Sse,
             _ => Class::None,
+        }
+    }
+
+    /// Size in bytes, where known.
+    pub fn size(&self) -> Option<u64> {
+        match self.resolved() {
+            CType::Void => Some(0),
+            CType::Bool => Some(1),
+            CType::Int { size, .. } | CType::Float { size } => Some(*size),
+            CType::Pointer { .. } | CType::Func { .. } => Some(8),
+            CType::Named { size, .. } => *size,
+            CType::Record { size, .. } => Some(*size),
+            CType::Array { elem, len } => Some(elem.size()? * len.unwrap_or(0)),
+            CType::Typedef { .. } => None,
+        }
+    }
+
+    /// Alignment in bytes (x86-64 SysV).
+    pub fn align(&self) -> u64 {
+        match self.resolved() {
+            CType::Record { fields, .. } => {
+                fields.iter().filter(|f| f.bits.is_none()).map(|f| f.ty.align()).max().unwrap_or(1)
+            }
+            CType::Array { elem, .. } => elem.align(),
+            t => t.size().unwrap_or(1).clamp(1, 16),
         }
     }
 

@@ -194,8 +194,41 @@ fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffs
             Some(AttributeValue::UnitRef(o)) => type_at(dwarf, unit, o, depth + 1),
             _ => CType::Int { size: size.unwrap_or(4), signed: false },
         },
-        gimli::DW_TAG_structure_type => CType::Named { kind: "struct", name: name.unwrap_or_default(), size },
-        gimli::DW_TAG_union_type => CType::Named { kind: "union", name: name.unwrap_or_default(), size },
+        gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type => {
+            let union = e.tag() == gimli::DW_TAG_union_type;
+            let kind = if union { "union" } else { "struct" };
+            let name = name.unwrap_or_default();
+            // Incomplete (declared only), or too deep to expand: opaque.
+            let declared_only = matches!(attr(gimli::DW_AT_declaration), Some(AttributeValue::Flag(true)));
+            let Some(size) = size.filter(|_| !declared_only && depth < 8) else {
+                return CType::Named { kind, name, size };
+            };
+            let mut fields = Vec::new();
+            if let Ok(mut tree) = unit.entries_tree(Some(off))
+                && let Ok(root) = tree.root()
+            {
+                let mut children = root.children();
+                while let Ok(Some(child)) = children.next() {
+                    let c = child.entry();
+                    if c.tag() != gimli::DW_TAG_member {
+                        continue;
+                    }
+                    let fname =
+                        attr_string(dwarf, unit, c.attr_value(gimli::DW_AT_name).ok().flatten()).unwrap_or_default();
+                    let ty = match c.attr_value(gimli::DW_AT_type) {
+                        Ok(Some(AttributeValue::UnitRef(o))) => type_at(dwarf, unit, o, depth + 1),
+                        _ => CType::Void,
+                    };
+                    let offset = udata(c.attr_value(gimli::DW_AT_data_member_location).ok().flatten()).unwrap_or(0);
+                    let bits = udata(c.attr_value(gimli::DW_AT_bit_size).ok().flatten()).map(|w| {
+                        let at = udata(c.attr_value(gimli::DW_AT_data_bit_offset).ok().flatten()).unwrap_or(offset * 8);
+                        (at, w)
+                    });
+                    fields.push(crate::ctype::Field { name: fname, ty, offset, bits });
+                }
+            }
+            CType::Record { union, name, size, fields }
+        }
         gimli::DW_TAG_array_type => {
             let mut len = None;
             if let Ok(mut tree) = unit.entries_tree(Some(off))

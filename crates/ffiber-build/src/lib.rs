@@ -272,6 +272,7 @@ impl Build {
              // Do not edit: they are rewritten on every build.\n\n",
             self.headers.iter().map(|h| format!("//     #include <{h}>\n")).collect::<String>()
         );
+        let mut emitted = std::collections::BTreeSet::new();
         for (i, (name, kind)) in self.names.iter().zip(kinds).enumerate() {
             let ty = p.var_type(&format!("__ffiber_d_{i}")).cloned();
             let pointee = match &ty {
@@ -320,6 +321,14 @@ impl Build {
                     s += &format!("/// `{name}` (C floating constant).\npub const {name}: f64 = {v:?};\n\n");
                 }
                 Kind::Type => match pointee.as_ref().map(CType::resolved) {
+                    Some(rec @ CType::Record { name: tag, .. }) => {
+                        record(name, rec, &mut s, &mut emitted);
+                        if !tag.is_empty() && tag != name && emitted.insert(tag.clone()) {
+                            s += &format!(
+                                "/// `struct {tag}`, the same type as [`{name}`].\npub type {tag} = {name};\n\n"
+                            );
+                        }
+                    }
                     Some(CType::Named { kind, .. }) => {
                         s += &format!(
                             "/// `{name}`: a C {kind}, opaque here (it cannot be built or read in Rust; pass pointers).\n\
@@ -336,6 +345,25 @@ impl Build {
                     _ => s += &format!("// ffiber-build: `{name}` is a variable; variables are not bound yet.\n\n"),
                 },
                 Kind::FuncMacro | Kind::Undeclared => {}
+            }
+        }
+        // Complete structs that bound items refer to (by pointer or by value)
+        // but that were not bound themselves: generated too, so every name
+        // the bindings use exists.
+        let mut referenced = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            if matches!(kind, Kind::Type | Kind::Expr)
+                && let Some(t) = p.var_type(&format!("__ffiber_d_{i}"))
+            {
+                collect_records(t, &mut referenced, 0);
+            }
+        }
+        for rec in referenced {
+            if let CType::Record { name, .. } = &rec
+                && !name.is_empty()
+                && !emitted.contains(name)
+            {
+                record(&name.clone(), &rec, &mut s, &mut emitted);
             }
         }
         s
@@ -427,4 +455,119 @@ impl Build {
         }
         s
     }
+}
+
+/// Every complete record reachable from `t` (through pointers, fields,
+/// arrays, typedefs and function signatures).
+fn collect_records(t: &CType, out: &mut Vec<CType>, depth: u32) {
+    if depth > 12 {
+        return;
+    }
+    match t {
+        CType::Record { name, fields, .. } => {
+            if out.iter().any(|r| matches!(r, CType::Record { name: n, .. } if n == name)) {
+                return;
+            }
+            out.push(t.clone());
+            for f in fields {
+                collect_records(&f.ty, out, depth + 1);
+            }
+        }
+        CType::Pointer { pointee, .. } => collect_records(pointee, out, depth + 1),
+        CType::Typedef { target, .. } => collect_records(target, out, depth + 1),
+        CType::Array { elem, .. } => collect_records(elem, out, depth + 1),
+        CType::Func { params, ret, .. } => {
+            params.iter().for_each(|p| collect_records(p, out, depth + 1));
+            collect_records(ret, out, depth + 1);
+        }
+        _ => {}
+    }
+}
+
+/// A Rust identifier for a C member name (raw if it is a Rust keyword).
+fn ident(n: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl",
+        "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "static", "struct", "super",
+        "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become",
+        "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+    ];
+    if KEYWORDS.contains(&n) { format!("r#{n}") } else { n.to_string() }
+}
+
+/// Emits a struct or union with the compiler's exact layout: fields in
+/// offset order, padding explicit, and a compile-time assertion of the
+/// size, alignment and every field's offset.
+fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collections::BTreeSet<String>) {
+    let CType::Record { union, name: tag, size, fields } = rec else { return };
+    if !emitted.insert(name.to_string()) {
+        return;
+    }
+    // Records held by value must exist too.
+    for f in fields {
+        if let CType::Record { name: n, .. } = f.ty.resolved()
+            && !n.is_empty()
+        {
+            record(&n.clone(), f.ty.resolved(), s, emitted);
+        }
+    }
+    let kind = if *union { "union" } else { "struct" };
+    // Packed (`__attribute__((packed))`): a member off its natural
+    // alignment, or a size that is not a multiple of it.
+    let natural = rec.align();
+    let packed =
+        !*union && (fields.iter().any(|f| f.bits.is_none() && f.offset % f.ty.align() != 0) || size % natural != 0);
+    let align = if packed { 1 } else { natural };
+    let mut body = String::new();
+    let mut asserts = vec![
+        format!("assert!(::core::mem::size_of::<{name}>() == {size});"),
+        format!("assert!(::core::mem::align_of::<{name}>() == {align});"),
+    ];
+    let mut at = 0u64;
+    let mut pad = 0;
+    let mut bits_done = std::collections::BTreeSet::new();
+    for f in fields {
+        if let Some((bit, _)) = f.bits {
+            // Bitfields: the bytes that hold them, as storage (getters and
+            // setters are not generated yet).
+            let byte = bit / 8;
+            if *union || !bits_done.insert(byte) || byte < at {
+                continue;
+            }
+            if byte > at {
+                body += &format!("    _ffiber_pad{pad}: [u8; {}],\n", byte - at);
+                pad += 1;
+            }
+            body += &format!(
+                "    /// Bitfield storage (holds `{}` and its neighbours).\n    pub _bitfields{byte}: u8,\n",
+                f.name
+            );
+            at = byte + 1;
+            continue;
+        }
+        let Some(fsize) = f.ty.size() else { continue };
+        if !*union && f.offset > at {
+            body += &format!("    _ffiber_pad{pad}: [u8; {}],\n", f.offset - at);
+            pad += 1;
+        }
+        let id = ident(&f.name);
+        body += &format!("    /// `{}` (offset {}).\n    pub {id}: {},\n", f.name, f.offset, f.ty.rust());
+        asserts.push(format!("assert!(::core::mem::offset_of!({name}, {id}) == {});", f.offset));
+        at = if *union { at.max(fsize) } else { f.offset + fsize };
+    }
+    if !*union && at < *size && at.div_ceil(align) * align < *size {
+        body += &format!("    _ffiber_pad{pad}: [u8; {}],\n", size - at);
+    }
+    let repr = if packed { "C, packed" } else { "C" };
+    let c_name = if tag.is_empty() { name.to_string() } else { format!("{kind} {tag}") };
+    *s += &format!(
+        "/// `{c_name}`: {size} bytes, laid out as the C compiler does (asserted below).\n\
+         #[repr({repr})]\n#[derive(Clone, Copy)]\npub {kind} {name} {{\n{body}}}\n\n\
+         const _: () = {{\n    {}\n}};\n\n\
+         impl Default for {name} {{\n    /// All zero: null pointers, zero numbers.\n    fn default() -> Self {{\n        \
+         // SAFETY: every field is an integer, float, bool, raw pointer, or an\n        \
+         // array or record of those, for all of which all-zero bytes are valid.\n        \
+         unsafe {{ ::core::mem::zeroed() }}\n    }}\n}}\n\n",
+        asserts.join("\n    ")
+    );
 }

@@ -81,3 +81,71 @@ fn a_missing_library_says_how_to_install_it() {
     let msg = e.to_string();
     assert!(msg.contains("pkg-config could not find `no-such-lib-ffiber`") && msg.contains("install"), "{msg}");
 }
+
+#[test]
+fn struct_layouts_come_from_the_compiler_and_are_asserted() {
+    let path = Build::new()
+        .preamble(
+            "struct inner { char c; double d; };\n\
+             typedef struct outer { int a; struct inner in; short s[3]; struct outer *next; } outer_t;\n\
+             struct __attribute__((packed)) tight { char c; int i; };\n\
+             typedef struct tight tight_t;\n\
+             int walk(outer_t *o);",
+        )
+        .allow(["outer_t", "tight_t", "walk"])
+        .out_dir(out())
+        .generate("s")
+        .unwrap();
+    let code = std::fs::read_to_string(path).unwrap();
+    for want in [
+        // The nested record comes first, by its C tag.
+        "pub struct inner {",
+        "assert!(::core::mem::offset_of!(inner, d) == 8);",
+        "pub struct outer_t {",
+        "pub r#in: inner,",
+        "pub s: [i16; 3],",
+        "assert!(::core::mem::offset_of!(outer_t, s) == 24);",
+        "assert!(::core::mem::offset_of!(outer_t, next) == 32);",
+        "assert!(::core::mem::size_of::<outer_t>() == 40);",
+        "pub type outer = outer_t;",
+        // A packed struct: the int right after the char.
+        "assert!(::core::mem::offset_of!(tight_t, i) == 1);",
+        "assert!(::core::mem::size_of::<tight_t>() == 5);",
+        // Pointers to a bound struct use its name.
+        "pub unsafe fn walk(a0: *mut outer) -> i32 {",
+    ] {
+        assert!(code.contains(want), "missing {want:?} in\n{code}");
+    }
+}
+
+/// The generated layouts compile, so their compile-time assertions of every
+/// size, alignment and offset hold (rustc evaluates them).
+#[test]
+fn generated_layouts_pass_their_own_assertions() {
+    let dir = out();
+    let path = Build::new()
+        .header("zlib.h")
+        .preamble(
+            "struct inner { char c; double d; };\n\
+             typedef struct outer { int a; struct inner in; short s[3]; struct outer *next; } outer_t;\n\
+             struct __attribute__((packed)) tight { char c; int i; };\n\
+             typedef struct tight tight_t;\n\
+             typedef union number { long l; double d; char bytes[12]; } number_t;",
+        )
+        .allow(["outer_t", "tight_t", "number_t", "z_stream", "Z_OK", "ZLIB_VERSION"])
+        .out_dir(&dir)
+        .generate("layouts")
+        .unwrap();
+    let out = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--edition", "2024", "--crate-type", "lib", "-A", "warnings", "-o"])
+        .arg(dir.join("liblayouts.rlib"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&path).unwrap()
+    );
+}

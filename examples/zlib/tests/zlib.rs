@@ -32,3 +32,23 @@ fn from_many_green_threads() {
         assert_eq!(s, crc32(format!("payload {i}").as_bytes()));
     }
 }
+
+#[test]
+fn deflate_inflate_round_trip_through_z_stream_from_many_green_threads() {
+    use ffiber_example_zlib::{deflate, inflate};
+    let ok = ffiber::run(|| {
+        let hs: Vec<_> = (0..32usize)
+            .map(|i| {
+                ffiber::go(move || {
+                    let data: Vec<u8> = (0..20_000 + i * 100).map(|k| ((k * 7 + i) % 251) as u8).collect();
+                    let packed = deflate(&data, 6);
+                    assert!(packed.len() < data.len(), "compressible data shrinks");
+                    ffiber::yield_now();
+                    inflate(&packed, data.len()) == data
+                })
+            })
+            .collect();
+        hs.into_iter().all(|h| h.join().unwrap())
+    });
+    assert!(ok);
+}
