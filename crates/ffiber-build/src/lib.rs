@@ -42,6 +42,7 @@
 
 mod ctype;
 mod dwarf;
+mod inline;
 mod probe;
 
 use ctype::{CType, Class};
@@ -140,6 +141,10 @@ pub struct Build {
     modes: BTreeMap<String, Mode>,
     errno: Vec<String>,
     out_dir: Option<PathBuf>,
+    files: Vec<PathBuf>,
+    /// Functions are reached through function-pointer variables named
+    /// `<prefix><name>` (exported by a compiled preamble), not by symbol.
+    via_ptr: Option<String>,
 }
 
 impl Build {
@@ -198,6 +203,106 @@ impl Build {
         self
     }
 
+    /// A Rust source file whose `ffiber::cgo!` blocks [`compile`](Self::compile) binds.
+    pub fn file(mut self, path: impl AsRef<Path>) -> Build {
+        self.files.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// For every `ffiber::cgo! { mod m; "preamble" }` block of the
+    /// [`file`](Self::file)s: compiles the preamble into a static library
+    /// (linked into the crate), binds every `m::name` the file uses plus
+    /// every function the preamble defines, and writes
+    /// `$OUT_DIR/ffiber_cgo_<m>.rs`, which the macro includes. Call it from
+    /// build.rs.
+    pub fn compile(self) -> Result<(), Error> {
+        let out = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or_else(|| Error::Other("OUT_DIR is not set: call compile from build.rs".into()))?,
+        };
+        for file in &self.files {
+            println!("cargo:rerun-if-changed={}", file.display());
+            for b in inline::blocks(file)? {
+                self.compile_block(&b, &out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn compile_block(&self, b: &inline::Block, out: &Path) -> Result<(), Error> {
+        let m = &b.module;
+        // The functions the preamble defines (static inline ones included).
+        let mut defs = self.clone();
+        defs.preamble = b.preamble.clone();
+        defs.flags.extend(b.cflags.iter().cloned());
+        let mut names: Vec<String> = b.used.iter().cloned().collect();
+        // gcc drops unused static inline functions even at -O0 unless told
+        // to keep them; a compiler that does not know the flags gets a
+        // second try without them.
+        let mut c = defs.compiler(probe::scratch(out))?;
+        c.flags.extend(["-fkeep-inline-functions", "-fkeep-static-functions"].map(String::from));
+        let obj = match c.compile(&format!("ffiber-defs-{m}"), "", false) {
+            Ok(o) => o,
+            Err(_) => defs
+                .compiler(probe::scratch(out))?
+                .compile(&format!("ffiber-defs-{m}"), "", false)
+                .map_err(Error::Preamble)?,
+        };
+        for f in defined_functions(&obj) {
+            if !names.contains(&f) {
+                names.push(f);
+            }
+        }
+        let mut sub = Build {
+            headers: Vec::new(),
+            preamble: b.preamble.clone(),
+            names,
+            flags: self.flags.iter().chain(&b.cflags).cloned().collect(),
+            links: Vec::new(),
+            pkg: b.pkg_config.clone(),
+            modes: self.modes.clone(),
+            errno: b.errno.clone(),
+            out_dir: Some(out.to_path_buf()),
+            files: Vec::new(),
+            via_ptr: Some(format!("__ffiber_ptr_{m}_")),
+        };
+        sub.modes.extend(b.modes.iter().cloned());
+        for lib in &b.pkg_config {
+            let found = pkg_config::Config::new()
+                .probe(lib)
+                .map_err(|e| Error::PkgConfig { lib: lib.clone(), message: e.to_string() })?;
+            sub.flags.extend(found.include_paths.iter().map(|p| format!("-I{}", p.display())));
+        }
+        let flags = sub.flags.clone();
+        let (_, functions) = sub.generate_inner(&format!("ffiber_cgo_{m}"), m)?;
+        // The library: the preamble itself, and a pointer to each function.
+        let mut lib = b.preamble.clone();
+        for f in &functions {
+            lib += &format!("__typeof__({f}) *const __ffiber_ptr_{m}_{f} = {f};\n");
+        }
+        let lib_c = probe::scratch(out).join(format!("ffiber_cgo_{m}.c"));
+        std::fs::write(&lib_c, lib).map_err(|e| Error::Other(format!("writing {}: {e}", lib_c.display())))?;
+        let mut cc = cc::Build::new();
+        cc.file(&lib_c).warnings(false);
+        for f in &flags {
+            cc.flag(f);
+        }
+        cc.try_compile(&format!("ffiber_cgo_{m}"))
+            .map_err(|e| Error::Other(format!("compiling the preamble of `{m}`: {e}")))?;
+        for f in &b.ldflags {
+            if let Some(l) = f.strip_prefix("-l") {
+                println!("cargo:rustc-link-lib={l}");
+            } else if let Some(d) = f.strip_prefix("-L") {
+                println!("cargo:rustc-link-search=native={d}");
+            } else {
+                println!("cargo:rustc-link-arg={f}");
+            }
+        }
+        Ok(())
+    }
+
     /// Where to write (default: `$OUT_DIR`).
     pub fn out_dir(mut self, dir: impl AsRef<Path>) -> Build {
         self.out_dir = Some(dir.as_ref().to_path_buf());
@@ -229,7 +334,13 @@ impl Build {
 
     /// Learns every name from the C compiler and writes `<out>/<module>.rs`
     /// (include it with `include!(concat!(env!("OUT_DIR"), "/<module>.rs"))`).
-    pub fn generate(mut self, module: &str) -> Result<PathBuf, Error> {
+    pub fn generate(self, module: &str) -> Result<PathBuf, Error> {
+        self.generate_inner(module, module).map(|(p, _)| p)
+    }
+
+    /// Generates `<file>.rs`; `module` is the name errors use. Returns the
+    /// path and the functions bound.
+    fn generate_inner(mut self, file: &str, module: &str) -> Result<(PathBuf, Vec<String>), Error> {
         let out = match &self.out_dir {
             Some(d) => d.clone(),
             None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or_else(|| {
@@ -261,9 +372,20 @@ impl Build {
         let obj = probe::dwarf_probe(&c, &self.names, &kinds)?;
         let p = dwarf::Probe::load(&obj).map_err(Error::Other)?;
         let code = self.emit(module, &kinds, &p);
-        let path = out.join(format!("{module}.rs"));
+        let path = out.join(format!("{file}.rs"));
         std::fs::write(&path, code).map_err(|e| Error::Other(format!("writing {}: {e}", path.display())))?;
-        Ok(path)
+        let functions = self
+            .names
+            .iter()
+            .zip(&kinds)
+            .enumerate()
+            .filter(|(i, (_, k))| {
+                **k == Kind::Expr
+                    && matches!(p.var_type(&format!("__ffiber_d_{i}")), Some(CType::Pointer { pointee, .. }) if matches!(**pointee, CType::Func { .. }))
+            })
+            .map(|(_, (n, _))| n.clone())
+            .collect();
+        Ok((path, functions))
     }
 
     fn emit(&self, module: &str, kinds: &[Kind], p: &dwarf::Probe) -> String {
@@ -369,6 +491,21 @@ impl Build {
         s
     }
 
+    /// The local `c`: the C function itself, by symbol or (for preambles)
+    /// through the function-pointer variable the compiled preamble exports.
+    fn c_fn(&self, name: &str, decl: &str, ret_sig: &str, fn_ty: &str) -> String {
+        match &self.via_ptr {
+            None => format!(
+                "    unsafe extern \"C\" {{\n        #[link_name = \"{name}\"]\n        fn c({decl}){ret_sig};\n    }}\n"
+            ),
+            Some(prefix) => format!(
+                "    unsafe extern \"C\" {{\n        #[link_name = \"{prefix}{name}\"]\n        static C: {fn_ty};\n    }}\n    \
+                 // SAFETY: the compiled preamble initialises the pointer to `{name}` and never changes it.\n    \
+                 let c = unsafe {{ C }};\n"
+            ),
+        }
+    }
+
     fn function(&self, name: &str, params: &[CType], ret: &CType, variadic: bool) -> String {
         if variadic || !params.iter().all(CType::supported) || !ret.supported() {
             return format!(
@@ -388,9 +525,9 @@ impl Build {
             "/// `{name}` (C function), called through ffiber's foreign-call path in `{mode:?}` mode.\n\
              ///\n/// # Safety\n///\n/// As for calling `{name}` from C: the arguments must be what it expects.\n\
              #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n\
-             pub unsafe fn {name}({}){ret_sig} {{\n    unsafe extern \"C\" {{\n        #[link_name = \"{name}\"]\n        fn c({}){ret_sig};\n    }}\n",
+             pub unsafe fn {name}({}){ret_sig} {{\n{}",
             decl.join(", "),
-            decl.join(", ")
+            self.c_fn(name, &decl.join(", "), &ret_sig, &fn_ty),
         );
         let ints: Vec<(&CType, &String)> =
             params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Integer).collect();
@@ -444,11 +581,11 @@ impl Build {
             s += &format!(
                 "/// `{name}`, also returning `errno` as the call left it (cleared before the call).\n\
                  ///\n/// # Safety\n///\n/// As for [`{name}`].\n#[inline]\n#[allow(clippy::too_many_arguments)]\n\
-                 pub unsafe fn {name}_errno({}) -> ({}, i32) {{\n    unsafe extern \"C\" {{\n        #[link_name = \"{name}\"]\n        fn c({}){ret_sig};\n    }}\n    \
+                 pub unsafe fn {name}_errno({}) -> ({}, i32) {{\n{}    \
                  // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named_errno({}, \"{name}\", || unsafe {{ c({}) }})\n}}\n\n",
                 decl.join(", "),
                 rty,
-                decl.join(", "),
+                self.c_fn(name, &decl.join(", "), &ret_sig, &fn_ty),
                 mode.path(),
                 args.join(", ")
             );
@@ -570,4 +707,23 @@ fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collection
          unsafe {{ ::core::mem::zeroed() }}\n    }}\n}}\n\n",
         asserts.join("\n    ")
     );
+}
+
+/// Functions an object defines (global or static).
+fn defined_functions(obj: &Path) -> Vec<String> {
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let Ok(data) = std::fs::read(obj) else { return Vec::new() };
+    let Ok(file) = object::File::parse(&*data) else { return Vec::new() };
+    file.symbols()
+        .filter(|s| s.kind() == SymbolKind::Text && s.is_definition())
+        .filter_map(|s| s.name().ok().map(String::from))
+        // Names reserved to the implementation (`__x`, `_X`) are the
+        // headers' own static inline helpers, not the preamble's.
+        .filter(|n| !reserved(n))
+        .collect()
+}
+
+/// A C identifier reserved to the implementation (`__x`, `_X`), or empty.
+fn reserved(n: &str) -> bool {
+    n.is_empty() || n.starts_with("__") || (n.starts_with('_') && n[1..].starts_with(|c: char| c.is_ascii_uppercase()))
 }

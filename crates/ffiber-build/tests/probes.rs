@@ -149,3 +149,31 @@ fn generated_layouts_pass_their_own_assertions() {
         std::fs::read_to_string(&path).unwrap()
     );
 }
+
+/// A `ffiber::cgo!` block whose C does not compile: the compiler's message
+/// points at the Rust file and the line where the bad C line sits.
+#[test]
+fn errors_in_an_inline_preamble_point_at_the_rust_file() {
+    let dir = out();
+    let src = dir.join("main.rs");
+    std::fs::write(
+        &src,
+        "fn helper() {}\n\nffiber::cgo! {\n    mod c;\n    r#\"\n    #include <stdio.h>\n    int ok(void) { return 1; }\n    int broken(void) { return 1 }\n    \"#\n}\n\nfn main() { unsafe { c::ok() }; }\n",
+    )
+    .unwrap();
+    let e = Build::new().file(&src).out_dir(&dir).compile().unwrap_err();
+    let msg = e.to_string();
+    // `int broken(void) { return 1 }` is line 8 of main.rs.
+    assert!(msg.contains(&format!("{}:8:", src.display())), "{msg}");
+
+    // An undeclared name used through the block's module is named.
+    std::fs::write(&src, "ffiber::cgo! {\n    mod c;\n    \"int ok(void);\"\n}\nfn main() { unsafe { c::nope() }; }\n")
+        .unwrap();
+    let e = Build::new().file(&src).out_dir(&dir).compile().unwrap_err();
+    assert_eq!(e.to_string(), "ffiber-build: `c::nope` is not declared by the preamble or its headers");
+
+    // An unknown #cgo directive is named with its line.
+    std::fs::write(&src, "ffiber::cgo! {\n    mod c;\n    \"#cgo fastest ok\"\n}\n").unwrap();
+    let msg = Build::new().file(&src).out_dir(&dir).compile().unwrap_err().to_string();
+    assert!(msg.contains("unknown directive `#cgo fastest`") && msg.contains("main.rs:3"), "{msg}");
+}

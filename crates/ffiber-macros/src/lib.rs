@@ -137,3 +137,62 @@ fn export_impl(
         }
     })
 }
+
+/// C code inline, as cgo's preamble: a module name and the C source whose
+/// declarations the module binds.
+///
+/// ```ignore
+/// ffiber::cgo! {
+///     mod c;
+///     r#"
+///     #include <math.h>
+///     #cgo errno sqrt
+///     static inline double half(double x) { return x / 2; }
+///     "#
+/// }
+/// // build.rs: ffiber_build::Build::new().file("src/main.rs").compile();
+/// let h = unsafe { c::half(3.0) };
+/// let (r, errno) = unsafe { c::sqrt_errno(-1.0) };
+/// ```
+///
+/// The build script (`ffiber_build::Build::file`) finds the block, compiles
+/// the preamble with the system C compiler, binds every name the Rust file
+/// uses as `c::name` plus every function the preamble defines, and writes
+/// the module's contents to `OUT_DIR`; this macro includes them. `#cgo`
+/// lines in the preamble set per-function modes (`nocallback`,
+/// `nonblocking`, `blocking`, `errno`), `CFLAGS:`, `LDFLAGS:` and
+/// `pkg-config:`, as in cgo.
+#[proc_macro]
+pub fn cgo(input: TokenStream) -> TokenStream {
+    match cgo_impl(input.into()) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+struct CgoBlock {
+    name: syn::Ident,
+}
+
+impl syn::parse::Parse for CgoBlock {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        input.parse::<syn::Token![mod]>()?;
+        let name: syn::Ident = input.parse()?;
+        input.parse::<syn::Token![;]>()?;
+        let _preamble: syn::LitStr = input.parse()?;
+        Ok(CgoBlock { name })
+    }
+}
+
+fn cgo_impl(input: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenStream> {
+    let block: CgoBlock = syn::parse2(input)
+        .map_err(|e| syn::Error::new(e.span(), format!("ffiber::cgo! expects `mod NAME; \"C preamble\"`: {e}")))?;
+    let name = &block.name;
+    let file = format!("/ffiber_cgo_{name}.rs");
+    Ok(quote! {
+        #[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+        mod #name {
+            include!(concat!(env!("OUT_DIR"), #file));
+        }
+    })
+}

@@ -91,7 +91,7 @@ mod thread;
 mod time;
 
 pub use ffi::Handle;
-pub use ffiber_macros::{export, main};
+pub use ffiber_macros::{cgo, export, main};
 pub use runtime::{DEFAULT_MAX_THREADS, Runtime, RuntimeBuilder, run};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use thread::{

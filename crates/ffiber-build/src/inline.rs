@@ -1,0 +1,176 @@
+//! `ffiber::cgo!` blocks: C preambles written in Rust files, as cgo's
+//! comment above `import "C"`.
+//!
+//! [`Build::file`](crate::Build::file) parses the Rust file with `syn`,
+//! finds each `cgo! { mod NAME; "preamble" }` block, and binds what the
+//! file uses as `NAME::x` (cgo binds the `C.x` a file uses) plus every
+//! function the preamble itself defines. The preamble is compiled into a
+//! static library; its `static` (and `static inline`) functions, which
+//! have no symbol, are reached through a function-pointer variable the
+//! library exports for each. `#line` markers make the C compiler's errors
+//! point at the Rust file and line where the preamble line sits.
+
+use crate::{Error, Mode};
+use proc_macro2::{TokenStream, TokenTree};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// One `cgo!` block.
+pub struct Block {
+    pub module: String,
+    /// The preamble with `#cgo` lines blanked, behind a `#line` marker.
+    pub preamble: String,
+    pub modes: Vec<(String, Mode)>,
+    pub errno: Vec<String>,
+    pub cflags: Vec<String>,
+    pub ldflags: Vec<String>,
+    pub pkg_config: Vec<String>,
+    /// Names the Rust file uses through the module.
+    pub used: BTreeSet<String>,
+}
+
+/// Finds the `cgo!` blocks of a Rust file.
+pub fn blocks(path: &Path) -> Result<Vec<Block>, Error> {
+    let src = std::fs::read_to_string(path).map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
+    let file = syn::parse_file(&src).map_err(|e| {
+        let at = e.span().start();
+        Error::Other(format!("{}:{}:{}: not valid Rust: {e}", path.display(), at.line, at.column + 1))
+    })?;
+    let tokens: TokenStream = src.parse().map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    collect(&file.items, path, &tokens, &mut out)?;
+    Ok(out)
+}
+
+fn collect(items: &[syn::Item], path: &Path, tokens: &TokenStream, out: &mut Vec<Block>) -> Result<(), Error> {
+    for item in items {
+        match item {
+            syn::Item::Macro(m) if m.mac.path.segments.last().is_some_and(|s| s.ident == "cgo") => {
+                out.push(block(&m.mac.tokens, path, tokens)?);
+            }
+            syn::Item::Mod(m) => {
+                if let Some((_, items)) = &m.content {
+                    collect(items, path, tokens, out)?;
+                }
+            }
+            syn::Item::Fn(f) => {
+                // A block inside a function body (at statement level).
+                for stmt in &f.block.stmts {
+                    if let syn::Stmt::Macro(m) = stmt
+                        && m.mac.path.segments.last().is_some_and(|s| s.ident == "cgo")
+                    {
+                        out.push(block(&m.mac.tokens, path, tokens)?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn block(body: &TokenStream, path: &Path, file_tokens: &TokenStream) -> Result<Block, Error> {
+    let mut it = body.clone().into_iter();
+    let bad = || Error::Other(format!("{}: ffiber::cgo! expects `mod NAME; \"C preamble\"`", path.display()));
+    match it.next() {
+        Some(TokenTree::Ident(i)) if i == "mod" => {}
+        _ => return Err(bad()),
+    }
+    let Some(TokenTree::Ident(module)) = it.next() else { return Err(bad()) };
+    match it.next() {
+        Some(TokenTree::Punct(p)) if p.as_char() == ';' => {}
+        _ => return Err(bad()),
+    }
+    let Some(TokenTree::Literal(lit)) = it.next() else { return Err(bad()) };
+    let line = lit.span().start().line;
+    let lit: syn::LitStr = syn::parse_str(&lit.to_string()).map_err(|_| bad())?;
+    let module = module.to_string();
+    let mut b = Block {
+        module: module.clone(),
+        preamble: String::new(),
+        modes: Vec::new(),
+        errno: Vec::new(),
+        cflags: Vec::new(),
+        ldflags: Vec::new(),
+        pkg_config: Vec::new(),
+        used: BTreeSet::new(),
+    };
+    // Directives, as cgo's: removed from the C (blank lines keep numbering).
+    let mut c = format!("#line {line} \"{}\"\n", path.display());
+    for l in lit.value().lines() {
+        let t = l.trim();
+        if let Some(d) = t.strip_prefix("#cgo") {
+            let d = d.trim();
+            if let Some(v) = d.strip_prefix("CFLAGS:") {
+                b.cflags.extend(v.split_whitespace().map(String::from));
+            } else if let Some(v) = d.strip_prefix("LDFLAGS:") {
+                b.ldflags.extend(v.split_whitespace().map(String::from));
+            } else if let Some(v) = d.strip_prefix("pkg-config:") {
+                b.pkg_config.extend(v.split_whitespace().map(String::from));
+            } else {
+                let mut w = d.split_whitespace();
+                let kind = w.next().unwrap_or("");
+                let mode = match kind {
+                    "nocallback" => Some(Mode::NoCallback),
+                    "nonblocking" => Some(Mode::NonBlocking),
+                    "blocking" => Some(Mode::Blocking),
+                    "errno" => None,
+                    other => {
+                        return Err(Error::Other(format!(
+                            "{}:{line}: unknown directive `#cgo {other}`; known: nocallback, nonblocking, blocking, \
+                             errno, CFLAGS:, LDFLAGS:, pkg-config:",
+                            path.display()
+                        )));
+                    }
+                };
+                for name in w {
+                    match mode {
+                        Some(m) => b.modes.push((name.to_string(), m)),
+                        None => b.errno.push(name.to_string()),
+                    }
+                }
+            }
+            c += "\n";
+        } else {
+            c += l;
+            c += "\n";
+        }
+    }
+    b.preamble = c;
+    b.used = used(file_tokens, &module);
+    for e in &b.errno {
+        b.used.insert(e.clone());
+    }
+    // `m::f_errno` asks for `f` with its errno twin.
+    let twins: Vec<String> = b.used.iter().filter_map(|u| u.strip_suffix("_errno").map(String::from)).collect();
+    for t in twins {
+        b.used.remove(&format!("{t}_errno"));
+        b.used.insert(t.clone());
+        if !b.errno.contains(&t) {
+            b.errno.push(t);
+        }
+    }
+    Ok(b)
+}
+
+/// Every `module::name` path in the token stream (macro bodies included).
+fn used(tokens: &TokenStream, module: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let toks: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    for (i, t) in toks.iter().enumerate() {
+        match t {
+            TokenTree::Group(g) => out.extend(used(&g.stream(), module)),
+            TokenTree::Ident(id) if id == module => {
+                if let (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b)), Some(TokenTree::Ident(name))) =
+                    (toks.get(i + 1), toks.get(i + 2), toks.get(i + 3))
+                    && a.as_char() == ':'
+                    && b.as_char() == ':'
+                {
+                    out.insert(name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}

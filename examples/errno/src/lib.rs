@@ -1,0 +1,56 @@
+//! C written inline with `ffiber::cgo!`, as Go's `import "C"` preamble:
+//! errno from `log` and `strtol` (the `#cgo errno` directive asks for
+//! `_errno` twins), and `static inline` functions of the preamble, which
+//! have no symbol of their own.
+
+use std::ffi::CStr;
+
+ffiber::cgo! {
+    mod c;
+    r#"
+    #include <errno.h>
+    #include <math.h>
+    #include <stdlib.h>
+    #cgo LDFLAGS: -lm
+    #cgo errno sqrt log strtol
+    #cgo nonblocking half
+
+    static inline double half(double x) { return x / 2; }
+    static int fail_with(int e) { errno = e; return -1; }
+    "#
+}
+
+/// `sqrt(x)`, or the errno C set. (Linked into a Rust program, `sqrt`
+/// resolves to the toolchain's compiler-builtins, which returns NaN for a
+/// negative number without setting EDOM; `log` comes from libm and does.)
+pub fn sqrt(x: f64) -> Result<f64, i32> {
+    // SAFETY: sqrt takes and returns a double.
+    let (r, errno) = unsafe { c::sqrt_errno(x) };
+    if errno == 0 { Ok(r) } else { Err(errno) }
+}
+
+/// `log(x)`, or the errno C set (EDOM below 0, ERANGE at 0).
+pub fn log(x: f64) -> Result<f64, i32> {
+    // SAFETY: log takes and returns a double.
+    let (r, errno) = unsafe { c::log_errno(x) };
+    if errno == 0 { Ok(r) } else { Err(errno) }
+}
+
+/// `strtol(s, NULL, 10)`, or the errno C set (ERANGE on overflow).
+pub fn parse_long(s: &CStr) -> Result<i64, i32> {
+    // SAFETY: `s` is a valid C string; a null end pointer is allowed.
+    let (v, errno) = unsafe { c::strtol_errno(s.as_ptr(), std::ptr::null_mut(), 10) };
+    if errno == 0 { Ok(v) } else { Err(errno) }
+}
+
+/// The preamble's `static inline double half(double)`.
+pub fn half(x: f64) -> f64 {
+    // SAFETY: takes and returns a double.
+    unsafe { c::half(x) }
+}
+
+/// The preamble's `static int fail_with(int)`: sets errno, returns -1.
+pub fn fail_with(e: i32) -> (i32, i32) {
+    // SAFETY: takes and returns an int.
+    unsafe { c::fail_with_errno(e) }
+}

@@ -1,0 +1,36 @@
+//! errno and static inline functions through a `ffiber::cgo!` preamble.
+
+use ffiber_example_errno::{fail_with, half, log, parse_long, sqrt};
+
+const EDOM: i32 = 33;
+const ERANGE: i32 = 34;
+
+#[test]
+fn errno_comes_back_from_c() {
+    assert_eq!(sqrt(16.0), Ok(4.0));
+    // sqrt(-1) is NaN, and errno stays 0 here: the Rust toolchain's
+    // compiler-builtins defines `sqrt` itself, and the linker resolves the
+    // preamble's reference to it rather than to libm's (which sets EDOM).
+    assert!(matches!(sqrt(-1.0), Ok(r) if r.is_nan()) || sqrt(-1.0) == Err(EDOM));
+    assert_eq!(log(-1.0), Err(EDOM));
+    assert_eq!(log(0.0), Err(ERANGE));
+    assert_eq!(parse_long(c"123"), Ok(123));
+    assert_eq!(parse_long(c"99999999999999999999999"), Err(ERANGE));
+    assert_eq!(fail_with(ERANGE), (-1, ERANGE));
+}
+
+#[test]
+fn static_inline_functions_of_the_preamble_are_callable() {
+    assert_eq!(half(3.0), 1.5);
+}
+
+#[test]
+fn from_green_threads() {
+    let ok = ffiber::run(|| {
+        let hs: Vec<_> = (0..32)
+            .map(|i| ffiber::go(move || log(-(i as f64) - 1.0) == Err(EDOM) && half(i as f64) == i as f64 / 2.0))
+            .collect();
+        hs.into_iter().all(|h| h.join().unwrap())
+    });
+    assert!(ok);
+}
