@@ -91,6 +91,9 @@ impl CType {
             CType::Pointer { pointee, is_const } => {
                 let inner = match pointee.resolved() {
                     CType::Void | CType::Func { .. } => "::core::ffi::c_void".to_string(),
+                    // Opaque structs and unions by their C tag too (declared
+                    // opaque in the bindings when they are not bound).
+                    CType::Named { kind: "struct" | "union", name, .. } if !name.is_empty() => name.clone(),
                     CType::Named { .. } => "::core::ffi::c_void".to_string(),
                     // Records are named by their C tag (generated as an alias
                     // of the bound type when it is bound, else opaque).

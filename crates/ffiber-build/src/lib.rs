@@ -451,7 +451,13 @@ impl Build {
                             );
                         }
                     }
-                    Some(CType::Named { kind, .. }) => {
+                    Some(CType::Named { kind, name: tag, .. }) => {
+                        emitted.insert(name.clone());
+                        if !tag.is_empty() && tag != name && emitted.insert(tag.clone()) {
+                            s += &format!(
+                                "/// `{kind} {tag}`, the same type as [`{name}`].\npub type {tag} = {name};\n\n"
+                            );
+                        }
                         s += &format!(
                             "/// `{name}`: a C {kind}, opaque here (it cannot be built or read in Rust; pass pointers).\n\
                              #[repr(C)]\npub struct {name} {{\n    _private: [u8; 0],\n    _not_send: ::core::marker::PhantomData<*mut u8>,\n}}\n\n"
@@ -481,11 +487,14 @@ impl Build {
             }
         }
         for rec in referenced {
-            if let CType::Record { name, .. } = &rec
-                && !name.is_empty()
-                && !emitted.contains(name)
-            {
-                record(&name.clone(), &rec, &mut s, &mut emitted);
+            match &rec {
+                CType::Record { name, .. } if !name.is_empty() && !emitted.contains(name) => {
+                    record(&name.clone(), &rec, &mut s, &mut emitted);
+                }
+                CType::Named { kind, name, .. } if !name.is_empty() && emitted.insert(name.clone()) => {
+                    s += &opaque(kind, name);
+                }
+                _ => {}
             }
         }
         s
@@ -594,13 +603,27 @@ impl Build {
     }
 }
 
-/// Every complete record reachable from `t` (through pointers, fields,
-/// arrays, typedefs and function signatures).
+/// An opaque Rust type for an incomplete C struct or union.
+fn opaque(kind: &str, name: &str) -> String {
+    format!(
+        "/// `{kind} {name}`: opaque here (it cannot be built or read in Rust; pass pointers).\n\
+         #[repr(C)]\npub struct {name} {{\n    _private: [u8; 0],\n    _not_send: ::core::marker::PhantomData<*mut u8>,\n}}\n\n"
+    )
+}
+
+/// Every struct or union reachable from `t` (through pointers, fields,
+/// arrays, typedefs and function signatures): complete ones as records,
+/// incomplete ones as opaque names.
 fn collect_records(t: &CType, out: &mut Vec<CType>, depth: u32) {
     if depth > 12 {
         return;
     }
     match t {
+        CType::Named { kind: "struct" | "union", name, .. }
+            if !name.is_empty() && !out.iter().any(|r| matches!(r, CType::Named { name: n, .. } if n == name)) =>
+        {
+            out.push(t.clone());
+        }
         CType::Record { name, fields, .. } => {
             if out.iter().any(|r| matches!(r, CType::Record { name: n, .. } if n == name)) {
                 return;
