@@ -500,6 +500,68 @@ impl Build {
         s
     }
 
+    /// A variadic function (`printf`): the fixed parameters, then a slice of
+    /// `ffiber::ffi::VarArg`s, all passed in registers.
+    fn variadic(&self, name: &str, params: &[CType], ret: &CType) -> String {
+        let mode = self.modes.get(name).copied().unwrap_or_default();
+        let args: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
+        let decl: Vec<String> = params.iter().zip(&args).map(|(t, a)| format!("{a}: {}", t.rust())).collect();
+        let rty = ret.rust();
+        let ret_sig = if matches!(ret.resolved(), CType::Void) { String::new() } else { format!(" -> {rty}") };
+        let fn_ty = format!(
+            "unsafe extern \"C\" fn({}, ...){ret_sig}",
+            params.iter().map(CType::rust).collect::<Vec<_>>().join(", ")
+        );
+        let ints: Vec<&String> =
+            params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Integer).map(|(_, a)| a).collect();
+        let sses: Vec<&String> =
+            params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Sse).map(|(_, a)| a).collect();
+        let mut regs = String::from("    let mut regs = ::ffiber::ffi::Regs::default();\n");
+        for (k, (t, a)) in params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Integer).enumerate() {
+            let v = if matches!(t.resolved(), CType::Pointer { .. }) {
+                format!("{a} as usize as u64")
+            } else {
+                format!("{a} as u64")
+            };
+            regs += &format!("    regs.int[{k}] = {v};\n");
+        }
+        for (k, (t, a)) in params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Sse).enumerate() {
+            let v = if matches!(t.resolved(), CType::Float { size: 4 }) {
+                format!("{a}.to_bits() as u64")
+            } else {
+                format!("{a}.to_bits()")
+            };
+            regs += &format!("    regs.sse[{k}] = {v};\n");
+        }
+        let ret_expr = match ret.resolved() {
+            CType::Void => "    let _ = out;\n".to_string(),
+            CType::Bool => "    out.rax as u8 != 0\n".to_string(),
+            CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
+            CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
+            CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),
+            _ => format!("    out.rax as {rty}\n"),
+        };
+        format!(
+            "/// `{name}` (variadic C function): the fixed arguments, then the `...` ones as\n\
+             /// [`VarArg`](::ffiber::ffi::VarArg)s (integers, pointers, doubles; all must fit in registers).\n\
+             ///\n/// # Safety\n///\n/// As for calling `{name}` from C: the arguments must match what it reads.\n///\n\
+             /// # Panics\n///\n/// If the arguments do not all fit in registers.\n\
+             #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n\
+             pub unsafe fn {name}({}{}varargs: &[::ffiber::ffi::VarArg]){ret_sig} {{\n{}{regs}    \
+             ::ffiber::ffi::VarArg::pack(&mut regs, {}, {}, varargs).unwrap_or_else(|e| panic!(\"{{e}} in a call to {name}\"));\n    \
+             // SAFETY: `c` is `{name}`; its fixed arguments sit in the registers the ABI gives them and\n    \
+             // the variadic ones follow, with `al` holding the count of vector registers used.\n    \
+             let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{fn_ty}, unsafe extern \"C\" fn()>(c), &regs) }};\n\
+             {ret_expr}}}\n\n",
+            decl.join(", "),
+            if decl.is_empty() { "" } else { ", " },
+            self.c_fn(name, &format!("{}, ...", decl.join(", ")), &ret_sig, &fn_ty),
+            ints.len(),
+            sses.len(),
+            mode.path(),
+        )
+    }
+
     /// The local `c`: the C function itself, by symbol or (for preambles)
     /// through the function-pointer variable the compiled preamble exports.
     fn c_fn(&self, name: &str, decl: &str, ret_sig: &str, fn_ty: &str) -> String {
@@ -516,6 +578,9 @@ impl Build {
     }
 
     fn function(&self, name: &str, params: &[CType], ret: &CType, variadic: bool) -> String {
+        if variadic && params.iter().all(|p| p.class() != Class::None) && ret.supported() {
+            return self.variadic(name, params, ret);
+        }
         if variadic || !params.iter().all(CType::supported) || !ret.supported() {
             return format!(
                 "// ffiber-build: function `{name}` has a signature not supported yet (variadic, or by-value structs); skipped.\n\n"

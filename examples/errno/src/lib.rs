@@ -10,6 +10,7 @@ ffiber::cgo! {
     r#"
     #include <errno.h>
     #include <math.h>
+    #include <stdio.h>
     #include <stdlib.h>
     #cgo LDFLAGS: -lm
     #cgo errno sqrt log strtol
@@ -53,4 +54,22 @@ pub fn half(x: f64) -> f64 {
 pub fn fail_with(e: i32) -> (i32, i32) {
     // SAFETY: takes and returns an int.
     unsafe { c::fail_with_errno(e) }
+}
+
+/// `snprintf` with an int, a double and a string: a variadic C function,
+/// called through the generated binding (cgo cannot call these).
+pub fn format3(i: i64, d: f64, s: &CStr) -> String {
+    use ffiber::ffi::VarArg;
+    let mut buf = [0u8; 64];
+    // SAFETY: `buf` is writable for its length, the format is a C string,
+    // and the arguments match its conversions (%ld, %.2f, %s).
+    let n = unsafe {
+        c::snprintf(
+            buf.as_mut_ptr().cast(),
+            buf.len() as _,
+            c"%ld %.2f %s".as_ptr(),
+            &[VarArg::Int(i), VarArg::Double(d), VarArg::Ptr(s.as_ptr().cast())],
+        )
+    };
+    String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
 }

@@ -1,6 +1,6 @@
 //! errno and static inline functions through a `ffiber::cgo!` preamble.
 
-use ffiber_example_errno::{fail_with, half, log, parse_long, sqrt};
+use ffiber_example_errno::{fail_with, format3, half, log, parse_long, sqrt};
 
 const EDOM: i32 = 33;
 const ERANGE: i32 = 34;
@@ -33,4 +33,11 @@ fn from_green_threads() {
         hs.into_iter().all(|h| h.join().unwrap())
     });
     assert!(ok);
+}
+
+#[test]
+fn variadic_functions_are_callable() {
+    assert_eq!(format3(42, 1.5, c"green"), "42 1.50 green");
+    let from_green = ffiber::run(|| ffiber::go(|| format3(-7, 0.125, c"x")).join().unwrap());
+    assert_eq!(from_green, "-7 0.12 x"); // printf rounds half to even
 }

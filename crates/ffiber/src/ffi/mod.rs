@@ -415,6 +415,61 @@ pub unsafe fn call_regs(mode: Mode, name: &'static str, f: unsafe extern "C" fn(
 
 pub use crate::arch::{Regs, RegsOut};
 
+/// One variadic argument of a C function (`printf`'s `...`), in the
+/// promoted form C passes it: integers as `long`, pointers, `double`.
+/// Generated bindings of variadic functions take a slice of these.
+///
+/// ```
+/// use ffiber::ffi::{Regs, VarArg};
+/// let mut regs = Regs::default();
+/// let fixed = 1; // the format string already sits in rdi
+/// VarArg::pack(&mut regs, fixed, 0, &[VarArg::Int(42), VarArg::Double(0.5)]).unwrap();
+/// assert_eq!((regs.int[1], f64::from_bits(regs.sse[0]), regs.nsse), (42, 0.5, 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VarArg {
+    /// Any integer (promoted to `long`).
+    Int(i64),
+    /// Any pointer (a C string, a buffer).
+    Ptr(*const std::ffi::c_void),
+    /// A `double` (a C `float` is promoted to it).
+    Double(f64),
+}
+
+impl VarArg {
+    /// Places `args` after `ints` integer and `sses` floating-point fixed
+    /// arguments, and sets the count of vector registers used (`al`).
+    /// Fails if they do not all fit in registers (6 integer, 8 vector):
+    /// passing variadic arguments on the stack is not supported.
+    pub fn pack(regs: &mut Regs, mut ints: usize, mut sses: usize, args: &[VarArg]) -> Result<(), String> {
+        for a in args {
+            match *a {
+                VarArg::Int(v) if ints < 6 => {
+                    regs.int[ints] = v as u64;
+                    ints += 1;
+                }
+                VarArg::Ptr(p) if ints < 6 => {
+                    regs.int[ints] = p as usize as u64;
+                    ints += 1;
+                }
+                VarArg::Double(d) if sses < 8 => {
+                    regs.sse[sses] = d.to_bits();
+                    sses += 1;
+                }
+                _ => {
+                    return Err(format!(
+                        "ffiber: too many variadic arguments for registers ({} in all; at most 6 integer/pointer and \
+                         8 floating-point arguments can be passed)",
+                        args.len()
+                    ));
+                }
+            }
+        }
+        regs.nsse = sses as u8;
+        Ok(())
+    }
+}
+
 /// Outside the runtime: just call.
 #[inline(always)]
 fn plain<F: FnOnce() -> R, R, const ERRNO: bool>(f: F) -> (R, i32) {
