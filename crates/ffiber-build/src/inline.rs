@@ -174,3 +174,123 @@ fn used(tokens: &TokenStream, module: &str) -> BTreeSet<String> {
     }
     out
 }
+
+/// A `#[ffiber::export]` function of a Rust file: its C name and C prototype.
+pub struct Export {
+    pub c_name: String,
+    pub prototype: String,
+}
+
+/// The `#[ffiber::export]` functions of a Rust file, with C prototypes.
+pub fn exports(path: &Path) -> Result<Vec<Export>, Error> {
+    let src = std::fs::read_to_string(path).map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
+    let file = syn::parse_file(&src).map_err(|e| Error::Other(format!("{}: not valid Rust: {e}", path.display())))?;
+    let mut out = Vec::new();
+    export_items(&file.items, path, &mut out)?;
+    Ok(out)
+}
+
+fn export_items(items: &[syn::Item], path: &Path, out: &mut Vec<Export>) -> Result<(), Error> {
+    for item in items {
+        match item {
+            syn::Item::Fn(f) => {
+                let Some(attr) = f.attrs.iter().find(|a| a.path().segments.last().is_some_and(|s| s.ident == "export"))
+                else {
+                    continue;
+                };
+                let mut c_name = f.sig.ident.to_string();
+                if let syn::Meta::List(l) = &attr.meta
+                    && let Ok(nv) = syn::parse2::<syn::MetaNameValue>(l.tokens.clone())
+                    && let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value
+                {
+                    c_name = s.value();
+                }
+                let line = f.sig.ident.span().start().line;
+                let at = |what: String| {
+                    Error::Other(format!("{}:{line}: exported function `{c_name}`: {what}", path.display()))
+                };
+                let mut params = Vec::new();
+                for input in &f.sig.inputs {
+                    let syn::FnArg::Typed(pt) = input else { return Err(at("methods cannot be exported".into())) };
+                    params.push(
+                        c_type(&pt.ty)
+                            .ok_or_else(|| at(format!("no C type for `{}`; use a C type", quote_ty(&pt.ty))))?,
+                    );
+                }
+                let ret = match &f.sig.output {
+                    syn::ReturnType::Default => "void".to_string(),
+                    syn::ReturnType::Type(_, t) => {
+                        c_type(t).ok_or_else(|| at(format!("no C type for `{}`", quote_ty(t))))?
+                    }
+                };
+                let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
+                out.push(Export { prototype: format!("{ret} {c_name}({params});"), c_name });
+            }
+            syn::Item::Mod(m) => {
+                if let Some((_, items)) = &m.content {
+                    export_items(items, path, out)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn quote_ty(t: &syn::Type) -> String {
+    let mut ts = proc_macro2::TokenStream::new();
+    quote::ToTokens::to_tokens(t, &mut ts);
+    ts.to_string()
+}
+
+/// The C spelling of a Rust parameter or result type, if it has one.
+fn c_type(t: &syn::Type) -> Option<String> {
+    match t {
+        syn::Type::Ptr(p) => {
+            let inner = match &*p.elem {
+                syn::Type::Path(tp) => match tp.path.segments.last()?.ident.to_string().as_str() {
+                    "i8" | "u8" | "c_char" | "c_uchar" | "c_schar" => "char".to_string(),
+                    _ => c_type(&p.elem).filter(|c| !c.contains('*')).unwrap_or_else(|| "void".into()),
+                },
+                syn::Type::Ptr(_) => c_type(&p.elem)?,
+                _ => "void".into(),
+            };
+            Some(if p.const_token.is_some() { format!("const {inner} *") } else { format!("{inner} *") })
+        }
+        syn::Type::Tuple(t) if t.elems.is_empty() => Some("void".into()),
+        syn::Type::Path(tp) => Some(
+            match tp.path.segments.last()?.ident.to_string().as_str() {
+                "i8" => "int8_t",
+                "u8" => "uint8_t",
+                "i16" => "int16_t",
+                "u16" => "uint16_t",
+                "i32" => "int32_t",
+                "u32" => "uint32_t",
+                "i64" => "int64_t",
+                "u64" => "uint64_t",
+                "isize" => "intptr_t",
+                "usize" => "uintptr_t",
+                "f32" => "float",
+                "f64" => "double",
+                "bool" => "bool",
+                "c_char" => "char",
+                "c_schar" => "signed char",
+                "c_uchar" => "unsigned char",
+                "c_short" => "short",
+                "c_ushort" => "unsigned short",
+                "c_int" => "int",
+                "c_uint" => "unsigned int",
+                "c_long" => "long",
+                "c_ulong" => "unsigned long",
+                "c_longlong" => "long long",
+                "c_ulonglong" => "unsigned long long",
+                "c_float" => "float",
+                "c_double" => "double",
+                "c_void" => "void",
+                _ => return None,
+            }
+            .to_string(),
+        ),
+        _ => None,
+    }
+}

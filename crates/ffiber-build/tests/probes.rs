@@ -179,3 +179,25 @@ fn errors_in_an_inline_preamble_point_at_the_rust_file() {
     let msg = Build::new().file(&src).out_dir(&dir).compile().unwrap_err().to_string();
     assert!(msg.contains("unknown directive `#cgo fastest`") && msg.contains("main.rs:3"), "{msg}");
 }
+
+/// `#[ffiber::export]` functions get C prototypes in `ffiber_export.h`;
+/// a type C cannot express is named, with its line.
+#[test]
+fn exports_header_has_c_prototypes() {
+    let dir = out();
+    let src = dir.join("lib.rs");
+    std::fs::write(
+        &src,
+        "#[ffiber::export]\nfn on_row(ctx: *mut std::ffi::c_void, n: i32, vals: *mut *mut i8) -> i32 { 0 }\n\
+         #[ffiber::export(name = \"c_side_name\")]\nfn ratio(a: f64, b: u64, ok: bool) {}\n",
+    )
+    .unwrap();
+    Build::new().file(&src).out_dir(&dir).compile().unwrap();
+    let h = std::fs::read_to_string(dir.join("ffiber_export.h")).unwrap();
+    assert!(h.contains("int32_t on_row(void *, int32_t, char * *);"), "{h}");
+    assert!(h.contains("void c_side_name(double, uint64_t, bool);"), "{h}");
+
+    std::fs::write(&src, "\n#[ffiber::export]\nfn bad(s: String) {}\n").unwrap();
+    let msg = Build::new().file(&src).out_dir(&dir).compile().unwrap_err().to_string();
+    assert!(msg.contains("lib.rs:3: exported function `bad`: no C type for `String`"), "{msg}");
+}

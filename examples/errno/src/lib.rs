@@ -16,7 +16,11 @@ ffiber::cgo! {
     #cgo errno sqrt log strtol
     #cgo nonblocking half
 
+    #include "ffiber_export.h"
+
     static inline double half(double x) { return x / 2; }
+    /* C calling back into Rust through the generated exports header. */
+    static int square_plus_one(int x) { return rust_square(x) + 1; }
     static int fail_with(int e) { errno = e; return -1; }
     "#
 }
@@ -72,4 +76,19 @@ pub fn format3(i: i64, d: f64, s: &CStr) -> String {
         )
     };
     String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
+}
+
+/// Exported to C (its prototype lands in `ffiber_export.h`, which the
+/// preamble includes): squares its argument, sleeping a little first to
+/// show that callbacks may block.
+#[ffiber::export]
+fn rust_square(x: i32) -> i32 {
+    ffiber::sleep(std::time::Duration::from_micros(50));
+    x * x
+}
+
+/// The preamble's `square_plus_one`: C that calls back into [`rust_square`].
+pub fn square_plus_one(x: i32) -> i32 {
+    // SAFETY: takes and returns an int.
+    unsafe { c::square_plus_one(x) }
 }

@@ -1,6 +1,6 @@
 //! errno and static inline functions through a `ffiber::cgo!` preamble.
 
-use ffiber_example_errno::{fail_with, format3, half, log, parse_long, sqrt};
+use ffiber_example_errno::{fail_with, format3, half, log, parse_long, sqrt, square_plus_one};
 
 const EDOM: i32 = 33;
 const ERANGE: i32 = 34;
@@ -40,4 +40,13 @@ fn variadic_functions_are_callable() {
     assert_eq!(format3(42, 1.5, c"green"), "42 1.50 green");
     let from_green = ffiber::run(|| ffiber::go(|| format3(-7, 0.125, c"x")).join().unwrap());
     assert_eq!(from_green, "-7 0.12 x"); // printf rounds half to even
+}
+
+#[test]
+fn preamble_c_calls_back_into_exported_rust() {
+    let v = ffiber::run(|| {
+        let hs: Vec<_> = (0..8).map(|i| ffiber::go(move || square_plus_one(i))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+    });
+    assert_eq!(v, (0..8).map(|i| i * i + 1).collect::<Vec<_>>());
 }
