@@ -34,11 +34,11 @@
 //! // In src/lib.rs:  pub mod zlib { include!(concat!(env!("OUT_DIR"), "/zlib.rs")); }
 //! ```
 //!
-//! Status: functions with integer, floating-point, `bool` and pointer
-//! parameters and results; integer, string and floating constants;
-//! typedefs of those; structs and unions as opaque types. Struct layouts,
-//! bitfields, variadic calls, `ffiber::cgo!` inline blocks and exports come
-//! next (issue 4).
+//! Also: struct and union layouts (asserted at compile time against the C
+//! compiler's), variadic functions (`printf`), inline preambles with
+//! [`Build::file`]/[`Build::compile`] and `ffiber::cgo!`, and the
+//! `ffiber_export.h` header of `#[ffiber::export]` functions. Not yet:
+//! bitfield accessors, callable function-pointer types, C variables.
 
 mod ctype;
 mod dwarf;
