@@ -19,7 +19,7 @@
 //! Generated functions call C through `ffiber::ffi::call_regs` — the
 //! register pass-through trampoline: arguments stay in registers, the stack
 //! switch and the scheduler announcement cost a few nanoseconds — in each
-//! function's [`Mode`](Mode) (default: fully safe).
+//! function's [`Mode`] (default: fully safe).
 //!
 //! ```no_run
 //! // In build.rs:
