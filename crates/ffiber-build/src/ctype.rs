@@ -137,9 +137,8 @@ impl CType {
     /// Alignment in bytes (x86-64 SysV).
     pub fn align(&self) -> u64 {
         match self.resolved() {
-            CType::Record { fields, .. } => {
-                fields.iter().filter(|f| f.bits.is_none()).map(|f| f.ty.align()).max().unwrap_or(1)
-            }
+            // Named bitfields count with their declared type (SysV ABI).
+            CType::Record { fields, .. } => fields.iter().map(|f| f.ty.align()).max().unwrap_or(1),
             CType::Array { elem, .. } => elem.align(),
             t => t.size().unwrap_or(1).clamp(1, 16),
         }

@@ -221,8 +221,16 @@ fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffs
                     };
                     let offset = udata(c.attr_value(gimli::DW_AT_data_member_location).ok().flatten()).unwrap_or(0);
                     let bits = udata(c.attr_value(gimli::DW_AT_bit_size).ok().flatten()).map(|w| {
-                        let at = udata(c.attr_value(gimli::DW_AT_data_bit_offset).ok().flatten()).unwrap_or(offset * 8);
-                        (at, w)
+                        // DWARF 5 gives the offset from the record's start;
+                        // DWARF 4 counts from the most significant bit of a
+                        // storage unit of `byte_size` bytes at `offset`.
+                        let v5 = udata(c.attr_value(gimli::DW_AT_data_bit_offset).ok().flatten());
+                        let v4 = udata(c.attr_value(gimli::DW_AT_bit_offset).ok().flatten()).map(|b| {
+                            let unit =
+                                udata(c.attr_value(gimli::DW_AT_byte_size).ok().flatten()).or(ty.size()).unwrap_or(4);
+                            offset * 8 + unit * 8 - b - w
+                        });
+                        (v5.or(v4).unwrap_or(offset * 8), w)
                     });
                     fields.push(crate::ctype::Field { name: fname, ty, offset, bits });
                 }

@@ -766,24 +766,35 @@ fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collection
     ];
     let mut at = 0u64;
     let mut pad = 0;
-    let mut bits_done = std::collections::BTreeSet::new();
+    let mut accessors = String::new();
     for f in fields {
-        if let Some((bit, _)) = f.bits {
-            // Bitfields: the bytes that hold them, as storage (getters and
-            // setters are not generated yet).
-            let byte = bit / 8;
-            if *union || !bits_done.insert(byte) || byte < at {
+        if let Some((bit, width)) = f.bits {
+            // A bitfield: its bytes are storage in the struct (merged with
+            // the neighbours that share them), read and written through a
+            // getter and a setter (cgo drops bitfields).
+            if *union {
                 continue;
             }
-            if byte > at {
-                body += &format!("    _ffiber_pad{pad}: [u8; {}],\n", byte - at);
-                pad += 1;
+            let (first, last) = (bit / 8, (bit + width - 1) / 8);
+            if first >= at {
+                if first > at {
+                    body += &format!("    _ffiber_pad{pad}: [u8; {}],\n", first - at);
+                    pad += 1;
+                }
+                body += &format!("    _ffiber_bits{first}: [u8; {}],\n", last + 1 - first);
+                at = last + 1;
+            } else if last >= at {
+                // Extends the previous storage: widen it.
+                let old = "    _ffiber_bits";
+                if let Some(pos) = body.rfind(&old) {
+                    let line_end = body[pos..].find('\n').map_or(body.len(), |e| pos + e);
+                    let start: u64 =
+                        body[pos + old.len()..].split(':').next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                    body.replace_range(pos..line_end, &format!("    _ffiber_bits{start}: [u8; {}],", last + 1 - start));
+                }
+                at = last + 1;
             }
-            body += &format!(
-                "    /// Bitfield storage (holds `{}` and its neighbours).\n    pub _bitfields{byte}: u8,\n",
-                f.name
-            );
-            at = byte + 1;
+            accessors += &bitfield_accessors(&f.name, &f.ty, bit, width);
             continue;
         }
         let Some(fsize) = f.ty.size() else { continue };
@@ -799,7 +810,9 @@ fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collection
     if !*union && at < *size && at.div_ceil(align) * align < *size {
         body += &format!("    _ffiber_pad{pad}: [u8; {}],\n", size - at);
     }
-    let repr = if packed { "C, packed" } else { "C" };
+    // The C alignment, spelled out: bitfield storage is bytes in Rust, so
+    // the declared types that set the C alignment may be missing.
+    let repr = if packed { "C, packed".to_string() } else { format!("C, align({align})") };
     let c_name = if tag.is_empty() { name.to_string() } else { format!("{kind} {tag}") };
     *s += &format!(
         "/// `{c_name}`: {size} bytes, laid out as the C compiler does (asserted below).\n\
@@ -811,6 +824,17 @@ fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collection
          unsafe {{ ::core::mem::zeroed() }}\n    }}\n}}\n\n",
         asserts.join("\n    ")
     );
+    if !accessors.is_empty() {
+        *s += &format!(
+            "#[allow(clippy::identity_op, clippy::let_and_return, clippy::unnecessary_cast)]\n\
+             impl {name} {{\n    fn _ffiber_bytes(&self) -> &[u8; {size}] {{\n        \
+             // SAFETY: `Self` is {size} bytes (asserted above) of plain data.\n        \
+             unsafe {{ &*(self as *const Self).cast::<[u8; {size}]>() }}\n    }}\n\n    \
+             fn _ffiber_bytes_mut(&mut self) -> &mut [u8; {size}] {{\n        \
+             // SAFETY: as above; any bytes are a valid value of `Self`.\n        \
+             unsafe {{ &mut *(self as *mut Self).cast::<[u8; {size}]>() }}\n    }}\n{accessors}}}\n\n"
+        );
+    }
 }
 
 /// Functions an object defines (global or static).
@@ -830,4 +854,28 @@ fn defined_functions(obj: &Path) -> Vec<String> {
 /// A C identifier reserved to the implementation (`__x`, `_X`), or empty.
 fn reserved(n: &str) -> bool {
     n.is_empty() || n.starts_with("__") || (n.starts_with('_') && n[1..].starts_with(|c: char| c.is_ascii_uppercase()))
+}
+
+/// A getter and a setter for a bitfield `width` bits wide at bit `bit` of
+/// the record (little-endian bit numbering, as x86-64 lays them out).
+fn bitfield_accessors(name: &str, ty: &CType, bit: u64, width: u64) -> String {
+    let signed = matches!(ty.resolved(), CType::Int { signed: true, .. });
+    let rty = if signed { "i64" } else { "u64" };
+    let (byte, shift) = (bit / 8, bit % 8);
+    let nbytes = (shift + width).div_ceil(8);
+    let mask = if width >= 64 { u64::MAX } else { (1u64 << width) - 1 };
+    let id = ident(name);
+    let set = format!("set_{name}");
+    let read = if signed { format!("((raw << {}) as i64) >> {}", 64 - width, 64 - width) } else { "raw".to_string() };
+    format!(
+        "\n    /// The `{name}` bitfield ({width} bits at bit {bit}).\n    pub fn {id}(&self) -> {rty} {{\n        \
+         let b = self._ffiber_bytes();\n        let mut word = 0u128;\n        \
+         for i in 0..{nbytes} {{\n            word |= (b[{byte} + i] as u128) << (8 * i);\n        }}\n        \
+         let raw = ((word >> {shift}) as u64) & {mask:#x};\n        {read}\n    }}\n\n    \
+         /// Sets the `{name}` bitfield (the value is truncated to {width} bits).\n    \
+         pub fn {set}(&mut self, v: {rty}) {{\n        let b = self._ffiber_bytes_mut();\n        \
+         let mut word = 0u128;\n        for i in 0..{nbytes} {{\n            word |= (b[{byte} + i] as u128) << (8 * i);\n        }}\n        \
+         word = (word & !(({mask:#x} as u128) << {shift})) | ((((v as u64) & {mask:#x}) as u128) << {shift});\n        \
+         for i in 0..{nbytes} {{\n            b[{byte} + i] = (word >> (8 * i)) as u8;\n        }}\n    }}\n"
+    )
 }

@@ -19,6 +19,13 @@ ffiber::cgo! {
     #include "ffiber_export.h"
 
     static inline double half(double x) { return x / 2; }
+
+    /* Bitfields (cgo drops them): the bindings get getters and setters. */
+    typedef struct flags { unsigned a : 3; signed b : 5; unsigned c : 12; unsigned long wide : 40; int tail; } flags_t;
+    static void fill_flags(flags_t *f) { f->a = 5; f->b = -3; f->c = 1000; f->wide = 0x12345678ffUL; f->tail = 7; }
+    static int flags_are(const flags_t *f, unsigned a, int b, unsigned c, unsigned long wide) {
+        return f->a == a && f->b == b && f->c == c && f->wide == wide && f->tail == 7;
+    }
     /* C calling back into Rust through the generated exports header. */
     static int square_plus_one(int x) { return rust_square(x) + 1; }
     static int fail_with(int e) { errno = e; return -1; }
@@ -91,4 +98,20 @@ fn rust_square(x: i32) -> i32 {
 pub fn square_plus_one(x: i32) -> i32 {
     // SAFETY: takes and returns an int.
     unsafe { c::square_plus_one(x) }
+}
+
+/// The preamble's `flags_t`, filled by C, read and changed through the
+/// generated bitfield accessors, and checked by C again.
+pub fn bitfields_round_trip() -> bool {
+    let mut f = c::flags_t::default();
+    // SAFETY: `f` is a valid flags_t for C to fill and read.
+    unsafe { c::fill_flags(&mut f) };
+    let read = (f.a(), f.b(), f.c(), f.wide(), f.tail);
+    f.set_a(6);
+    f.set_b(-9);
+    f.set_c(4095);
+    f.set_wide(0xff_0000_0001);
+    // SAFETY: as above.
+    let checked = unsafe { c::flags_are(&f, 6, -9, 4095, 0xff_0000_0001) };
+    read == (5, -3, 1000, 0x12_3456_78ff, 7) && checked == 1
 }

@@ -1,6 +1,6 @@
 //! errno and static inline functions through a `ffiber::cgo!` preamble.
 
-use ffiber_example_errno::{fail_with, format3, half, log, parse_long, sqrt, square_plus_one};
+use ffiber_example_errno::{bitfields_round_trip, fail_with, format3, half, log, parse_long, sqrt, square_plus_one};
 
 const EDOM: i32 = 33;
 const ERANGE: i32 = 34;
@@ -49,4 +49,9 @@ fn preamble_c_calls_back_into_exported_rust() {
         hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
     });
     assert_eq!(v, (0..8).map(|i| i * i + 1).collect::<Vec<_>>());
+}
+
+#[test]
+fn bitfields_have_getters_and_setters() {
+    assert!(bitfields_round_trip());
 }
