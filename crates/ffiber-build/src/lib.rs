@@ -37,8 +37,9 @@
 //! Also: struct and union layouts (asserted at compile time against the C
 //! compiler's), variadic functions (`printf`), inline preambles with
 //! [`Build::file`]/[`Build::compile`] and `ffiber::cgo!`, and the
-//! `ffiber_export.h` header of `#[ffiber::export]` functions. Not yet:
-//! bitfield accessors, callable function-pointer types, C variables.
+//! `ffiber_export.h` header of `#[ffiber::export]` functions, bitfield
+//! getters and setters. Not yet: callable function-pointer types, C
+//! variables, structs passed by value.
 
 mod ctype;
 mod dwarf;
