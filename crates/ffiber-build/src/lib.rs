@@ -38,8 +38,8 @@
 //! compiler's), variadic functions (`printf`), inline preambles with
 //! [`Build::file`]/[`Build::compile`] and `ffiber::cgo!`, and the
 //! `ffiber_export.h` header of `#[ffiber::export]` functions, bitfield
-//! getters and setters. Not yet: callable function-pointer types, C
-//! variables, structs passed by value.
+//! getters and setters, C variables (as their addresses). Not yet:
+//! callable function-pointer types, structs passed by value.
 
 mod ctype;
 mod dwarf;
@@ -296,8 +296,9 @@ impl Build {
         let (_, functions) = sub.generate_inner(&format!("ffiber_cgo_{m}"), m)?;
         // The library: the preamble itself, and a pointer to each function.
         let mut lib = b.preamble.clone();
+        // A pointer per function (its address) and per variable (`&v`).
         for f in &functions {
-            lib += &format!("__typeof__({f}) *const __ffiber_ptr_{m}_{f} = {f};\n");
+            lib += &format!("__typeof__({f}) *const __ffiber_ptr_{m}_{f} = &{f};\n");
         }
         let lib_c = probe::scratch(out).join(format!("ffiber_cgo_{m}.c"));
         std::fs::write(&lib_c, lib).map_err(|e| Error::Other(format!("writing {}: {e}", lib_c.display())))?;
@@ -396,10 +397,7 @@ impl Build {
             .iter()
             .zip(&kinds)
             .enumerate()
-            .filter(|(i, (_, k))| {
-                **k == Kind::Expr
-                    && matches!(p.var_type(&format!("__ffiber_d_{i}")), Some(CType::Pointer { pointee, .. }) if matches!(**pointee, CType::Func { .. }))
-            })
+            .filter(|(i, (_, k))| **k == Kind::Expr && p.var_type(&format!("__ffiber_d_{i}")).is_some())
             .map(|(_, (n, _))| n.clone())
             .collect();
         Ok((path, functions))
@@ -487,7 +485,10 @@ impl Build {
                 },
                 Kind::Expr => match pointee {
                     Some(CType::Func { params, ret, variadic }) => s += &self.function(name, &params, &ret, variadic),
-                    _ => s += &format!("// ffiber-build: `{name}` is a variable; variables are not bound yet.\n\n"),
+                    Some(t) if t.supported() || matches!(t.resolved(), CType::Record { .. } | CType::Array { .. }) => {
+                        s += &self.variable(name, &t);
+                    }
+                    _ => s += &format!("// ffiber-build: variable `{name}` has a type not supported yet; skipped.\n\n"),
                 },
                 Kind::FuncMacro | Kind::Undeclared => {}
             }
@@ -515,6 +516,29 @@ impl Build {
             }
         }
         s
+    }
+
+    /// A C variable: a function returning its address (what cgo's `C.v`
+    /// names), through the symbol or, for preambles, a pointer variable.
+    fn variable(&self, name: &str, t: &CType) -> String {
+        let ty = t.rust();
+        let addr = match &self.via_ptr {
+            None => format!(
+                "    unsafe extern \"C\" {{\n        #[link_name = \"{name}\"]\n        static mut V: {ty};\n    }}\n    \
+                 // SAFETY: only the address is taken; reading or writing through it is the caller's business.\n    \
+                 unsafe {{ &raw mut V }}\n"
+            ),
+            Some(prefix) => format!(
+                "    unsafe extern \"C\" {{\n        #[link_name = \"{prefix}{name}\"]\n        static P: *mut {ty};\n    }}\n    \
+                 // SAFETY: the compiled preamble initialises the pointer to `&{name}` and never changes it.\n    \
+                 unsafe {{ P }}\n"
+            ),
+        };
+        format!(
+            "/// The address of the C variable `{name}` (read and write it through the pointer;\n\
+             /// C may change it at any time, so each access is as unsafe as in C).\n\
+             #[inline]\npub fn {name}() -> *mut {ty} {{\n{addr}}}\n\n"
+        )
     }
 
     /// A variadic function (`printf`): the fixed parameters, then a slice of

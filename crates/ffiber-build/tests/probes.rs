@@ -201,3 +201,12 @@ fn exports_header_has_c_prototypes() {
     let msg = Build::new().file(&src).out_dir(&dir).compile().unwrap_err().to_string();
     assert!(msg.contains("lib.rs:3: exported function `bad`: no C type for `String`"), "{msg}");
 }
+
+#[test]
+fn variables_are_bound_as_addresses() {
+    let path = Build::new().header("stdio.h").allow(["stdin", "fileno"]).out_dir(out()).generate("v").unwrap();
+    let code = std::fs::read_to_string(path).unwrap();
+    assert!(code.contains("pub fn stdin() -> *mut *mut _IO_FILE {"), "{code}");
+    assert!(code.contains("pub struct _IO_FILE {"), "the FILE struct is declared: {code}");
+    assert!(code.contains("pub unsafe fn fileno(a0: *mut _IO_FILE) -> i32 {"), "{code}");
+}

@@ -20,6 +20,10 @@ ffiber::cgo! {
 
     static inline double half(double x) { return x / 2; }
 
+    /* A C variable, read and written from Rust through its address. */
+    static int counter = 40;
+    static int bump(void) { return ++counter; }
+
     /* Bitfields (cgo drops them): the bindings get getters and setters. */
     typedef struct flags { unsigned a : 3; signed b : 5; unsigned c : 12; unsigned long wide : 40; int tail; } flags_t;
     static void fill_flags(flags_t *f) { f->a = 5; f->b = -3; f->c = 1000; f->wide = 0x12345678ffUL; f->tail = 7; }
@@ -114,4 +118,17 @@ pub fn bitfields_round_trip() -> bool {
     // SAFETY: as above.
     let checked = unsafe { c::flags_are(&f, 6, -9, 4095, 0xff_0000_0001) };
     read == (5, -3, 1000, 0x12_3456_78ff, 7) && checked == 1
+}
+
+/// The preamble's `counter` variable, through its address, and C's `bump`.
+pub fn counter_round_trip() -> (i32, i32, i32) {
+    let p = c::counter();
+    // SAFETY: `p` is the address of a live C int; no other thread uses it here.
+    let before = unsafe { *p };
+    // SAFETY: as above.
+    unsafe { *p = 100 };
+    // SAFETY: bump takes nothing and returns an int.
+    let bumped = unsafe { c::bump() };
+    // SAFETY: as above.
+    (before, bumped, unsafe { *p })
 }

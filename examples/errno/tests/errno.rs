@@ -1,6 +1,8 @@
 //! errno and static inline functions through a `ffiber::cgo!` preamble.
 
-use ffiber_example_errno::{bitfields_round_trip, fail_with, format3, half, log, parse_long, sqrt, square_plus_one};
+use ffiber_example_errno::{
+    bitfields_round_trip, counter_round_trip, fail_with, format3, half, log, parse_long, sqrt, square_plus_one,
+};
 
 const EDOM: i32 = 33;
 const ERANGE: i32 = 34;
@@ -54,4 +56,9 @@ fn preamble_c_calls_back_into_exported_rust() {
 #[test]
 fn bitfields_have_getters_and_setters() {
     assert!(bitfields_round_trip());
+}
+
+#[test]
+fn c_variables_are_reachable_through_their_address() {
+    assert_eq!(counter_round_trip(), (40, 101, 101));
 }
