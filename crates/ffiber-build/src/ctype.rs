@@ -106,7 +106,11 @@ impl CType {
             CType::Func { .. } => "*const ::core::ffi::c_void".into(),
             CType::Named { .. } => "::core::ffi::c_void".into(),
             CType::Record { name, .. } => name.clone(),
-            CType::Typedef { target, .. } => target.rust(),
+            // A typedef of an untagged struct or union is its only name.
+            CType::Typedef { name, target } => match &**target {
+                CType::Record { name: tag, .. } | CType::Named { name: tag, .. } if tag.is_empty() => name.clone(),
+                _ => target.rust(),
+            },
             CType::Array { elem, len } => format!("[{}; {}]", elem.rust(), len.unwrap_or(0)),
         }
     }

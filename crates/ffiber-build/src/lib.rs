@@ -740,7 +740,15 @@ fn collect_records(t: &CType, out: &mut Vec<CType>, depth: u32) {
             }
         }
         CType::Pointer { pointee, .. } => collect_records(pointee, out, depth + 1),
-        CType::Typedef { target, .. } => collect_records(target, out, depth + 1),
+        // A typedef of an untagged struct is generated under the typedef's name.
+        CType::Typedef { name, target } => match &**target {
+            CType::Record { union, name: tag, size, fields } if tag.is_empty() => collect_records(
+                &CType::Record { union: *union, name: name.clone(), size: *size, fields: fields.clone() },
+                out,
+                depth + 1,
+            ),
+            _ => collect_records(target, out, depth + 1),
+        },
         CType::Array { elem, .. } => collect_records(elem, out, depth + 1),
         CType::Func { params, ret, .. } => {
             params.iter().for_each(|p| collect_records(p, out, depth + 1));
@@ -765,16 +773,25 @@ fn ident(n: &str) -> String {
 /// offset order, padding explicit, and a compile-time assertion of the
 /// size, alignment and every field's offset.
 fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collections::BTreeSet<String>) {
-    let CType::Record { union, name: tag, size, fields } = rec else { return };
+    let named = name_anonymous(name, rec);
+    let CType::Record { union, name: tag, size, fields } = &named else { return };
+    let rec = &named;
     if !emitted.insert(name.to_string()) {
         return;
     }
-    // Records held by value must exist too.
+    // Records held by value (directly or in arrays) must exist too, under
+    // the name their Rust spelling uses.
     for f in fields {
-        if let CType::Record { name: n, .. } = f.ty.resolved()
-            && !n.is_empty()
+        let mut t = &f.ty;
+        while let CType::Array { elem, .. } = t {
+            t = elem;
+        }
+        let rname = t.rust();
+        if let CType::Record { .. } = t.resolved()
+            && !rname.is_empty()
+            && !rname.contains(':')
         {
-            record(&n.clone(), f.ty.resolved(), s, emitted);
+            record(&rname, t.resolved(), s, emitted);
         }
     }
     let kind = if *union { "union" } else { "struct" };
@@ -903,4 +920,29 @@ fn bitfield_accessors(name: &str, ty: &CType, bit: u64, width: u64) -> String {
          word = (word & !(({mask:#x} as u128) << {shift})) | ((((v as u64) & {mask:#x}) as u128) << {shift});\n        \
          for i in 0..{nbytes} {{\n            b[{byte} + i] = (word >> (8 * i)) as u8;\n        }}\n    }}\n"
     )
+}
+
+/// Gives names to what C leaves anonymous inside record `parent`: an
+/// anonymous member (C11 `struct { union { int a; float b; }; }`) becomes
+/// field `_anonN`, and an untagged struct or union type of a member becomes
+/// type `<parent>__<member>` (so it can be generated and referred to).
+fn name_anonymous(parent: &str, rec: &CType) -> CType {
+    let CType::Record { union, name, size, fields } = rec else { return rec.clone() };
+    let fields = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut f = f.clone();
+            if f.name.is_empty() {
+                f.name = format!("_anon{i}");
+            }
+            if let CType::Record { name: n, .. } = &mut f.ty
+                && n.is_empty()
+            {
+                *n = format!("{parent}__{}", f.name.trim_start_matches('_'));
+            }
+            f
+        })
+        .collect();
+    CType::Record { union: *union, name: name.clone(), size: *size, fields }
 }

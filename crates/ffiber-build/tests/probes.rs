@@ -210,3 +210,80 @@ fn variables_are_bound_as_addresses() {
     assert!(code.contains("pub struct _IO_FILE {"), "the FILE struct is declared: {code}");
     assert!(code.contains("pub unsafe fn fileno(a0: *mut _IO_FILE) -> i32 {"), "{code}");
 }
+
+/// A corpus of tricky structs: the sizes, alignments and offsets in the
+/// generated code (which rustc then checks against the Rust layout) must
+/// equal what a C program compiled by the same compiler prints with
+/// `sizeof`, `_Alignof` and `offsetof`.
+#[test]
+fn tricky_struct_corpus_matches_a_c_program() {
+    let dir = out();
+    let types = "#include <stddef.h>\n#include <stdint.h>\n\
+        typedef struct { char c; double d; short s; } padded_t;\n\
+        typedef struct __attribute__((packed)) { char c; int i; short s; } packed_t;\n\
+        typedef struct { unsigned a : 3; int b : 7; unsigned long long c : 40; char tail; } bits_t;\n\
+        typedef union { int i; double d; char b[13]; } onion_t;\n\
+        typedef struct { int kind; union { int i; float f; }; struct { short x, y; } pt; } anon_t;\n\
+        typedef struct { size_t len; int data[]; } flex_t;\n\
+        typedef struct { int (*cb)(int); void (*done)(void *); void *ctx; } fnptr_t;\n\
+        typedef struct { padded_t inner[2]; anon_t a; char last; } nested_t;\n";
+    let path = Build::new()
+        .preamble(types)
+        .allow(["padded_t", "packed_t", "bits_t", "onion_t", "anon_t", "flex_t", "fnptr_t", "nested_t"])
+        .out_dir(&dir)
+        .generate("corpus")
+        .unwrap();
+    let code = std::fs::read_to_string(&path).unwrap();
+    // What C says.
+    let fields: &[(&str, &[&str])] = &[
+        ("padded_t", &["c", "d", "s"]),
+        ("packed_t", &["c", "i", "s"]),
+        ("bits_t", &["tail"]),
+        ("onion_t", &[]),
+        ("anon_t", &["kind", "pt"]),
+        ("flex_t", &["len", "data"]),
+        ("fnptr_t", &["cb", "done", "ctx"]),
+        ("nested_t", &["inner", "a", "last"]),
+    ];
+    let mut prog = format!("{types}#include <stdio.h>\nint main(void) {{\n");
+    for (t, fs) in fields {
+        prog += &format!("    printf(\"size {t} %zu\\nalign {t} %zu\\n\", sizeof({t}), _Alignof({t}));\n");
+        for f in *fs {
+            prog += &format!("    printf(\"offset {t} {f} %zu\\n\", offsetof({t}, {f}));\n");
+        }
+    }
+    // The anonymous union's members sit where the generated `_anon1` field does.
+    prog += "    printf(\"offset anon_t _anon1 %zu\\n\", offsetof(anon_t, i));\n    return 0;\n}\n";
+    let c_src = dir.join("corpus.c");
+    std::fs::write(&c_src, prog).unwrap();
+    let exe = dir.join("corpus");
+    let cc = std::process::Command::new("cc").arg("-o").arg(&exe).arg(&c_src).output().unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let printed = String::from_utf8(std::process::Command::new(&exe).output().unwrap().stdout).unwrap();
+    for line in printed.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let want = match w[0] {
+            "size" => format!("assert!(::core::mem::size_of::<{}>() == {});", w[1], w[2]),
+            "align" => format!("assert!(::core::mem::align_of::<{}>() == {});", w[1], w[2]),
+            _ => format!("assert!(::core::mem::offset_of!({}, {}) == {});", w[1], w[2], w[3]),
+        };
+        assert!(code.contains(&want), "C says `{line}`, but the bindings lack {want:?}:\n{code}");
+    }
+    // And rustc agrees with every assertion.
+    let out = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--edition", "2024", "--crate-type", "lib", "-A", "warnings", "-o"])
+        .arg(dir.join("libcorpus.rlib"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{code}", String::from_utf8_lossy(&out.stderr));
+    // Bitfields got accessors; the anonymous members got names.
+    for want in [
+        "pub fn b(&self) -> i64",
+        "pub fn set_c(&mut self, v: u64)",
+        "pub _anon1: anon_t__anon1,",
+        "pub pt: anon_t__pt,",
+    ] {
+        assert!(code.contains(want), "missing {want:?} in\n{code}");
+    }
+}
