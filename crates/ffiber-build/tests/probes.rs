@@ -287,3 +287,78 @@ fn tricky_struct_corpus_matches_a_c_program() {
         assert!(code.contains(want), "missing {want:?} in\n{code}");
     }
 }
+
+/// The generated code for a small preamble, against a golden file
+/// (`tests/golden/small.rs`; regenerate with FFIBER_BLESS=1).
+#[test]
+fn golden_file_for_a_small_preamble() {
+    let path = Build::new()
+        .preamble("#define LIMIT 16u\ntypedef struct point { int x, y; } point_t;\ndouble norm(const point_t *p, double scale);")
+        .allow(["LIMIT", "point_t", "norm"])
+        .mode("norm", ffiber_build::Mode::NonBlocking)
+        .out_dir(out())
+        .generate("small")
+        .unwrap();
+    let got = std::fs::read_to_string(path).unwrap();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/small.rs");
+    if std::env::var_os("FFIBER_BLESS").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).expect("golden file (run once with FFIBER_BLESS=1)");
+    assert_eq!(got, want, "generated code differs from tests/golden/small.rs");
+}
+
+/// Each bad input, in a throwaway crate whose build script uses
+/// ffiber-build: cargo shows the message, never a panic backtrace.
+#[test]
+fn errors_in_a_throwaway_crate() {
+    let dir = out();
+    let me = env!("CARGO_MANIFEST_DIR");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"throwaway\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n\n\
+             [build-dependencies]\nffiber-build = {{ path = \"{me}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let build = |build_rs: &str, lib_rs: &str| {
+        std::fs::write(dir.join("build.rs"), build_rs).unwrap();
+        std::fs::write(dir.join("src/lib.rs"), lib_rs).unwrap();
+        // A shared target directory: ffiber-build and its dependencies
+        // compile once for all the cases (and across runs).
+        let target = std::path::Path::new(me).join("../../target/throwaway");
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--offline"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", target)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the build was expected to fail");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked at"), "a panic instead of a message:\n{err}");
+        err
+    };
+    let err = build(
+        "fn main() { if let Err(e) = ffiber_build::Build::new().header(\"zlib.h\").allow([\"crc32\", \"crc99\"]).generate(\"zlib\") { e.exit() } }",
+        "",
+    );
+    assert!(err.contains("`zlib::crc99` is not declared by the preamble or its headers"), "{err}");
+    let err = build(
+        "fn main() { if let Err(e) = ffiber_build::Build::new().file(\"src/lib.rs\").compile() { e.exit() } }",
+        "// a comment\nffiber::cgo! {\n    mod c;\n    \"int f(void) { return 1 }\"\n}\n",
+    );
+    assert!(err.contains("src/lib.rs:4:") && err.contains("error"), "{err}");
+    let err = build(
+        "fn main() { if let Err(e) = ffiber_build::Build::new().pkg_config(\"no-such-library\").allow([\"x\"]).generate(\"x\") { e.exit() } }",
+        "",
+    );
+    assert!(err.contains("pkg-config could not find `no-such-library`"), "{err}");
+    let err = build(
+        "fn main() { if let Err(e) = ffiber_build::Build::new().preamble(\"#define SQ(x) ((x)*(x))\").allow([\"SQ\"]).generate(\"m\") { e.exit() } }",
+        "",
+    );
+    assert!(err.contains("`m::SQ` is a function-like macro"), "{err}");
+}
