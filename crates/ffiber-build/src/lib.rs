@@ -95,11 +95,26 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Preamble(msg) => write!(
-                f,
-                "ffiber-build: the C headers/preamble do not compile with the C compiler:\n{}",
-                msg.trim_end()
-            ),
+            Error::Preamble(msg) => {
+                // A missing header: say which, and how to find its package.
+                if let Some(h) = msg.lines().find_map(|l| {
+                    let l = l.split("fatal error: ").nth(1)?;
+                    l.strip_suffix(": No such file or directory").map(str::to_string)
+                }) {
+                    return write!(
+                        f,
+                        "ffiber-build: header `{h}` not found; install the development package that provides it \
+                         (on Debian: apt-file search {h}), or add its directory with .flag(\"-I...\") / \
+                         `#cgo CFLAGS: -I...`\n{}",
+                        msg.trim_end()
+                    );
+                }
+                write!(
+                    f,
+                    "ffiber-build: the C headers/preamble do not compile with the C compiler:\n{}",
+                    msg.trim_end()
+                )
+            }
             Error::Undeclared { module, name } => {
                 write!(f, "ffiber-build: `{module}::{name}` is not declared by the preamble or its headers")
             }

@@ -19,11 +19,11 @@ fn kinds_types_and_values_come_from_the_compiler() {
     let path = Build::new()
         .header("stdint.h")
         .preamble(
-            "#define ANSWER 42\n#define GREETING \"hi\\n\"\n#define HALF 0.5\nenum color { RED = 3, BLUE = -7 };\n\
+            "#define BIG 0xffffffffffffffffULL\n#define NEG (-5L)\n#define CH 'x'\n#define ANSWER 42\n#define GREETING \"hi\\n\"\n#define HALF 0.5\nenum color { RED = 3, BLUE = -7 };\n\
              typedef uint16_t port_t;\nstruct opaque;\nint add(int a, long b);\ndouble scale(double x, float f);\n\
              const char *name_of(struct opaque *o, _Bool flag);",
         )
-        .allow(["ANSWER", "GREETING", "HALF", "RED", "BLUE", "port_t", "add", "scale", "name_of"])
+        .allow(["BIG", "NEG", "CH", "ANSWER", "GREETING", "HALF", "RED", "BLUE", "port_t", "add", "scale", "name_of"])
         .errno("add")
         .out_dir(out())
         .generate("t")
@@ -31,6 +31,9 @@ fn kinds_types_and_values_come_from_the_compiler() {
     let code = std::fs::read_to_string(path).unwrap();
     for want in [
         "pub const ANSWER: i32 = 42;",
+        "pub const BIG: u64 = 18446744073709551615;",
+        "pub const NEG: i64 = -5;",
+        "pub const CH: i32 = 120;", // a character constant is an int in C
         "pub const GREETING: &::core::ffi::CStr = c\"hi\\x0a\";",
         "pub const HALF: f64 = 0.5;",
         "pub const RED: i32 = 3;", // enumerators are `int` in C
@@ -361,4 +364,16 @@ fn errors_in_a_throwaway_crate() {
         "",
     );
     assert!(err.contains("`m::SQ` is a function-like macro"), "{err}");
+}
+
+#[test]
+fn a_missing_header_is_named() {
+    let msg = Build::new()
+        .header("no_such_header_ffiber.h")
+        .allow(["x"])
+        .out_dir(out())
+        .generate("h")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("header `no_such_header_ffiber.h` not found") && msg.contains("apt-file search"), "{msg}");
 }

@@ -415,6 +415,75 @@ pub unsafe fn call_regs(mode: Mode, name: &'static str, f: unsafe extern "C" fn(
 
 pub use crate::arch::{Regs, RegsOut};
 
+/// A copy of `s` in C memory (`malloc`), NUL-terminated, for C code that
+/// keeps or frees the string itself (cgo's `C.CString`). The caller owns it:
+/// free it with [`free`] (or C's `free`). Fails if `s` contains a NUL byte.
+///
+/// ```
+/// let p = ffiber::ffi::c_string("green").unwrap();
+/// // SAFETY: `p` is the NUL-terminated copy just made.
+/// assert_eq!(unsafe { ffiber::ffi::rust_string(p) }, "green");
+/// // SAFETY: `p` came from c_string and is freed once.
+/// unsafe { ffiber::ffi::free(p.cast()) };
+/// ```
+pub fn c_string(s: &str) -> Result<*mut std::ffi::c_char, std::ffi::NulError> {
+    let owned = std::ffi::CString::new(s)?;
+    let bytes = owned.as_bytes_with_nul();
+    Ok(c_bytes(bytes).cast())
+}
+
+/// A copy of `bytes` in C memory (`malloc`; cgo's `C.CBytes`); the caller
+/// owns it and frees it with [`free`]. Aborts with a message if `malloc`
+/// fails.
+pub fn c_bytes(bytes: &[u8]) -> *mut std::ffi::c_void {
+    // SAFETY: malloc has no preconditions; a size of 0 is allowed (we ask
+    // for at least 1 so that the result is never a valid-looking null).
+    let p = unsafe { libc::malloc(bytes.len().max(1)) };
+    if p.is_null() {
+        eprintln!("ffiber: malloc({}) failed in ffi::c_bytes", bytes.len());
+        std::process::abort();
+    }
+    // SAFETY: `p` has room for `bytes.len()` bytes and does not overlap it.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast::<u8>(), bytes.len()) };
+    p
+}
+
+/// Frees memory from [`c_string`], [`c_bytes`] or C's `malloc`.
+///
+/// # Safety
+///
+/// `p` is null or came from `malloc` (those functions, or C) and is not
+/// used or freed again.
+pub unsafe fn free(p: *mut std::ffi::c_void) {
+    // SAFETY: forwarded to the caller.
+    unsafe { libc::free(p) }
+}
+
+/// A Rust copy of a NUL-terminated C string (cgo's `C.GoString`); invalid
+/// UTF-8 is replaced. C keeps ownership of `p`.
+///
+/// # Safety
+///
+/// `p` is a valid NUL-terminated string for the duration of the call.
+pub unsafe fn rust_string(p: *const std::ffi::c_char) -> String {
+    // SAFETY: forwarded to the caller.
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// A Rust copy of `len` bytes of C memory (cgo's `C.GoBytes`). C keeps
+/// ownership of `p`.
+///
+/// # Safety
+///
+/// `p` is valid for reading `len` bytes (or `len` is 0).
+pub unsafe fn rust_bytes(p: *const std::ffi::c_void, len: usize) -> Vec<u8> {
+    if len == 0 {
+        return Vec::new();
+    }
+    // SAFETY: forwarded to the caller.
+    unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec()
+}
+
 /// One variadic argument of a C function (`printf`'s `...`), in the
 /// promoted form C passes it: integers as `long`, pointers, `double`.
 /// Generated bindings of variadic functions take a slice of these.
