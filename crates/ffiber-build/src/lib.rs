@@ -473,6 +473,15 @@ impl Build {
                     s += &format!("/// `{name}` (C floating constant).\npub const {name}: f64 = {v:?};\n\n");
                 }
                 Kind::Type => match pointee.as_ref().map(CType::resolved) {
+                    Some(CType::Pointer { pointee: f, .. })
+                        if matches!(&**f, CType::Func { params, ret, variadic: false }
+                            if params.iter().all(CType::supported) && ret.supported()) =>
+                    {
+                        if let CType::Func { params, ret, .. } = &**f {
+                            s += &self.fn_pointer_type(name, params, ret);
+                            emitted.insert(name.clone());
+                        }
+                    }
                     Some(rec @ CType::Record { name: tag, .. }) => {
                         record(name, rec, &mut s, &mut emitted);
                         if !tag.is_empty() && tag != name && emitted.insert(tag.clone()) {
@@ -553,6 +562,92 @@ impl Build {
             "/// The address of the C variable `{name}` (read and write it through the pointer;\n\
              /// C may change it at any time, so each access is as unsafe as in C).\n\
              #[inline]\npub fn {name}() -> *mut {ty} {{\n{addr}}}\n\n"
+        )
+    }
+
+    /// The body of a call to the local `c` (a C function of `fn_ty`) with
+    /// arguments `args`: the register trampoline where the signature fits,
+    /// else the closure form.
+    fn call_body(&self, name: &str, params: &[CType], ret: &CType, mode: Mode, args: &[String], fn_ty: &str) -> String {
+        let rty = ret.rust();
+        let mut s = String::new();
+        let ints: Vec<(&CType, &String)> =
+            params.iter().zip(args).filter(|(t, _)| t.class() == Class::Integer).collect();
+        let sses: Vec<(&CType, &String)> = params.iter().zip(args).filter(|(t, _)| t.class() == Class::Sse).collect();
+        if ints.len() <= 6 && sses.len() <= 8 {
+            let int_regs: Vec<String> = (0..6)
+                .map(|k| {
+                    ints.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
+                        CType::Pointer { .. } => format!("{a} as usize as u64"),
+                        _ => format!("{a} as u64"),
+                    })
+                })
+                .collect();
+            let sse_regs: Vec<String> = (0..8)
+                .map(|k| {
+                    sses.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
+                        CType::Float { size: 4 } => format!("{a}.to_bits() as u64"),
+                        _ => format!("{a}.to_bits()"),
+                    })
+                })
+                .collect();
+            s += &format!(
+                "    let regs = ::ffiber::ffi::Regs {{ int: [{}], sse: [{}], nsse: {} }};\n",
+                int_regs.join(", "),
+                sse_regs.join(", "),
+                sses.len()
+            );
+            s += &format!(
+                "    // SAFETY: `c` is `{name}` itself, whose arguments all travel in the registers set above and\n    \
+                 // whose result comes back in the one read below (checked when these bindings were generated).\n    \
+                 let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{fn_ty}, unsafe extern \"C\" fn()>(c), &regs) }};\n",
+                mode.path()
+            );
+            s += &match ret.resolved() {
+                CType::Void => "    let _ = out;\n".to_string(),
+                CType::Bool => "    out.rax as u8 != 0\n".to_string(),
+                CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
+                CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
+                CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),
+                _ => format!("    out.rax as {rty}\n"),
+            };
+        } else {
+            s += &format!(
+                "    // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named({}, \"{name}\", || unsafe {{ c({}) }})\n",
+                mode.path(),
+                args.join(", ")
+            );
+        }
+        s
+    }
+
+    /// A C function-pointer type: a transparent wrapper whose `call` goes
+    /// through ffiber's foreign-call path.
+    fn fn_pointer_type(&self, name: &str, params: &[CType], ret: &CType) -> String {
+        let args: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
+        let decl: Vec<String> = params.iter().zip(&args).map(|(t, a)| format!("{a}: {}", t.rust())).collect();
+        let rty = ret.rust();
+        let ret_sig = if matches!(ret.resolved(), CType::Void) { String::new() } else { format!(" -> {rty}") };
+        let fn_ty = format!(
+            "unsafe extern \"C\" fn({}){ret_sig}",
+            params.iter().map(CType::rust).collect::<Vec<_>>().join(", ")
+        );
+        let mode = self.modes.get(name).copied().unwrap_or_default();
+        format!(
+            "/// `{name}`: a C function pointer; [`call`]({name}::call) goes through ffiber's foreign-call path.\n\
+             #[repr(transparent)]\n#[derive(Clone, Copy, Debug, PartialEq, Eq)]\npub struct {name}(pub *const ::core::ffi::c_void);\n\n\
+             impl {name} {{\n    /// Calls the function.\n    ///\n    /// # Safety\n    ///\n    \
+             /// The pointer is a live C function of this type, and the arguments are what it expects.\n    \
+             #[inline]\n    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n    \
+             pub unsafe fn call(self{}{}){ret_sig} {{\n        \
+             // SAFETY: the caller guarantees the pointer is a C function of this type.\n        \
+             let c = unsafe {{ ::core::mem::transmute::<*const ::core::ffi::c_void, {fn_ty}>(self.0) }};\n{}    }}\n}}\n\n",
+            if decl.is_empty() { "" } else { ", " },
+            decl.join(", "),
+            self.call_body(name, params, ret, mode, &args, &fn_ty)
+                .lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>(),
         )
     }
 
@@ -659,53 +754,7 @@ impl Build {
             decl.join(", "),
             self.c_fn(name, &decl.join(", "), &ret_sig, &fn_ty),
         );
-        let ints: Vec<(&CType, &String)> =
-            params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Integer).collect();
-        let sses: Vec<(&CType, &String)> = params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Sse).collect();
-        if ints.len() <= 6 && sses.len() <= 8 {
-            let int_regs: Vec<String> = (0..6)
-                .map(|k| {
-                    ints.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
-                        CType::Pointer { .. } => format!("{a} as usize as u64"),
-                        _ => format!("{a} as u64"),
-                    })
-                })
-                .collect();
-            let sse_regs: Vec<String> = (0..8)
-                .map(|k| {
-                    sses.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
-                        CType::Float { size: 4 } => format!("{a}.to_bits() as u64"),
-                        _ => format!("{a}.to_bits()"),
-                    })
-                })
-                .collect();
-            s += &format!(
-                "    let regs = ::ffiber::ffi::Regs {{ int: [{}], sse: [{}], nsse: {} }};\n",
-                int_regs.join(", "),
-                sse_regs.join(", "),
-                sses.len()
-            );
-            s += &format!(
-                "    // SAFETY: `c` is `{name}` itself, whose arguments all travel in the registers set above and\n    \
-                 // whose result comes back in the one read below (checked when these bindings were generated).\n    \
-                 let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{fn_ty}, unsafe extern \"C\" fn()>(c), &regs) }};\n",
-                mode.path()
-            );
-            s += &match ret.resolved() {
-                CType::Void => "    let _ = out;\n".to_string(),
-                CType::Bool => "    out.rax as u8 != 0\n".to_string(),
-                CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
-                CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
-                CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),
-                _ => format!("    out.rax as {rty}\n"),
-            };
-        } else {
-            s += &format!(
-                "    // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named({}, \"{name}\", || unsafe {{ c({}) }})\n",
-                mode.path(),
-                args.join(", ")
-            );
-        }
+        s += &self.call_body(name, params, ret, mode, &args, &fn_ty);
         s += "}\n\n";
         if self.errno.iter().any(|e| e == name) {
             s += &format!(

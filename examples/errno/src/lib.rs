@@ -20,6 +20,11 @@ ffiber::cgo! {
 
     static inline double half(double x) { return x / 2; }
 
+    /* A function-pointer type, callable from Rust through the foreign-call path. */
+    typedef int (*int_op)(int);
+    static int triple(int x) { return 3 * x; }
+    static int_op get_op(void) { return triple; }
+
     /* A C variable, read and written from Rust through its address. */
     static int counter = 40;
     static int bump(void) { return ++counter; }
@@ -131,4 +136,12 @@ pub fn counter_round_trip() -> (i32, i32, i32) {
     let bumped = unsafe { c::bump() };
     // SAFETY: as above.
     (before, bumped, unsafe { *p })
+}
+
+/// Gets a C function pointer from C and calls it from Rust.
+pub fn call_through_pointer(x: i32) -> i32 {
+    // SAFETY: get_op returns `triple`, a C function of type int_op.
+    let op = c::int_op(unsafe { c::get_op() });
+    // SAFETY: `op` is an int(int) function.
+    unsafe { op.call(x) }
 }

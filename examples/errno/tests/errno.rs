@@ -1,7 +1,8 @@
 //! errno and static inline functions through a `ffiber::cgo!` preamble.
 
 use ffiber_example_errno::{
-    bitfields_round_trip, counter_round_trip, fail_with, format3, half, log, parse_long, sqrt, square_plus_one,
+    bitfields_round_trip, call_through_pointer, counter_round_trip, fail_with, format3, half, log, parse_long, sqrt,
+    square_plus_one,
 };
 
 const EDOM: i32 = 33;
@@ -61,4 +62,10 @@ fn bitfields_have_getters_and_setters() {
 #[test]
 fn c_variables_are_reachable_through_their_address() {
     assert_eq!(counter_round_trip(), (40, 101, 101));
+}
+
+#[test]
+fn c_function_pointers_are_callable() {
+    assert_eq!(call_through_pointer(5), 15);
+    assert_eq!(ffiber::run(|| ffiber::go(|| call_through_pointer(7)).join().unwrap()), 21);
 }
