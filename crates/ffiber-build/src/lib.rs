@@ -38,8 +38,8 @@
 //! compiler's), variadic functions (`printf`), inline preambles with
 //! [`Build::file`]/[`Build::compile`] and `ffiber::cgo!`, and the
 //! `ffiber_export.h` header of `#[ffiber::export]` functions, bitfield
-//! getters and setters, C variables (as their addresses). Not yet:
-//! callable function-pointer types, structs passed by value.
+//! getters and setters, C variables (as their addresses), callable
+//! function-pointer types. Not yet: structs passed by value.
 
 mod ctype;
 mod dwarf;
