@@ -377,3 +377,19 @@ fn a_missing_header_is_named() {
         .to_string();
     assert!(msg.contains("header `no_such_header_ffiber.h` not found") && msg.contains("apt-file search"), "{msg}");
 }
+
+#[test]
+fn unsupported_constructs_name_themselves_and_the_way_around() {
+    let msg = Build::new()
+        .preamble("struct pair { int a, b; };\nstruct pair swap(struct pair p);")
+        .allow(["swap"])
+        .out_dir(out())
+        .generate("u")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("`u::swap` is a function taking or returning a struct by value")
+            && msg.contains("wrap it in a C function in the preamble that passes the struct by pointer"),
+        "{msg}"
+    );
+}
