@@ -1,5 +1,6 @@
 //! C written inline with `ffiber::cgo!`, as Go's `import "C"` preamble:
-//! errno from `log` and `strtol` (the `#cgo errno` directive asks for
+//! errno from `sqrt(-1)` (libm's, by its versioned symbol), `log` and
+//! `strtol` overflow (the `#cgo errno` directive asks for
 //! `_errno` twins), and `static inline` functions of the preamble, which
 //! have no symbol of their own.
 
@@ -13,7 +14,12 @@ ffiber::cgo! {
     #include <stdio.h>
     #include <stdlib.h>
     #cgo LDFLAGS: -lm
-    #cgo errno sqrt log strtol
+    #cgo errno sqrt log strtol libm_sqrt
+
+    /* libm's own sqrt, by its versioned symbol: in a Rust binary a bare
+       `sqrt` resolves to compiler-builtins' copy, which does not set errno. */
+    double libm_sqrt(double);
+    __asm__(".symver libm_sqrt,sqrt@GLIBC_2.2.5");
     #cgo nonblocking half
 
     #include "ffiber_export.h"
@@ -47,6 +53,13 @@ ffiber::cgo! {
 pub fn sqrt(x: f64) -> Result<f64, i32> {
     // SAFETY: sqrt takes and returns a double.
     let (r, errno) = unsafe { c::sqrt_errno(x) };
+    if errno == 0 { Ok(r) } else { Err(errno) }
+}
+
+/// libm's `sqrt(x)`, or the errno it set (EDOM for a negative number).
+pub fn libm_sqrt(x: f64) -> Result<f64, i32> {
+    // SAFETY: takes and returns a double.
+    let (r, errno) = unsafe { c::libm_sqrt_errno(x) };
     if errno == 0 { Ok(r) } else { Err(errno) }
 }
 

@@ -1,8 +1,8 @@
 //! errno and static inline functions through a `ffiber::cgo!` preamble.
 
 use ffiber_example_errno::{
-    bitfields_round_trip, call_through_pointer, counter_round_trip, fail_with, format3, half, log, parse_long, sqrt,
-    square_plus_one,
+    bitfields_round_trip, call_through_pointer, counter_round_trip, fail_with, format3, half, libm_sqrt, log,
+    parse_long, sqrt, square_plus_one,
 };
 
 const EDOM: i32 = 33;
@@ -15,6 +15,9 @@ fn errno_comes_back_from_c() {
     // compiler-builtins defines `sqrt` itself, and the linker resolves the
     // preamble's reference to it rather than to libm's (which sets EDOM).
     assert!(matches!(sqrt(-1.0), Ok(r) if r.is_nan()) || sqrt(-1.0) == Err(EDOM));
+    // libm's sqrt, bound by its versioned symbol, reports EDOM.
+    assert_eq!(libm_sqrt(-1.0), Err(EDOM));
+    assert_eq!(libm_sqrt(9.0), Ok(3.0));
     assert_eq!(log(-1.0), Err(EDOM));
     assert_eq!(log(0.0), Err(ERANGE));
     assert_eq!(parse_long(c"123"), Ok(123));
