@@ -519,10 +519,7 @@ impl Build {
                                 "/// `{kind} {tag}`, the same type as [`{name}`].\npub type {tag} = {name};\n\n"
                             );
                         }
-                        s += &format!(
-                            "/// `{name}`: a C {kind}, opaque here (it cannot be built or read in Rust; pass pointers).\n\
-                             #[repr(C)]\npub struct {name} {{\n    _private: [u8; 0],\n    _not_send: ::core::marker::PhantomData<*mut u8>,\n}}\n\n"
-                        );
+                        s += &opaque(kind, name);
                     }
                     Some(t) if t.supported() => {
                         s += &format!("/// `{name}` (C typedef).\npub type {name} = {};\n\n", t.rust())
@@ -614,70 +611,45 @@ impl Build {
     /// The body of a call to the local `c` (a C function of `fn_ty`) with
     /// arguments `args`: the register trampoline where the signature fits,
     /// else the closure form.
-    fn call_body(&self, name: &str, params: &[CType], ret: &CType, mode: Mode, args: &[String], fn_ty: &str) -> String {
-        let rty = ret.rust();
-        let mut s = String::new();
-        let ints: Vec<(&CType, &String)> =
-            params.iter().zip(args).filter(|(t, _)| t.class() == Class::Integer).collect();
-        let sses: Vec<(&CType, &String)> = params.iter().zip(args).filter(|(t, _)| t.class() == Class::Sse).collect();
-        if ints.len() <= 6 && sses.len() <= 8 {
-            let int_regs: Vec<String> = (0..6)
-                .map(|k| {
-                    ints.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
-                        CType::Pointer { .. } => format!("{a} as usize as u64"),
-                        _ => format!("{a} as u64"),
-                    })
-                })
-                .collect();
-            let sse_regs: Vec<String> = (0..8)
-                .map(|k| {
-                    sses.get(k).map_or("0".to_string(), |(t, a)| match t.resolved() {
-                        CType::Float { size: 4 } => format!("{a}.to_bits() as u64"),
-                        _ => format!("{a}.to_bits()"),
-                    })
-                })
-                .collect();
-            s += &format!(
-                "    let regs = ::ffiber::ffi::Regs {{ int: [{}], sse: [{}], nsse: {} }};\n",
-                int_regs.join(", "),
-                sse_regs.join(", "),
-                sses.len()
-            );
-            s += &format!(
-                "    // SAFETY: `c` is `{name}` itself, whose arguments all travel in the registers set above and\n    \
-                 // whose result comes back in the one read below (checked when these bindings were generated).\n    \
-                 let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{fn_ty}, unsafe extern \"C\" fn()>(c), &regs) }};\n",
-                mode.path()
-            );
-            s += &match ret.resolved() {
-                CType::Void => "    let _ = out;\n".to_string(),
-                CType::Bool => "    out.rax as u8 != 0\n".to_string(),
-                CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
-                CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
-                CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),
-                _ => format!("    out.rax as {rty}\n"),
-            };
-        } else {
-            s += &format!(
+    fn call_body(&self, name: &str, params: &[CType], ret: &CType, mode: Mode, sig: &Sig) -> String {
+        let ints: Vec<String> = params
+            .iter()
+            .zip(&sig.args)
+            .filter(|(t, _)| t.class() == Class::Integer)
+            .map(|(t, a)| int_reg(t, a))
+            .collect();
+        let sses: Vec<String> =
+            params.iter().zip(&sig.args).filter(|(t, _)| t.class() == Class::Sse).map(|(t, a)| sse_reg(t, a)).collect();
+        if ints.len() > 6 || sses.len() > 8 {
+            return format!(
                 "    // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named({}, \"{name}\", || unsafe {{ c({}) }})\n",
                 mode.path(),
-                args.join(", ")
+                sig.args.join(", ")
             );
         }
-        s
+        let pad = |regs: Vec<String>, n: usize| {
+            let mut r = regs;
+            r.resize(n, "0".into());
+            r.join(", ")
+        };
+        let nsse = sses.len();
+        format!(
+            "    let regs = ::ffiber::ffi::Regs {{ int: [{}], sse: [{}], nsse: {nsse} }};\n    \
+             // SAFETY: `c` is `{name}` itself, whose arguments all travel in the registers set above and\n    \
+             // whose result comes back in the one read below (checked when these bindings were generated).\n    \
+             let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{}, unsafe extern \"C\" fn()>(c), &regs) }};\n{}",
+            pad(ints, 6),
+            pad(sses, 8),
+            mode.path(),
+            sig.fn_ty,
+            ret_from_regs(ret, &sig.rty)
+        )
     }
 
     /// A C function-pointer type: a transparent wrapper whose `call` goes
     /// through ffiber's foreign-call path.
     fn fn_pointer_type(&self, name: &str, params: &[CType], ret: &CType) -> String {
-        let args: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
-        let decl: Vec<String> = params.iter().zip(&args).map(|(t, a)| format!("{a}: {}", t.rust())).collect();
-        let rty = ret.rust();
-        let ret_sig = if matches!(ret.resolved(), CType::Void) { String::new() } else { format!(" -> {rty}") };
-        let fn_ty = format!(
-            "unsafe extern \"C\" fn({}){ret_sig}",
-            params.iter().map(CType::rust).collect::<Vec<_>>().join(", ")
-        );
+        let sig = sig(params, ret, false);
         let mode = self.modes.get(name).copied().unwrap_or_default();
         format!(
             "/// `{name}`: a C function pointer; [`call`]({name}::call) goes through ffiber's foreign-call path.\n\
@@ -685,15 +657,14 @@ impl Build {
              impl {name} {{\n    /// Calls the function.\n    ///\n    /// # Safety\n    ///\n    \
              /// The pointer is a live C function of this type, and the arguments are what it expects.\n    \
              #[inline]\n    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n    \
-             pub unsafe fn call(self{}{}){ret_sig} {{\n        \
+             pub unsafe fn call(self{}{}){} {{\n        \
              // SAFETY: the caller guarantees the pointer is a C function of this type.\n        \
-             let c = unsafe {{ ::core::mem::transmute::<*const ::core::ffi::c_void, {fn_ty}>(self.0) }};\n{}    }}\n}}\n\n",
-            if decl.is_empty() { "" } else { ", " },
-            decl.join(", "),
-            self.call_body(name, params, ret, mode, &args, &fn_ty)
-                .lines()
-                .map(|l| format!("    {l}\n"))
-                .collect::<String>(),
+             let c = unsafe {{ ::core::mem::transmute::<*const ::core::ffi::c_void, {}>(self.0) }};\n{}    }}\n}}\n\n",
+            if sig.decl.is_empty() { "" } else { ", " },
+            sig.decl,
+            sig.ret_sig,
+            sig.fn_ty,
+            self.call_body(name, params, ret, mode, &sig).lines().map(|l| format!("    {l}\n")).collect::<String>(),
         )
     }
 
@@ -701,61 +672,35 @@ impl Build {
     /// `ffiber::ffi::VarArg`s, all passed in registers.
     fn variadic(&self, name: &str, params: &[CType], ret: &CType) -> String {
         let mode = self.modes.get(name).copied().unwrap_or_default();
-        let args: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
-        let decl: Vec<String> = params.iter().zip(&args).map(|(t, a)| format!("{a}: {}", t.rust())).collect();
-        let rty = ret.rust();
-        let ret_sig = if matches!(ret.resolved(), CType::Void) { String::new() } else { format!(" -> {rty}") };
-        let fn_ty = format!(
-            "unsafe extern \"C\" fn({}, ...){ret_sig}",
-            params.iter().map(CType::rust).collect::<Vec<_>>().join(", ")
-        );
-        let ints: Vec<&String> =
-            params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Integer).map(|(_, a)| a).collect();
-        let sses: Vec<&String> =
-            params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Sse).map(|(_, a)| a).collect();
+        let sig = sig(params, ret, true);
         let mut regs = String::from("    let mut regs = ::ffiber::ffi::Regs::default();\n");
-        for (k, (t, a)) in params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Integer).enumerate() {
-            let v = if matches!(t.resolved(), CType::Pointer { .. }) {
-                format!("{a} as usize as u64")
+        let (mut ints, mut sses) = (0, 0);
+        for (t, a) in params.iter().zip(&sig.args) {
+            if t.class() == Class::Integer {
+                regs += &format!("    regs.int[{ints}] = {};\n", int_reg(t, a));
+                ints += 1;
             } else {
-                format!("{a} as u64")
-            };
-            regs += &format!("    regs.int[{k}] = {v};\n");
+                regs += &format!("    regs.sse[{sses}] = {};\n", sse_reg(t, a));
+                sses += 1;
+            }
         }
-        for (k, (t, a)) in params.iter().zip(&args).filter(|(t, _)| t.class() == Class::Sse).enumerate() {
-            let v = if matches!(t.resolved(), CType::Float { size: 4 }) {
-                format!("{a}.to_bits() as u64")
-            } else {
-                format!("{a}.to_bits()")
-            };
-            regs += &format!("    regs.sse[{k}] = {v};\n");
-        }
-        let ret_expr = match ret.resolved() {
-            CType::Void => "    let _ = out;\n".to_string(),
-            CType::Bool => "    out.rax as u8 != 0\n".to_string(),
-            CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
-            CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
-            CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),
-            _ => format!("    out.rax as {rty}\n"),
-        };
+        let Sig { decl, ret_sig, fn_ty, rty, .. } = &sig;
         format!(
             "/// `{name}` (variadic C function): the fixed arguments, then the `...` ones as\n\
              /// [`VarArg`](::ffiber::ffi::VarArg)s (integers, pointers, doubles; all must fit in registers).\n\
              ///\n/// # Safety\n///\n/// As for calling `{name}` from C: the arguments must match what it reads.\n///\n\
              /// # Panics\n///\n/// If the arguments do not all fit in registers.\n\
              #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n\
-             pub unsafe fn {name}({}{}varargs: &[::ffiber::ffi::VarArg]){ret_sig} {{\n{}{regs}    \
-             ::ffiber::ffi::VarArg::pack(&mut regs, {}, {}, varargs).unwrap_or_else(|e| panic!(\"{{e}} in a call to {name}\"));\n    \
+             pub unsafe fn {name}({decl}{}varargs: &[::ffiber::ffi::VarArg]){ret_sig} {{\n{}{regs}    \
+             ::ffiber::ffi::VarArg::pack(&mut regs, {ints}, {sses}, varargs).unwrap_or_else(|e| panic!(\"{{e}} in a call to {name}\"));\n    \
              // SAFETY: `c` is `{name}`; its fixed arguments sit in the registers the ABI gives them and\n    \
              // the variadic ones follow, with `al` holding the count of vector registers used.\n    \
              let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{fn_ty}, unsafe extern \"C\" fn()>(c), &regs) }};\n\
-             {ret_expr}}}\n\n",
-            decl.join(", "),
+             {}}}\n\n",
             if decl.is_empty() { "" } else { ", " },
-            self.c_fn(name, &format!("{}, ...", decl.join(", ")), &ret_sig, &fn_ty),
-            ints.len(),
-            sses.len(),
+            self.c_fn(name, &format!("{decl}, ..."), ret_sig, fn_ty),
             mode.path(),
+            ret_from_regs(ret, rty),
         )
     }
 
@@ -782,43 +727,28 @@ impl Build {
         }
     }
 
+    /// A function; `emit` checked [`can_bind`](Self::can_bind) first.
     fn function(&self, name: &str, params: &[CType], ret: &CType, variadic: bool) -> String {
-        if variadic && params.iter().all(|p| p.class() != Class::None) && ret.supported() {
+        if variadic {
             return self.variadic(name, params, ret);
         }
-        if variadic || !params.iter().all(CType::supported) || !ret.supported() {
-            return format!(
-                "// ffiber-build: function `{name}` has a signature not supported yet (variadic, or by-value structs); skipped.\n\n"
-            );
-        }
         let mode = self.modes.get(name).copied().unwrap_or_default();
-        let args: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
-        let decl: Vec<String> = params.iter().zip(&args).map(|(t, a)| format!("{a}: {}", t.rust())).collect();
-        let rty = ret.rust();
-        let ret_sig = if matches!(ret.resolved(), CType::Void) { String::new() } else { format!(" -> {rty}") };
-        let fn_ty = format!(
-            "unsafe extern \"C\" fn({}){ret_sig}",
-            params.iter().map(CType::rust).collect::<Vec<_>>().join(", ")
-        );
+        let sig = sig(params, ret, false);
+        let Sig { args, decl, rty, ret_sig, fn_ty } = &sig;
+        let c = self.c_fn(name, decl, ret_sig, fn_ty);
         let mut s = format!(
             "/// `{name}` (C function), called through ffiber's foreign-call path in `{mode:?}` mode.\n\
              ///\n/// # Safety\n///\n/// As for calling `{name}` from C: the arguments must be what it expects.\n\
              #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n\
-             pub unsafe fn {name}({}){ret_sig} {{\n{}",
-            decl.join(", "),
-            self.c_fn(name, &decl.join(", "), &ret_sig, &fn_ty),
+             pub unsafe fn {name}({decl}){ret_sig} {{\n{c}{}}}\n\n",
+            self.call_body(name, params, ret, mode, &sig),
         );
-        s += &self.call_body(name, params, ret, mode, &args, &fn_ty);
-        s += "}\n\n";
         if self.errno.iter().any(|e| e == name) {
             s += &format!(
                 "/// `{name}`, also returning `errno` as the call left it (cleared before the call).\n\
                  ///\n/// # Safety\n///\n/// As for [`{name}`].\n#[inline]\n#[allow(clippy::too_many_arguments)]\n\
-                 pub unsafe fn {name}_errno({}) -> ({}, i32) {{\n{}    \
+                 pub unsafe fn {name}_errno({decl}) -> ({rty}, i32) {{\n{c}    \
                  // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named_errno({}, \"{name}\", || unsafe {{ c({}) }})\n}}\n\n",
-                decl.join(", "),
-                rty,
-                self.c_fn(name, &decl.join(", "), &ret_sig, &fn_ty),
                 mode.path(),
                 args.join(", ")
             );
@@ -1063,4 +993,59 @@ fn name_anonymous(parent: &str, rec: &CType) -> CType {
         })
         .collect();
     CType::Record { union: *union, name: name.clone(), size: *size, fields }
+}
+
+/// A binding's signature, spelled once for every form that needs it.
+struct Sig {
+    /// Argument names `a0, a1, ...`.
+    args: Vec<String>,
+    /// `a0: T0, a1: T1`.
+    decl: String,
+    /// The Rust result type.
+    rty: String,
+    /// ` -> R`, or empty for `void`.
+    ret_sig: String,
+    /// `unsafe extern "C" fn(T0, T1[, ...]) -> R`.
+    fn_ty: String,
+}
+
+fn sig(params: &[CType], ret: &CType, variadic: bool) -> Sig {
+    let args: Vec<String> = (0..params.len()).map(|i| format!("a{i}")).collect();
+    let decl = params.iter().zip(&args).map(|(t, a)| format!("{a}: {}", t.rust())).collect::<Vec<_>>().join(", ");
+    let rty = ret.rust();
+    let ret_sig = if matches!(ret.resolved(), CType::Void) { String::new() } else { format!(" -> {rty}") };
+    let mut tys: Vec<String> = params.iter().map(CType::rust).collect();
+    if variadic {
+        tys.push("...".into());
+    }
+    let fn_ty = format!("unsafe extern \"C\" fn({}){ret_sig}", tys.join(", "));
+    Sig { args, decl, rty, ret_sig, fn_ty }
+}
+
+/// Argument `a` of type `t` as the bits of an integer register.
+fn int_reg(t: &CType, a: &str) -> String {
+    match t.resolved() {
+        CType::Pointer { .. } => format!("{a} as usize as u64"),
+        _ => format!("{a} as u64"),
+    }
+}
+
+/// Argument `a` of type `t` as the bits of a vector register.
+fn sse_reg(t: &CType, a: &str) -> String {
+    match t.resolved() {
+        CType::Float { size: 4 } => format!("{a}.to_bits() as u64"),
+        _ => format!("{a}.to_bits()"),
+    }
+}
+
+/// The result of type `ret`, read from the return registers in `out`.
+fn ret_from_regs(ret: &CType, rty: &str) -> String {
+    match ret.resolved() {
+        CType::Void => "    let _ = out;\n".to_string(),
+        CType::Bool => "    out.rax as u8 != 0\n".to_string(),
+        CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
+        CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
+        CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),
+        _ => format!("    out.rax as {rty}\n"),
+    }
 }
