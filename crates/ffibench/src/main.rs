@@ -388,11 +388,7 @@ fn runtime_table(opts: &Options) -> report::Table {
         t.values.push(meds.first().copied().flatten());
         t.rows.push(row);
     }
-    for (i, p) in peers.iter().enumerate() {
-        if let Some(e) = &errors[i] {
-            t.notes.push(format!("{}: {e}", p.name));
-        }
-    }
+    t.notes.extend(error_notes(&peers, &errors));
     t.notes.push(
         "Lower is better. ffiber/Go < 1 means ffiber is faster (or smaller). Go's yield row runs with GOMAXPROCS(1) and \
          ffiber's with max_procs 1; may's workers are fixed per process, so its yield row uses all of them. may's \
@@ -511,11 +507,7 @@ fn ffi_table(opts: &Options) -> Vec<report::Table> {
         t.rows.push(vec![label.to_string(), cell, ratio]);
         t.values.push(value);
     }
-    for (i, p) in peers.iter().enumerate() {
-        if let Some(e) = errors[i].as_ref().filter(|e| *e != "not selected") {
-            t.notes.push(format!("{}: {e}", p.name));
-        }
-    }
+    t.notes.extend(error_notes(&peers, &errors));
     t.notes.push(
         "Every row calls the same plusone in libplusone.so; ratios are to C through the PLT unless marked. ffiber \
          rows run in a green thread: NonBlocking adds the switch to the OS thread's stack; default/NoCallback add \
@@ -585,6 +577,52 @@ fn reasons_table(
     t
 }
 
+/// "<peer>: <why it has no figures>" for every peer that could not run
+/// (first line of the reason; peers left out by `--rows` are not listed).
+fn error_notes(peers: &[Peer], errors: &[Option<String>]) -> Vec<String> {
+    peers
+        .iter()
+        .zip(errors)
+        .filter_map(|(p, e)| e.as_ref().filter(|e| *e != "not selected").map(|e| (p, e)))
+        .map(|(p, e)| format!("{}: {}", p.name, e.lines().next().unwrap_or("")))
+        .collect()
+}
+
+/// The header, rows and notes of a scenario table: one column per peer,
+/// one row per `(metric, label)`, cells from `cell(metric, median)`; a
+/// peer that could not run shows "crashed" (it died of a signal or an exit
+/// status) or "not available".
+fn scenario_rows(
+    t: &mut report::Table,
+    corner: &str,
+    peers: &[Peer],
+    samples: &mut [BTreeMap<String, Vec<f64>>],
+    errors: &[Option<String>],
+    rows: &[(&str, &str)],
+    cell: impl Fn(&str, f64) -> String,
+) {
+    t.header = vec![corner.into()];
+    t.header.extend(peers.iter().map(|p| p.name.clone()));
+    for (key, label) in rows {
+        let mut row = vec![label.to_string()];
+        let mut first = None;
+        for i in 0..peers.len() {
+            row.push(match (&errors[i], stats(samples[i].get_mut(*key))) {
+                (None, Some((m, _, _))) => {
+                    first = first.or(Some(m));
+                    cell(key, m)
+                }
+                (Some(e), _) if e.contains("signal") || e.contains("exited") => "crashed".into(),
+                (Some(_), _) => "not available".into(),
+                _ => "—".into(),
+            });
+        }
+        t.rows.push(row);
+        t.values.push(first);
+    }
+    t.notes.extend(error_notes(peers, errors));
+}
+
 /// Scenario (b): 10,000 threads of each runtime calling C that needs
 /// 256 KiB of stack: does it complete, and at what peak memory.
 fn deep_table(opts: &Options) -> report::Table {
@@ -601,31 +639,11 @@ fn deep_table(opts: &Options) -> report::Table {
         ),
         ..Default::default()
     };
-    t.header = vec!["".into()];
-    t.header.extend(peers.iter().map(|p| p.name.clone()));
-    for (key, label) in [("deep_ok", "completed correctly"), ("deep_peak_mib", "peak RSS, MiB")] {
-        let mut row = vec![label.to_string()];
-        let mut first = None;
-        for i in 0..peers.len() {
-            row.push(match (&errors[i], stats(samples[i].get_mut(key))) {
-                (None, Some((m, _, _))) if key == "deep_ok" => (if m == 1.0 { "yes" } else { "no" }).into(),
-                (None, Some((m, _, _))) => {
-                    first = first.or(Some(m));
-                    format!("{m:.0}")
-                }
-                (Some(e), _) if e.contains("signal") || e.contains("exited") => "crashed".into(),
-                (Some(_), _) => "not available".into(),
-                _ => "—".into(),
-            });
-        }
-        t.rows.push(row);
-        t.values.push(first);
-    }
-    for (i, p) in peers.iter().enumerate() {
-        if let Some(e) = &errors[i] {
-            t.notes.push(format!("{}: {}", p.name, e.lines().next().unwrap_or("")));
-        }
-    }
+    let rows = [("deep_ok", "completed correctly"), ("deep_peak_mib", "peak RSS, MiB")];
+    scenario_rows(&mut t, "", &peers, &mut samples, &errors, &rows, |key, m| match key {
+        "deep_ok" => (if m == 1.0 { "yes" } else { "no" }).into(),
+        _ => format!("{m:.0}"),
+    });
     t.notes.push(
         "ffiber and cgo run C on the OS thread's 8 MiB system stack; may runs it on the coroutine's own small stack."
             .into(),
@@ -651,29 +669,15 @@ fn ticker_table(opts: &Options) -> report::Table {
             .into(),
         ..Default::default()
     };
-    t.header = vec!["lateness".into()];
-    t.header.extend(peers.iter().map(|p| p.name.clone()));
-    for (key, label) in [("ticker_p50_us", "p50"), ("ticker_p99_us", "p99")] {
-        let mut row = vec![label.to_string()];
-        let mut first = None;
-        for i in 0..peers.len() {
-            row.push(match (&errors[i], stats(samples[i].get_mut(key))) {
-                (None, Some((m, _, _))) => {
-                    first = first.or(Some(m));
-                    format!("{m:.0}")
-                }
-                (Some(_), _) => "not available".into(),
-                _ => "—".into(),
-            });
-        }
-        t.rows.push(row);
-        t.values.push(first);
-    }
-    for (i, p) in peers.iter().enumerate() {
-        if let Some(e) = &errors[i] {
-            t.notes.push(format!("{}: {e}", p.name));
-        }
-    }
+    scenario_rows(
+        &mut t,
+        "lateness",
+        &peers,
+        &mut samples,
+        &errors,
+        &[("ticker_p50_us", "p50"), ("ticker_p99_us", "p99")],
+        |_, m| format!("{m:.0}"),
+    );
     t.notes.push(
         "ffiber's monitor and Go's sysmon hand a P whose thread is stuck in C to another thread. may's coroutines \
          call C on their worker threads, which all stay blocked; its ticker still runs because may resumes a \
