@@ -151,8 +151,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // not change while it runs. `mp` is this thread's M; the signal
     // interrupted its own thread, so reading its local state is reading
     // our own memory.
-    let (g, foreign, sys_lo) =
-        unsafe { (&*g, (*(*mp).local()).foreign, (*mp).stack_lo.load(std::sync::atomic::Ordering::Relaxed)) };
+    let (g, foreign, in_cb, sys_lo) = unsafe {
+        let l = &*(*mp).local();
+        (&*g, l.foreign, l.cb_depth > 0, (*mp).stack_lo.load(std::sync::atomic::Ordering::Relaxed))
+    };
     let mut w = Writer::new();
     if sig != libc::SIGILL && (g.guard.0..g.guard.1).contains(&addr) {
         w.str("ffiber: green thread ");
@@ -172,7 +174,12 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         w.num((crate::sched::m::SYSTEM_STACK_SIZE >> 20) as u64);
         w.str(" MiB system stack (called from green thread ");
         green(&mut w, g);
-        w.str("); the C code recurses too deep or puts too much on its stack\n");
+        w.str(if in_cb {
+            "); the C code, or a Rust callback it called (which runs on the same stack), recurses too deep or \
+             puts too much on its stack\n"
+        } else {
+            "); the C code recurses too deep or puts too much on its stack\n"
+        });
         w.flush();
         // SAFETY: as above.
         unsafe { libc::abort() };
@@ -189,7 +196,11 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     w.str(f);
     w.str(" from green thread ");
     green(&mut w, g);
-    w.str("; the crash is in C (or Rust code inside the call's closure)\n");
+    w.str(if in_cb {
+        "; the crash is in C or in a Rust callback C made during the call\n"
+    } else {
+        "; the crash is in C (or Rust code inside the call's closure)\n"
+    });
     w.flush();
     chain(sig, info, ctx);
 }

@@ -219,3 +219,94 @@ fn handles_check_type_generation_and_zero() {
     ts.into_iter().for_each(|t| t.join().unwrap());
     b.delete();
 }
+
+/// A callback that sleeps (its first use of the runtime is a timer), made
+/// from a foreign call that a callback made: the innermost callback takes
+/// the P back, the outer one is still running without it.
+#[ffiber::export(name = "ffiber_test_sleepy")]
+fn sleepy(x: i32) -> i32 {
+    ffiber::sleep(Duration::from_micros(100));
+    x + 1
+}
+
+/// Makes a foreign call from inside a callback; checks that it never moves
+/// to another OS thread, and that a Blocking call in it works.
+#[ffiber::export(name = "ffiber_test_nests")]
+fn nests(x: i32) -> i32 {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let v = ffi::call(|| c::apply(ffiber_test_sleepy, x));
+    ffi::call_mode(Mode::Blocking, || c::sleep_us(50));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::gettid() }, tid, "a callback resumed on another OS thread");
+    v
+}
+
+unsafe extern "C" {
+    safe fn ffiber_test_sleepy(x: i32) -> i32;
+    safe fn ffiber_test_nests(x: i32) -> i32;
+    safe fn ffiber_test_catches(x: i32) -> i32;
+    safe fn ffiber_test_spins(x: i32) -> i32;
+}
+
+#[test]
+fn nested_callbacks_take_the_p_back_only_when_they_need_it() {
+    let total = rt(2).block_on(|| {
+        let hs: Vec<_> = (0..8).map(|_| ffiber::go(|| ffi::call(|| c::apply_n(ffiber_test_nests, 4)))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+    });
+    // apply_n sums nests(i) = i + 2 over 0..4: 14; eight green threads.
+    assert_eq!(total, 8 * 14);
+}
+
+/// Catches the panic of a callback from a foreign call this callback made.
+#[ffiber::export(name = "ffiber_test_catches")]
+fn catches(x: i32) -> i32 {
+    let r = std::panic::catch_unwind(|| ffi::call(|| c::apply(ffiber_test_panics_at_3, 3)));
+    assert!(r.is_err(), "the inner callback's panic was not raised at its foreign call");
+    x
+}
+
+#[test]
+fn a_panic_in_a_nested_callback_is_raised_where_the_nested_call_returns() {
+    let v = rt(1).block_on(|| ffi::call(|| c::apply(ffiber_test_catches, 7)));
+    // The panic was caught inside: the outer call returns normally.
+    assert_eq!(v, 8);
+}
+
+static TICKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Computes (spins) without touching the runtime until the ticker green
+/// thread has ticked a few times, or five seconds pass.
+#[ffiber::export(name = "ffiber_test_spins")]
+fn spins(x: i32) -> i32 {
+    let start = std::time::Instant::now();
+    let from = TICKS.load(Ordering::SeqCst);
+    while TICKS.load(Ordering::SeqCst) < from + 3 && start.elapsed() < Duration::from_secs(5) {
+        std::hint::spin_loop();
+    }
+    (TICKS.load(Ordering::SeqCst) - from) as i32 + x
+}
+
+#[test]
+fn a_long_callback_lets_its_ps_other_green_threads_run() {
+    // One P. The callback never blocks, so it never takes the P back: for
+    // the monitor the OS thread is still in C, and it hands the P to
+    // another thread, where the ticker keeps running.
+    let ticked = rt(1).block_on(|| {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let ticker = ffiber::go(move || {
+            while !s.load(Ordering::SeqCst) {
+                ffiber::sleep(Duration::from_millis(1));
+                TICKS.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        ffiber::sleep(Duration::from_millis(5));
+        let v = ffi::call(|| c::apply(ffiber_test_spins, 0));
+        stop.store(true, Ordering::SeqCst);
+        ticker.join().unwrap();
+        v - 1
+    });
+    assert!(ticked >= 3, "the ticker ticked {ticked} times while a callback computed");
+}

@@ -354,3 +354,71 @@ fn register_trampoline_passes_arguments_through() {
     });
     check(Mode::Default); // outside the runtime: called in place
 }
+
+/// `plusone` through the register trampoline, as generated code calls it.
+#[inline(always)]
+fn plusone_regs(mode: Mode, x: i32) -> i32 {
+    let f: unsafe extern "C" fn(i32) -> i32 = c::sys::plusone;
+    let regs = ffi::Regs { int: [x as u64, 0, 0, 0, 0, 0], ..Default::default() };
+    // SAFETY: plusone takes one int in rdi and returns one in eax.
+    unsafe {
+        ffi::call_regs(
+            mode,
+            "plusone",
+            std::mem::transmute::<unsafe extern "C" fn(i32) -> i32, unsafe extern "C" fn()>(f),
+            &regs,
+        )
+    }
+    .rax as i32
+}
+
+/// Three inlined foreign calls, with a `Blocking` one between them that
+/// hands the P away (the green thread may come back on another OS thread).
+#[inline(never)]
+fn calls_around_a_migration(i: i32) -> i32 {
+    let a = plusone_regs(Mode::Default, i);
+    let s: unsafe extern "C" fn(u32) = c::sys::sleep_us;
+    let regs = ffi::Regs { int: [1, 0, 0, 0, 0, 0], ..Default::default() };
+    // SAFETY: sleep_us takes one unsigned int in rdi.
+    unsafe {
+        ffi::call_regs(
+            Mode::Blocking,
+            "sleep_us",
+            std::mem::transmute::<unsafe extern "C" fn(u32), unsafe extern "C" fn()>(s),
+            &regs,
+        )
+    };
+    let b = plusone_regs(Mode::Default, a);
+    plusone_regs(Mode::NoCallback, b)
+}
+
+/// One function making several inlined foreign calls with migrations to
+/// other OS threads in between (a `Blocking` call hands its P away and may
+/// come back on another thread; `yield_now` may be stolen). The call path
+/// finds its M in a thread-local slot: if the compiler kept the slot's
+/// address from before a migration, the later calls would do their
+/// bookkeeping in the previous thread's M, and a green thread would later
+/// find another call's name in its M (and panic) or a P would be lost.
+#[test]
+fn inlined_calls_find_their_own_m_after_migrating() {
+    let moved = rt(2).block_on(|| {
+        let hs: Vec<_> = (0..16)
+            .map(|_| {
+                ffiber::go(|| {
+                    let mut moved = 0;
+                    for i in 0..300 {
+                        let before = tid();
+                        assert_eq!(calls_around_a_migration(i), i + 3);
+                        ffiber::yield_now();
+                        moved += usize::from(tid() != before);
+                    }
+                    moved
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    });
+    // Not asserted (scheduling decides), but the test means something only
+    // if green threads did move; print it for whoever reads the log.
+    eprintln!("green threads changed OS thread {moved} times");
+}

@@ -179,50 +179,59 @@ pub fn stack_pointer() -> usize {
     sp
 }
 
-/// Calls `f(arg)` with the stack pointer moved to `top` (another stack: the
-/// M's system stack), and returns on the caller's stack. This is the stack
-/// half of Go's `asmcgocall`.
-///
-/// ```text
-///   caller's (green) stack           system stack
-///   | return address   |             top (16-byte aligned)
-///   | saved rbp        | <- rbp      | return address into here |
-///   +------------------+             | f's frames (C) ...       |
-/// ```
-///
-/// The frame pointer keeps the green stack reachable: the CFI says "the CFA
-/// is `rbp + 16`" for the whole body, so a debugger or unwinder that stops
-/// in C code walks from the system stack back into the green thread's
-/// frames. `f` receives `arg` in `rdi` untouched.
-///
-/// # Safety
-///
-/// `top` must be the 16-byte aligned end of a writable, unused region large
-/// enough for everything `f` does; `f` must follow the C ABI, must not
-/// unwind, and `arg` must be what `f` expects.
-#[unsafe(naked)]
-pub unsafe extern "C" fn call_on_stack(arg: *mut u8, f: unsafe extern "C" fn(*mut u8), top: *mut u8) {
-    naked_asm!(
-        ".cfi_startproc",
-        "push rbp",
-        ".cfi_adjust_cfa_offset 8",
-        ".cfi_rel_offset rbp, 0",
-        // From here on the frame is found through rbp, wherever rsp goes.
-        "mov rbp, rsp",
-        ".cfi_def_cfa_register rbp",
-        // Switch stacks. `top` is 16-byte aligned, so after `call` pushes
-        // its return address `f` starts with rsp ≡ 8 (mod 16), per the ABI.
-        "mov rsp, rdx",
-        // rdi (arg) is passed through as it is.
-        "call rsi",
-        // Back to the caller's stack; rbp was preserved by `f` (callee-saved).
-        "mov rsp, rbp",
-        ".cfi_def_cfa_register rsp",
-        "pop rbp",
-        ".cfi_adjust_cfa_offset -8",
-        "ret",
-        ".cfi_endproc",
-    )
+// The per-OS-thread slot that holds the running M (`sched::m::current_m`),
+// defined here rather than with `thread_local!`: the compiler treats a
+// thread-local's address as fixed for the whole of a function, so after
+// inlining it may compute `fs:0 + offset` once and keep reading that
+// address after a green thread has moved to another OS thread — reading,
+// and writing through, the previous thread's M. Reads and writes of this
+// slot are `asm!` blocks, which the compiler neither merges nor hoists.
+// Initial-exec model: the slot lives in the static TLS block, at a fixed
+// offset from `fs` that the GOT holds (the linker turns the load into an
+// immediate in an executable).
+core::arch::global_asm!(
+    ".pushsection .tbss.ffiber_current_m,\"awT\",@nobits",
+    ".p2align 3",
+    ".globl ffiber_current_m",
+    ".hidden ffiber_current_m",
+    ".type ffiber_current_m, @tls_object",
+    ".size ffiber_current_m, 8",
+    "ffiber_current_m:",
+    ".zero 8",
+    ".popsection",
+);
+
+/// This OS thread's current-M slot (0 if none). Each call reads the slot
+/// afresh, on whatever thread runs it.
+#[inline(always)]
+pub fn current_m_slot() -> usize {
+    let v: usize;
+    // SAFETY: the initial-exec access sequence for our own TLS slot: load
+    // its offset from the GOT, then read through `fs`. Reads memory only.
+    unsafe {
+        core::arch::asm!(
+            "mov {v}, qword ptr [rip + ffiber_current_m@GOTTPOFF]",
+            "mov {v}, qword ptr fs:[{v}]",
+            v = out(reg) v,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+    v
+}
+
+/// Sets this OS thread's current-M slot.
+#[inline(always)]
+pub fn set_current_m_slot(v: usize) {
+    // SAFETY: as in `current_m_slot`; writes only our own thread's slot.
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, qword ptr [rip + ffiber_current_m@GOTTPOFF]",
+            "mov qword ptr fs:[{t}], {v}",
+            t = out(reg) _,
+            v = in(reg) v,
+            options(nostack, preserves_flags),
+        )
+    };
 }
 
 /// Argument registers of a SysV call: six integer/pointer registers
@@ -275,7 +284,8 @@ pub struct RegsOut {
 ///
 /// `f` must be a C function whose parameters all travel in registers and
 /// whose return value (if any) comes back in registers; `regs` must hold
-/// its arguments as the ABI lays them out; `top` as for [`call_on_stack`].
+/// its arguments as the ABI lays them out; `top` must be the 16-byte aligned
+/// end of a writable, unused region large enough for everything `f` does.
 #[inline(always)]
 pub unsafe fn call_regs(f: unsafe extern "C" fn(), top: *mut u8, regs: &Regs) -> RegsOut {
     let (rax, rdx, xmm0, xmm1): (u64, u64, u64, u64);

@@ -5,27 +5,49 @@
 //!
 //! **C called during a foreign call** (the usual case: `qsort` calling a
 //! comparator, `sqlite3_exec` calling a row callback). We are on the M's
-//! system stack, below the C frames. The callback:
+//! system stack, below the C frames, and the M is announced as "in C".
+//! Go switches back to the goroutine's stack and leaves the syscall state
+//! (`exitsyscall`) before running any Go code, because Go code needs a
+//! growable stack and a P for the garbage collector. Rust code needs
+//! neither, so the callback runs **right where C called it**, on the 8 MiB
+//! system stack, and takes its P back **only when it needs one**:
 //!
-//! 1. switches back onto the green thread's own stack, just below the frame
-//!    that made the foreign call (the C frames stay where they are);
-//! 2. ties the green thread to this M — C frames on this OS thread's stack
-//!    are waiting for it, so wherever it parks it must resume here (the
-//!    lock itself is taken only if it does block: `switch_to_g0` sees the
-//!    M's callback depth and locks it then);
-//! 3. leaves the "in C" state (for an announced call: the exit protocol,
-//!    which may find the P taken and wait for one; for a `Blocking` call: takes a
-//!    P), so the callback can use channels, spawn, sleep and make further
-//!    foreign calls — those run on the system stack below the C frames;
-//! 4. runs the Rust function, catching a panic;
-//! 5. re-enters the "in C" state, unlocks, switches back to the system
-//!    stack and returns to C.
+//! ```text
+//!   in C (word = v, P owned by the call)
+//!     --callback: cb_lazy = true, M.p = NO_P-->  lazy callback (still "in C" for the monitor)
+//!         --returns without needing a P: M.p = P of v-->  in C again (nothing was published)
+//!         --parks, yields, sleeps, or makes a Blocking call: reclaim
+//!               (the exit protocol of the outer call; may wait for a P)-->  callback holding a P
+//!                   --returns: re-enter "in C" with a new word-->  in C again
+//! ```
 //!
-//! A panic never unwinds through C frames: it is caught in step 4, C gets
-//! a zeroed return value, and the panic is re-raised in the green thread
-//! when the outer foreign call returns. A callback during a call made with
-//! [`Mode::NoCallback`] aborts with a message naming both functions: the
-//! promise the annotation made was broken.
+//! A callback that only computes (a comparator, a row handler that stores
+//! into a `Vec`) therefore costs a few plain loads and stores: no stack
+//! switch, no store the monitor reads. While it runs, the monitor still
+//! sees the outer call's word, so a long callback gets the P handed to
+//! another M exactly as a long C call would — which is right: this OS
+//! thread is busy either way. What a callback may do without a P works
+//! without one: waking a green thread or spawning one queues it globally
+//! (`sched::ready` sees `NO_P`), a foreign call runs in place under the
+//! outer call's announcement. Everything that needs the P — `switch_to_g0`
+//! (park, yield, exit), timers, a `Blocking` foreign call — calls
+//! [`reclaim`] first.
+//!
+//! Once the green thread blocks inside a callback it is tied to this M —
+//! C frames on this OS thread's stack are waiting for it, so wherever it
+//! parks it must resume here (`switch_to_g0` takes the lock, seeing
+//! `cb_depth > 0`; the last callback to return undoes it). While it is
+//! parked, g0 runs in the reserve above the C frames (`ffi::G0_RESERVE`).
+//!
+//! Under a [`Mode::NonBlocking`] call the M kept its P and announced
+//! nothing; the callback keeps the P and only hides the outer call's name
+//! so that foreign calls it makes are announced themselves.
+//!
+//! A panic never unwinds through C frames: it is caught at the boundary,
+//! C gets a zeroed return value, and the panic is re-raised in the green
+//! thread when the foreign call C was running returns. A callback during a
+//! call made with [`Mode::NoCallback`] aborts with a message naming both
+//! functions: the promise the annotation made was broken.
 //!
 //! **C called on a thread it created itself** (no M). The Rust function
 //! runs right there, as a plain OS thread: channels, locks, `sleep` and
@@ -37,10 +59,9 @@
 //!
 //! **Called from Rust directly** (not from C): the function just runs.
 
-use super::{Mode, SYSTEM_STACK_MARGIN, reacquire_p, state};
+use super::{Mode, reacquire_p, state};
 use crate::sched::NO_P;
-use crate::sched::m::{self, M};
-use std::mem::MaybeUninit;
+use crate::sched::m::{self, M, MLocal};
 use std::panic::{self, AssertUnwindSafe};
 
 /// Runs `f`, the body of an exported function called by C `name`. See the
@@ -52,130 +73,148 @@ use std::panic::{self, AssertUnwindSafe};
 /// functions return C types (integers, floats, raw pointers, `#[repr(C)]`
 /// structs of those), for which zero is a valid value.
 #[doc(hidden)]
+#[inline(always)]
 pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     let mp = m::current_m_inline();
     if mp.is_null() {
         return on_foreign_thread(name, f);
     }
-    // SAFETY: our own M's state, on its thread.
-    let (outer, mode, call_sp) = unsafe {
-        let l = &*(*mp).local();
-        if l.cur_g.is_none() { (None, Mode::Default, 0) } else { (l.foreign, l.call_mode, l.call_sp) }
+    // SAFETY: our own M, on its thread; it lives while its thread runs.
+    let m = unsafe { &*mp };
+    let local = m.local();
+    // SAFETY: our own M's state, on its thread; no switch happens while
+    // these references live.
+    let (outer, mode) = unsafe {
+        let l = &*local;
+        if l.cur_g.is_none() { (None, Mode::Default) } else { (l.foreign, l.call_mode) }
     };
     let Some(outer) = outer else {
         // Not inside a foreign call: Rust called it directly.
         return f();
     };
     if mode == Mode::NoCallback {
-        eprintln!(
-            "ffiber: C called back into Rust ({name}) during a foreign call to {outer}, which was made with \
-             Mode::NoCallback (a promise that it never calls back). Call {outer} with Mode::Default, or remove \
-             nocallback from its annotation. Aborting: unwinding through C is not possible."
-        );
-        std::process::abort();
+        nocallback_violation(name, outer);
     }
-    let mut frame =
-        Frame::<F, R> { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), sys_sp: crate::arch::stack_pointer(), mp };
-    let green_top = ((call_sp - SYSTEM_STACK_MARGIN) & !15) as *mut u8;
-    // SAFETY: `green_top` is below everything the green thread had on its
-    // stack when it made the foreign call (`call_sp`, minus a margin for
-    // the frame that switched stacks), and nothing else uses that stack
-    // while it is in C; `on_green_stack::<F, R>` matches the frame and
-    // never unwinds.
-    unsafe { crate::arch::call_on_stack((&raw mut frame).cast(), on_green_stack::<F, R>, green_top) };
-    // SAFETY: `on_green_stack` always writes `out`.
-    match unsafe { frame.out.assume_init() } {
-        Ok(r) => r,
-        Err(payload) => {
-            let g = m::current_g();
-            // SAFETY: `g` is the green thread whose foreign call this is
-            // (it is locked to this M and back in C); we own its state.
-            let slot = unsafe { &mut (*g).inner().cb_panic };
-            if slot.is_none() {
-                *slot = Some(payload);
-            }
-            // SAFETY: our own M's state, on its thread (the green thread is
-            // locked here until the outer call returns).
-            unsafe { (*(*mp).local()).cb_pending = true };
-            // SAFETY: documented above: exported functions return C types,
-            // for which all-zero is a valid value.
-            unsafe { std::mem::zeroed() }
-        }
-    }
-}
-
-struct Frame<F, R> {
-    f: MaybeUninit<F>,
-    out: MaybeUninit<std::thread::Result<R>>,
-    /// The system stack pointer at the callback (C frames above it).
-    sys_sp: usize,
-    /// This thread's M.
-    mp: *const M,
-}
-
-/// Runs on the green thread's stack: steps 2-5 of the module docs.
-unsafe extern "C" fn on_green_stack<F: FnOnce() -> R, R>(frame: *mut u8) {
-    // SAFETY: `frame` is the `Frame<F, R>` that `callback` made, with `f`
-    // initialised; nobody else touches it until we return.
-    let frame = unsafe { &mut *frame.cast::<Frame<F, R>>() };
-    let mp = frame.mp;
-    // SAFETY: we are still on `mp`'s thread (only the stack changed), and
-    // the green thread is ours: it is running.
-    let m: &M = unsafe { &*mp };
-    let local = m.local();
-    // Save the outer call's state. The green thread is locked to this M
-    // only if it blocks inside the callback (`switch_to_g0` does it then,
-    // seeing `cb_depth > 0`): C frames on this thread wait for it.
-    // SAFETY: as above; nothing else touches `local`.
-    let saved = unsafe {
+    // SAFETY: as above.
+    let was_lazy = unsafe {
         let l = &mut *local;
         l.cb_depth += 1;
-        // (Foreign calls made by the callback save and restore the outer
-        // call's mode, stack pointer and word themselves: see `announced`.)
-        let saved = (l.foreign.take(), l.call_mode, l.call_v, l.sys_top);
-        l.sys_top = (frame.sys_sp - SYSTEM_STACK_MARGIN) & !15;
-        saved
-    };
-    let (outer, mode, v, _) = saved;
-    // Leave the "in C" state and get a P.
-    match mode {
-        Mode::Default | Mode::NoCallback => {
-            if !m.call.exit(v, state::asymmetric()) {
-                reacquire_p(m, state::p_of(v));
-            }
+        let was_lazy = l.cb_lazy;
+        if mode == Mode::NonBlocking {
+            l.foreign = None;
+        } else {
+            // The P belongs to the outer call (or, for `Blocking`, to
+            // nobody here): nothing may use it until `reclaim`.
+            l.cb_lazy = true;
+            l.p = NO_P;
         }
-        Mode::Blocking => reacquire_p(m, NO_P),
-        Mode::NonBlocking => {}
-    }
-    // SAFETY: `f` was initialised and is read once, here.
-    let f = unsafe { frame.f.assume_init_read() };
+        was_lazy
+    };
     let out = panic::catch_unwind(AssertUnwindSafe(f));
-    // Back into C: re-enter the state the outer call was in. The green
-    // thread is locked, so we are on the same M.
-    // SAFETY: as above.
+    // SAFETY: still this M's thread: a callback's green thread never moves
+    // (it is locked here if it blocked, see the module docs).
     unsafe {
         let l = &mut *local;
-        match mode {
-            Mode::Default | Mode::NoCallback => {
-                l.ccount = l.ccount.wrapping_add(1);
-                l.call_v = state::word(l.ccount, l.p);
-                m.call.enter(l.call_v);
-                m.sched.monitor.entered(&m.sched);
-            }
-            Mode::Blocking => {
-                let p = std::mem::replace(&mut l.p, NO_P);
-                m.sched.handoff_p(p);
-            }
-            Mode::NonBlocking => {}
+        if l.cb_lazy && !was_lazy {
+            // The common case: the P was never needed. Give the outer call
+            // back its view of it.
+            l.cb_lazy = false;
+            l.p = if mode == Mode::Blocking { NO_P } else { state::p_of(l.call_v) };
+        } else if !l.cb_lazy {
+            reenter(m, l, mode, outer, was_lazy);
         }
-        l.foreign = outer;
-        l.sys_top = saved.3;
         l.cb_depth -= 1;
         if l.cb_depth == 0 && l.cb_locked {
             m::unlock_after_callback(l);
         }
     }
-    frame.out.write(out);
+    match out {
+        Ok(r) => r,
+        Err(payload) => stash_panic(local, payload),
+    }
+}
+
+/// Leaves the lazy state of the innermost callback on this M: the outer
+/// call's exit protocol (for `Blocking` calls: take any P), after which the
+/// green thread holds a P and may block. Called by everything that needs
+/// the P (see the module docs); a no-op outside a lazy callback.
+#[cold]
+pub(crate) fn reclaim(m: &M) {
+    // SAFETY: on `m`'s thread; no switch while `l` lives (`reacquire_p`
+    // may switch, and we do not touch `l` after it).
+    let (mode, v) = unsafe {
+        let l = &mut *m.local();
+        if !l.cb_lazy {
+            return;
+        }
+        l.cb_lazy = false;
+        // Foreign calls the callback makes from now on are announced
+        // themselves (the callback restores the name on its way out).
+        l.foreign = None;
+        (l.call_mode, l.call_v)
+    };
+    match mode {
+        Mode::Blocking => reacquire_p(m, NO_P),
+        _ => {
+            if m.call.exit(v, state::asymmetric()) {
+                // SAFETY: as above; the exit protocol says the P is still ours.
+                unsafe { (*m.local()).p = state::p_of(v) };
+            } else {
+                reacquire_p(m, state::p_of(v));
+            }
+        }
+    }
+}
+
+/// A callback that reclaimed its P returns to C: re-enter the state the
+/// outer call was in (and the lazy state of an enclosing callback).
+fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer: &'static str, was_lazy: bool) {
+    match mode {
+        Mode::Default | Mode::NoCallback => {
+            l.ccount = l.ccount.wrapping_add(1);
+            l.call_v = state::word(l.ccount, l.p);
+            m.call.enter(l.call_v);
+            m.sched.monitor.entered(&m.sched);
+        }
+        Mode::Blocking => {
+            let p = std::mem::replace(&mut l.p, NO_P);
+            m.sched.handoff_p(p);
+        }
+        Mode::NonBlocking => {}
+    }
+    l.foreign = Some(outer);
+    if was_lazy {
+        l.cb_lazy = true;
+        l.p = NO_P;
+    }
+}
+
+/// A panic caught at the C boundary: keep it for the foreign call to
+/// re-raise, and give C a zeroed value.
+#[cold]
+fn stash_panic<R>(local: *mut MLocal, payload: Box<dyn std::any::Any + Send>) -> R {
+    let g = m::current_g();
+    // SAFETY: `g` is the green thread whose foreign call this is (it is
+    // back in C on this M); we own its state.
+    let slot = unsafe { &mut (*g).inner().cb_panic };
+    if slot.is_none() {
+        *slot = Some(payload);
+    }
+    // SAFETY: our own M's state, on its thread.
+    unsafe { (*local).cb_pending = true };
+    // SAFETY: documented on `callback`: exported functions return C types,
+    // for which all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+#[cold]
+fn nocallback_violation(name: &str, outer: &str) -> ! {
+    eprintln!(
+        "ffiber: C called back into Rust ({name}) during a foreign call to {outer}, which was made with \
+         Mode::NoCallback (a promise that it never calls back). Call {outer} with Mode::Default, or remove \
+         nocallback from its annotation. Aborting: unwinding through C is not possible."
+    );
+    std::process::abort();
 }
 
 /// A callback on a thread C created: run it here, as a plain OS thread.

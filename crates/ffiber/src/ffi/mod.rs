@@ -48,6 +48,7 @@ pub(crate) mod monitor;
 pub(crate) mod state;
 
 pub use callback::callback;
+pub(crate) use callback::reclaim;
 pub use handle::Handle;
 
 use crate::sched::m::{self, Action, M};
@@ -196,9 +197,7 @@ unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(fra
 fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: *mut u8, f: F) -> (std::thread::Result<R>, i32) {
     let mut frame = Frame { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), errno: 0 };
     // The inline register trampoline, with the frame's address as the one
-    // argument: cheaper than a call to `arch::call_on_stack` (whose CFI lets
-    // a debugger walk from C frames back to the green stack; the callback
-    // path, where that matters more, keeps using it).
+    // argument.
     // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB system
     // stack (see `announced`); `on_system_stack::<F, R, ERRNO>` matches the
     // frame's type, takes one pointer argument in `rdi`, follows the C ABI
@@ -251,37 +250,55 @@ fn announced<A, T>(
     // Read once; after `reacquire_p` (which may switch OS threads) nothing
     // derived from it is used.
     let mp = m::current_m_inline();
-    // SAFETY: reading our own M's state on its thread. Outside the runtime,
-    // or already on the system stack (a foreign call made from inside
-    // another one's closure), just call.
-    if mp.is_null() || unsafe { (*(*mp).local()).cur_g.is_none() || (*(*mp).local()).foreign.is_some() } {
+    // SAFETY: reading our own M's state on its thread. Outside the runtime
+    // just call.
+    if mp.is_null() || unsafe { (*(*mp).local()).cur_g.is_none() } {
         return here(arg);
     }
     // SAFETY: `mp` is this thread's M and a green thread (us) runs on it.
     let m = unsafe { &*mp };
     let local = m.local();
+    // SAFETY: our own M's state, on its thread.
+    if unsafe { (*local).foreign.is_some() } {
+        // Already on the system stack: inside another call's closure, or in
+        // a callback that still runs under the outer call's announcement.
+        // SAFETY: as above.
+        if mode != Mode::Blocking || !unsafe { (*local).cb_lazy } {
+            let r = here(arg);
+            // SAFETY: as above (a callback's green thread never leaves its M).
+            if unsafe { (*local).cb_pending } {
+                in_place_reraise(local);
+            }
+            return r;
+        }
+        // A `Blocking` call from a callback: announce it properly (hand the
+        // P off now) rather than wait for the monitor.
+        reclaim(m);
+    }
     // SAFETY: on `m`'s thread, no switch until `on_sys` returns. The C code
     // runs below g0's reserve on the M's own stack (or, in a callback,
-    // below the C frames that called back); see `G0_RESERVE`.
+    // right below the callback's frames); see `G0_RESERVE`.
     let (top, nested) = unsafe {
         let l = &mut *local;
-        // Inside a callback (`sys_top` set), this call's bookkeeping must
-        // not clobber the outer call's, which the callback returns into.
-        // (An explicit branch: reading the fields only when nested keeps
-        // them out of registers that the C call would force to the stack.)
-        let nested = if l.sys_top != 0 { Some((l.call_mode, l.call_sp, l.call_v)) } else { None };
+        // Inside a callback, this call's bookkeeping must not clobber the
+        // outer call's, which the callback returns into. (An explicit
+        // branch: reading the fields only when nested keeps them out of
+        // registers that the C call would force to the stack.)
+        let (top, nested) = if l.cb_depth != 0 {
+            (crate::arch::stack_pointer() - SYSTEM_STACK_MARGIN, Some((l.call_mode, l.call_v)))
+        } else {
+            (l.g0_sp as usize - G0_RESERVE, None)
+        };
         l.foreign = Some(name);
         l.call_mode = mode;
-        l.call_sp = crate::arch::stack_pointer();
-        let top = if l.sys_top != 0 { l.sys_top } else { l.g0_sp as usize - G0_RESERVE };
         ((top & !15) as *mut u8, nested)
     };
     let restore = |local: *mut m::MLocal| {
-        if let Some((mode, sp, v)) = nested {
-            // SAFETY: on `m`'s thread (a callback's green thread is locked
-            // to its M while callbacks run).
+        if let Some((mode, v)) = nested {
+            // SAFETY: on `m`'s thread (a callback's green thread never
+            // leaves its M while callbacks run).
             let l = unsafe { &mut *local };
-            (l.call_mode, l.call_sp, l.call_v) = (mode, sp, v);
+            (l.call_mode, l.call_v) = (mode, v);
         }
     };
     // A callback's stashed panic is flagged on this M (where the callback
@@ -341,6 +358,16 @@ fn announced<A, T>(
             finish(r, pending)
         }
     }
+}
+
+/// A foreign call made in place (on the system stack, under an enclosing
+/// call's announcement) returned after a callback from it panicked:
+/// re-raise the panic here, in the Rust code that made the call.
+#[cold]
+fn in_place_reraise(local: *mut m::MLocal) {
+    // SAFETY: our own M's state, on its thread.
+    unsafe { (*local).cb_pending = false };
+    reraise();
 }
 
 /// After a foreign call: re-raises a panic that a callback from it caught.

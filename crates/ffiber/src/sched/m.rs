@@ -22,7 +22,7 @@
 use super::g::{self, EMPTY, G, PARKED};
 use super::{NO_P, Sched};
 use crate::arch;
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,14 +79,10 @@ pub(crate) struct MLocal {
     pub(crate) foreign: Option<&'static str>,
     /// Foreign calls announced by this M (numbers its state words).
     pub(crate) ccount: u64,
-    /// The current foreign call, for callbacks from it: its mode, its
-    /// state word (announced calls), the green thread's stack pointer at
-    /// the call, and — while a callback runs — the free top of the system
-    /// stack below the C frames, for foreign calls the callback makes.
+    /// The current foreign call, for callbacks from it: its mode and its
+    /// state word (announced calls).
     pub(crate) call_mode: crate::ffi::Mode,
     pub(crate) call_v: u64,
-    pub(crate) call_sp: usize,
-    pub(crate) sys_top: usize,
     /// A callback stashed a panic in the running green thread
     /// (`GInner::cb_panic`): the foreign call must re-raise it on return.
     pub(crate) cb_pending: bool,
@@ -94,6 +90,9 @@ pub(crate) struct MLocal {
     /// thread was locked here because one of them blocked.
     pub(crate) cb_depth: u32,
     pub(crate) cb_locked: bool,
+    /// The innermost callback has not reclaimed the P: the M is still "in
+    /// C" for the monitor and `p` is `NO_P` (see `ffi::callback`).
+    pub(crate) cb_lazy: bool,
 }
 
 // SAFETY: `local` is only touched from the M's own OS thread (every access
@@ -104,23 +103,19 @@ unsafe impl Sync for M {}
 // the atomic/locked fields.
 unsafe impl Send for M {}
 
-thread_local! {
-    static CURRENT_M: Cell<*const M> = const { Cell::new(std::ptr::null()) };
-}
-
-/// The M running on this OS thread, or null. Never inlined: the answer
-/// changes when a green thread migrates, so it must be read afresh after
-/// every switch.
+/// The M running on this OS thread, or null. The slot is read with an
+/// `asm!` block (see `arch::current_m_slot`), so each call reads the slot
+/// of the thread it runs on, even when inlined into code that a green
+/// thread's migration moves to another OS thread in between.
 #[inline(never)]
 pub(crate) fn current_m() -> *const M {
-    CURRENT_M.with(|c| c.get())
+    arch::current_m_slot() as *const M
 }
 
-/// [`current_m`], inlined: for the foreign-call fast path only, whose
-/// callers read it once on entry and never use it after a switch.
+/// [`current_m`], inlined: for the foreign-call fast path.
 #[inline(always)]
 pub(crate) fn current_m_inline() -> *const M {
-    CURRENT_M.with(|c| c.get())
+    arch::current_m_slot() as *const M
 }
 
 impl M {
@@ -139,11 +134,10 @@ impl M {
                 ccount: 0,
                 call_mode: crate::ffi::Mode::Default,
                 call_v: 0,
-                call_sp: 0,
-                sys_top: 0,
                 cb_pending: false,
                 cb_depth: 0,
                 cb_locked: false,
+                cb_lazy: false,
             }),
             parker: Parker::default(),
             next_p: AtomicUsize::new(NO_P),
@@ -217,7 +211,7 @@ fn thread_stack_lo() -> usize {
 
 /// Body of an M's OS thread.
 pub(crate) fn m_main(m: Arc<M>) {
-    CURRENT_M.with(|c| c.set(Arc::as_ptr(&m)));
+    arch::set_current_m_slot(Arc::as_ptr(&m) as usize);
     let _ = m.parker.thread.set(std::thread::current());
     // SAFETY: gettid has no preconditions.
     m.tid.store(unsafe { libc::gettid() } as usize, Relaxed);
@@ -239,7 +233,7 @@ pub(crate) fn m_main(m: Arc<M>) {
         }
     }
     sched.m_exited(&m);
-    CURRENT_M.with(|c| c.set(std::ptr::null()));
+    arch::set_current_m_slot(0);
 }
 
 /// Runs `g` until it switches back, then finishes what it asked for.
@@ -357,6 +351,10 @@ pub(crate) fn switch_to_g0(action: Action) {
     // from `m` is used again.
     unsafe {
         let local = (*m).local();
+        if (*local).cb_lazy {
+            // Blocking inside a callback that has not taken its P back yet.
+            crate::ffi::reclaim(&*m);
+        }
         if let Some(f) = (*local).foreign {
             panic!(
                 "ffiber: a green thread tried to block (park, yield, sleep, lock, channel) inside the closure \
@@ -376,7 +374,8 @@ pub(crate) fn switch_to_g0(action: Action) {
             (*local).locked_g = g;
         }
         let sp = arch::stack_pointer();
-        if sp < inner.low_water {
+        // (In a callback we are on the system stack, not the green one.)
+        if sp < inner.low_water && (*local).cb_depth == 0 {
             inner.low_water = sp;
         }
         arch::switch(&raw mut inner.sp, (*local).g0_sp);

@@ -808,8 +808,15 @@ pub(crate) fn current_sched() -> Option<Arc<Sched>> {
 }
 
 /// The P held by the calling thread's M, if it is one of ours and holds one.
+/// Inside a callback that has not needed its P yet, takes it back first.
 pub(crate) fn current_p() -> Option<usize> {
     let m = m::current_m();
+    // SAFETY: reading our own M's flag on its thread; `reclaim` is called
+    // on the M's own thread.
+    if !m.is_null() && unsafe { (*(*m).local()).cb_lazy } {
+        // SAFETY: as above; `m` is alive while its thread runs.
+        crate::ffi::reclaim(unsafe { &*m });
+    }
     // SAFETY: reading our own M's `p` on its thread.
     let p = (!m.is_null()).then(|| unsafe { (*(*m).local()).p })?;
     (p != NO_P).then_some(p)
