@@ -70,7 +70,9 @@
 //! different OS thread. Values of `thread_local!` variables, and C libraries
 //! that keep per-thread state, can change under it. Use
 //! [`lock_os_thread`] to pin a green thread to its OS thread when that
-//! matters.
+//! matters. (Beware also that the compiler may keep a thread-local's
+//! address in a register for the whole of a function, across such a call:
+//! read thread-locals from a function marked `#[inline(never)]`.)
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -50,7 +50,10 @@ fn shard(i: usize) -> std::sync::MutexGuard<'static, Shard> {
     TABLE[i].lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The shard new handles of this thread go to.
+/// The shard new handles of this thread go to. Never inlined: a green
+/// thread may move to another OS thread between two calls, and an inlined
+/// thread-local access may reuse the first thread's address.
+#[inline(never)]
 fn home_shard() -> usize {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -12,12 +12,19 @@
 //! # Thread-locals and migration
 //!
 //! A green thread may resume on a different OS thread after any park or
-//! yield. The only thread-local the runtime reads is [`current_m`], and it
-//! reads it afresh (an out-of-line call) after every switch; nothing derived
-//! from it is kept across one. User code must assume the same: a
-//! `thread_local!` value seen before `yield_now`, `sleep`, a channel
-//! operation or a lock may belong to another thread afterwards, unless the
-//! green thread called [`lock_os_thread`](crate::lock_os_thread).
+//! yield. The thread-local the runtime reads on every foreign call is the
+//! current M, and it is not a `thread_local!`: the compiler treats a
+//! thread-local's *address* as constant within a function, so once two
+//! foreign calls are inlined into one function it may compute the address
+//! once and, after the green thread moved, read and write the previous
+//! thread's M (the zlib example hung that way). The slot is defined and
+//! accessed in assembly (`arch::current_m_slot`), which the compiler never
+//! merges. The few `thread_local!`s the runtime keeps (a random seed, the
+//! shard of new handles) are read in functions that are never inlined.
+//! User code must assume the same: a `thread_local!` value seen before
+//! `yield_now`, `sleep`, a channel operation or a lock may belong to
+//! another thread afterwards, unless the green thread called
+//! [`lock_os_thread`](crate::lock_os_thread).
 
 use super::g::{self, EMPTY, G, PARKED};
 use super::{NO_P, Sched};

@@ -629,6 +629,8 @@ pub(crate) fn fastrand_pub(n: usize) -> usize {
     fastrand(n)
 }
 
+/// Never inlined, for the reason given at `ffi::handle::home_shard`.
+#[inline(never)]
 fn fastrand(n: usize) -> usize {
     use std::cell::Cell;
     thread_local!(static SEED: Cell<u64> = const { Cell::new(0x9E37_79B9_7F4A_7C15) });
