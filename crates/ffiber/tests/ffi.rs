@@ -94,9 +94,16 @@ fn a_panic_inside_the_call_closure_comes_back_after_the_call() {
 /// Every P's OS thread blocked in C for 300 ms: the monitor must hand the
 /// Ps to other threads so that a ticker green thread keeps ticking. Without
 /// it the ticker could not run at all until a call returns.
-fn ticker_keeps_ticking_while_every_p_blocks(mode: Mode) {
+/// With `idle_first`, the runtime first makes one call and then none for
+/// longer than the monitor waits before parking for good: the blocking
+/// calls must wake it again.
+fn ticker_keeps_ticking_while_every_p_blocks(mode: Mode, idle_first: bool) {
     let procs = 2;
     let ticks = rt(procs).block_on(move || {
+        if idle_first {
+            assert_eq!(ffi::call(|| c::plusone(1)), 2);
+            ffiber::sleep(Duration::from_millis(200));
+        }
         let done = Arc::new(AtomicBool::new(false));
         let started = Arc::new(AtomicUsize::new(0));
         let blockers: Vec<_> = (0..procs)
@@ -135,12 +142,17 @@ fn ticker_keeps_ticking_while_every_p_blocks(mode: Mode) {
 
 #[test]
 fn blocking_c_in_default_mode_does_not_stop_other_green_threads() {
-    ticker_keeps_ticking_while_every_p_blocks(Mode::Default);
+    ticker_keeps_ticking_while_every_p_blocks(Mode::Default, false);
+}
+
+#[test]
+fn a_parked_monitor_is_woken_by_the_next_call() {
+    ticker_keeps_ticking_while_every_p_blocks(Mode::Default, true);
 }
 
 #[test]
 fn blocking_c_in_blocking_mode_does_not_stop_other_green_threads() {
-    ticker_keeps_ticking_while_every_p_blocks(Mode::Blocking);
+    ticker_keeps_ticking_while_every_p_blocks(Mode::Blocking, false);
 }
 
 /// C that needs 1 MiB of stack, from 10,000 green threads whose own stacks

@@ -59,7 +59,7 @@
 //!
 //! **Called from Rust directly** (not from C): the function just runs.
 
-use super::{Mode, reacquire_p, state};
+use super::{Mode, monitor, reacquire_p, state};
 use crate::sched::NO_P;
 use crate::sched::m::{self, M, MLocal};
 use std::panic::{self, AssertUnwindSafe};
@@ -156,7 +156,7 @@ pub(crate) fn reclaim(m: &M) {
     match mode {
         Mode::Blocking => reacquire_p(m, NO_P),
         _ => {
-            if m.call.exit(v, state::asymmetric()) {
+            if m.call.exit(v) {
                 // SAFETY: as above; the exit protocol says the P is still ours.
                 unsafe { (*m.local()).p = state::p_of(v) };
             } else {
@@ -174,7 +174,7 @@ fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer: &'static str, was_lazy: boo
             l.ccount = l.ccount.wrapping_add(1);
             l.call_v = state::word(l.ccount, l.p);
             m.call.enter(l.call_v);
-            m.sched.monitor.entered(&m.sched);
+            monitor::Monitor::entered(m);
         }
         Mode::Blocking => {
             let p = std::mem::replace(&mut l.p, NO_P);

@@ -332,14 +332,14 @@ fn announced<A, T>(
             };
             // Enter: a plain store (see `state`).
             m.call.enter(v);
-            m.sched.monitor.entered(&m.sched);
+            monitor::Monitor::entered(m);
             let r = on_sys(top, arg);
             // A callback may have re-entered with another word (and P).
             // SAFETY: as above.
             let v = unsafe { (*local).call_v };
             let pending = taken(local);
             // Exit: a plain store and a plain load (asymmetric protocol).
-            if !m.call.exit(v, state::asymmetric()) {
+            if !m.call.exit(v) {
                 reacquire_p(m, state::p_of(v));
             }
             // A nested call runs on the callback's M, locked: `local` is ours.

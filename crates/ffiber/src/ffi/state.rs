@@ -55,16 +55,38 @@ const KEPT: u64 = 0;
 
 /// One M's call state, on its own cache line (the M writes it on every
 /// call; the monitor reads it now and then).
-#[derive(Default)]
 pub(crate) struct CallState {
     inner: CachePadded<Words>,
 }
 
-#[derive(Default)]
 struct Words {
     word: AtomicU64,
     retake: AtomicU64,
     decision: AtomicU64,
+    /// [`asymmetric`], copied here so that the exit reads it from the
+    /// cache line it touches anyway.
+    asym: bool,
+    /// The monitor may be parked: set by the monitor (on every M) before it
+    /// parks, cleared by this M when it sees it. Read on every announced
+    /// call, here rather than in the shared `Monitor`, so that the read
+    /// hits the line the call just wrote (see `monitor::entered`).
+    monitor_parked: AtomicBool,
+}
+
+impl Default for CallState {
+    /// A call state for a new M (of a runtime already built: [`init`] has
+    /// decided the protocol).
+    fn default() -> Self {
+        let w = Words {
+            word: AtomicU64::new(0),
+            retake: AtomicU64::new(0),
+            decision: AtomicU64::new(0),
+            asym: asymmetric(),
+            // A new M's first call checks the monitor.
+            monitor_parked: AtomicBool::new(true),
+        };
+        CallState { inner: CachePadded::new(w) }
+    }
 }
 
 static ASYM: AtomicBool = AtomicBool::new(false);
@@ -114,8 +136,8 @@ impl CallState {
     /// The M's thread, leaving call `v`. Returns whether the M still holds
     /// its P (false: the monitor took it).
     #[inline(always)]
-    pub(crate) fn exit(&self, v: u64, asym: bool) -> bool {
-        if asym {
+    pub(crate) fn exit(&self, v: u64) -> bool {
+        if self.inner.asym {
             self.inner.word.store(0, Release);
             // The CPU-side fence is the monitor's membarrier (module docs).
             std::sync::atomic::compiler_fence(SeqCst);
@@ -147,6 +169,24 @@ impl CallState {
                 std::thread::yield_now();
             }
         }
+    }
+
+    /// The M's thread, right after entering a call: whether the monitor
+    /// may be parked. Acquire: seeing the monitor's flag means seeing its
+    /// `parked` store that came before.
+    #[inline(always)]
+    pub(crate) fn monitor_may_be_parked(&self) -> bool {
+        self.inner.monitor_parked.load(Acquire)
+    }
+
+    /// The M's thread: it is about to check the monitor itself.
+    pub(crate) fn clear_monitor_flag(&self) {
+        self.inner.monitor_parked.store(false, Relaxed);
+    }
+
+    /// The monitor, before parking (followed by its membarrier).
+    pub(crate) fn set_monitor_flag(&self) {
+        self.inner.monitor_parked.store(true, SeqCst);
     }
 
     /// The monitor: the current state word.
