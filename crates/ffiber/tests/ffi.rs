@@ -94,8 +94,8 @@ fn a_panic_inside_the_call_closure_comes_back_after_the_call() {
 /// Every P's OS thread blocked in C for 300 ms: the monitor must hand the
 /// Ps to other threads so that a ticker green thread keeps ticking. Without
 /// it the ticker could not run at all until a call returns.
-/// With `idle_first`, the runtime first makes one call and then none for
-/// longer than the monitor waits before parking for good: the blocking
+/// With `idle_first`, the runtime first makes one call and then sleeps with
+/// every P idle, so the monitor parks: the P taken to run the blocking
 /// calls must wake it again.
 fn ticker_keeps_ticking_while_every_p_blocks(mode: Mode, idle_first: bool) {
     let procs = 2;
@@ -146,7 +146,7 @@ fn blocking_c_in_default_mode_does_not_stop_other_green_threads() {
 }
 
 #[test]
-fn a_parked_monitor_is_woken_by_the_next_call() {
+fn a_parked_monitor_is_woken_when_a_p_gets_busy() {
     ticker_keeps_ticking_while_every_p_blocks(Mode::Default, true);
 }
 

@@ -59,7 +59,7 @@
 //!
 //! **Called from Rust directly** (not from C): the function just runs.
 
-use super::{Mode, monitor, reacquire_p, state};
+use super::{Mode, reacquire_p, state};
 use crate::sched::NO_P;
 use crate::sched::m::{self, M, MLocal};
 use std::panic::{self, AssertUnwindSafe};
@@ -174,7 +174,6 @@ fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer: &'static str, was_lazy: boo
             l.ccount = l.ccount.wrapping_add(1);
             l.call_v = state::word(l.ccount, l.p);
             m.call.enter(l.call_v);
-            monitor::Monitor::entered(m);
         }
         Mode::Blocking => {
             let p = std::mem::replace(&mut l.p, NO_P);

@@ -53,7 +53,7 @@ pub use handle::Handle;
 
 use crate::sched::m::{self, Action, M};
 
-use crate::sched::{NO_P, Sched};
+use crate::sched::NO_P;
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -332,7 +332,6 @@ fn announced<A, T>(
             };
             // Enter: a plain store (see `state`).
             m.call.enter(v);
-            monitor::Monitor::entered(m);
             let r = on_sys(top, arg);
             // A callback may have re-entered with another word (and P).
             // SAFETY: as above.
@@ -587,7 +586,7 @@ fn plain<F: FnOnce() -> R, R, const ERRNO: bool>(f: F) -> (R, i32) {
 fn reacquire_p(m: &M, old: usize) {
     // SAFETY: on `m`'s thread; the P was taken, so we hold none.
     unsafe { (*m.local()).p = NO_P };
-    let sched: &Sched = &m.sched;
+    let sched = &m.sched;
     if let Some(p) = crate::sched::take_idle_p_prefer(sched, old) {
         // SAFETY: as above; the P came off the idle list, so it is ours.
         unsafe { (*m.local()).p = p };

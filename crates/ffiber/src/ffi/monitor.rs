@@ -10,28 +10,23 @@
 //! P in C with nothing to run is left alone: handing it off would only cost
 //! a wake-up.
 //!
-//! **When it runs.** While some P is in C, it polls: every 20 µs, backing
-//! off (doubling, to 1 ms) only after 50 scans in a row found nothing to
-//! retake (Go's sysmon does the same), and never sleeping
-//! past the earliest timer of a P in C (so a sleeping green thread whose P
-//! is stuck in C is late by microseconds, not milliseconds). With no P in C
-//! for a while it parks for good, and costs nothing.
+//! **When it runs.** While some P is busy (not on the idle list), it polls:
+//! every 20 µs, backing off (doubling) only after 50 scans in a row found
+//! nothing to retake (Go's sysmon does the same) — to 1 ms, and to 10 ms
+//! (Go's slowest) once no M has been in C for a second — and never
+//! sleeping past the earliest timer of a P in C (so a sleeping green
+//! thread whose P is stuck in C is late by microseconds, not milliseconds).
 //!
-//! **Waking it up, asymmetrically.** A call must not pay a system call to
-//! tell the monitor it started. The caller stores `IN_C` into its word and
-//! then reads a "monitor may be parked" flag that sits in its own M's
-//! call-state line (a plain load of a line it just wrote: reading the
-//! shared `Monitor` instead cost 0.3 ns a call); only if it is set does it
-//! clear it and look at the monitor's `parked` flag, waking it if set. The
-//! monitor, before parking, sets `parked`, then every M's flag, runs
-//! `membarrier(PRIVATE_EXPEDITED)` — a full memory barrier on every thread
-//! of the process, paid by the monitor alone — and scans the Ps once more.
-//! Either the caller sees its flag (and then `parked`, stored before it) or
-//! the monitor sees `IN_C`: the Dekker argument of an `mfence` on both
-//! sides, with the fence cost moved entirely to the rare side. A flag left
-//! set (the monitor did not park after all, or another M woke it) costs
-//! each M one trip to the slow path. A new M starts with its flag set. Where `membarrier` is unavailable the
-//! monitor never parks for good; it polls at its slowest rate instead.
+//! **Parking.** When every P is idle there is nothing to watch: the
+//! monitor parks, costing nothing. Like Go's sysmon (which sleeps on
+//! `sysmonnote` when `npidle == gomaxprocs`), it is woken when a P leaves
+//! the idle list — an M takes it to run green threads, and only such an M
+//! can go into C. Both sides decide under the idle list's lock (the monitor
+//! parks only if every P is idle; whoever takes a P wakes a parked monitor),
+//! so a P can never get busy unseen. This keeps the foreign call itself
+//! free of any check for the monitor: a call stores its word and nothing
+//! else (a per-call check of a "parked" flag, the earlier design, cost
+//! 0.3 ns a call — 7% of the whole call).
 
 use super::state::{self, IN_C};
 use crate::sched::Sched;
@@ -43,18 +38,19 @@ use std::time::{Duration, Instant};
 /// A P stuck in the same foreign call this long may be handed off (Go: one
 /// sysmon tick, at least 20 µs).
 pub(crate) const RETAKE_AFTER: Duration = Duration::from_micros(20);
-/// Fastest and slowest polling while some P is in C.
+/// Fastest and slowest polling while some P is busy; slowest once no M has
+/// been in C for [`QUIET_LONG`].
 const POLL_MIN: Duration = Duration::from_micros(20);
 const POLL_MAX: Duration = Duration::from_millis(1);
+const POLL_QUIET: Duration = Duration::from_millis(10);
+const QUIET_LONG: Duration = Duration::from_secs(1);
 /// Quiet scans (nothing retaken) before polling slows down.
 const IDLE_SCANS: u32 = 50;
-/// Park for good after this long with no P in C.
-const IDLE_BEFORE_PARK: Duration = Duration::from_millis(50);
 
 /// The monitor's shared state, one per runtime.
 pub(crate) struct Monitor {
-    /// Set while the monitor is not running (not started, or parked for
-    /// good). Read with a plain load on every announced call.
+    /// Set while the monitor is not running (not started, or parked because
+    /// every P is idle). Written under the idle list's lock.
     parked: AtomicBool,
     started: AtomicBool,
     stop: AtomicBool,
@@ -80,31 +76,18 @@ impl Default for Monitor {
 }
 
 impl Monitor {
-    /// Called right after an M's call-state word was set to `IN_C`.
-    #[inline(always)]
-    pub(crate) fn entered(m: &M) {
-        // Orders the caller's IN_C store before this load as far as the
-        // compiler goes; the CPU side is the monitor's membarrier.
-        std::sync::atomic::compiler_fence(SeqCst);
-        if m.call.monitor_may_be_parked() {
-            Self::check(m);
-        }
-    }
-
-    /// The M saw its flag: clear it and wake the monitor if it is parked.
-    #[cold]
-    fn check(m: &M) {
-        m.call.clear_monitor_flag();
-        if m.sched.monitor.parked.load(Acquire) {
-            m.sched.monitor.wake(&m.sched);
+    /// A P left the idle list; the caller holds the idle list's lock.
+    /// Wakes (or starts) a parked monitor.
+    #[inline]
+    pub(crate) fn p_left_idle(&self, sched: &Arc<Sched>) {
+        if self.parked.load(Relaxed) {
+            self.wake(sched);
         }
     }
 
     #[cold]
     fn wake(&self, sched: &Arc<Sched>) {
-        if !self.parked.swap(false, AcqRel) {
-            return; // someone else woke it
-        }
+        self.parked.store(false, Relaxed);
         if !self.started.swap(true, AcqRel) {
             let s = sched.clone();
             let spawned =
@@ -158,7 +141,6 @@ struct Seen {
 fn run(sched: &Arc<Sched>) {
     let mon = &sched.monitor;
     let asym = state::asymmetric();
-    let can_park = asym;
     let mut seen: Vec<(Arc<M>, Seen)> = Vec::new();
     let mut poll = POLL_MIN;
     let mut quiet = 0u32;
@@ -177,27 +159,21 @@ fn run(sched: &Arc<Sched>) {
         } else {
             quiet += 1;
             if quiet > IDLE_SCANS {
-                poll = (poll * 2).min(POLL_MAX);
+                let max = if now.duration_since(last_in_c) >= QUIET_LONG { POLL_QUIET } else { POLL_MAX };
+                poll = (poll * 2).min(max);
             }
         }
-        if !in_c && now.duration_since(last_in_c) >= IDLE_BEFORE_PARK && can_park {
-            // Park for good, unless a call started meanwhile (see module docs).
-            mon.parked.store(true, SeqCst);
-            sched.for_each_m(|m| m.call.set_monitor_flag());
-            state::membarrier();
-            let mut any = false;
-            sched.for_each_m(|m| any |= m.call.load() & 3 == IN_C);
-            if any || mon.stop.load(SeqCst) {
-                mon.parked.store(false, SeqCst);
-                continue;
-            }
-            mon.next_look.store(u64::MAX, SeqCst);
-            while mon.parked.load(SeqCst) && !mon.stop.load(SeqCst) {
+        if !in_c && sched.npidle.load(SeqCst) == sched.nprocs() {
+            // Every P idle: park until one is taken (see the module docs).
+            sched.if_all_idle(|| {
+                mon.parked.store(true, Relaxed);
+                mon.next_look.store(u64::MAX, SeqCst);
+            });
+            while mon.parked.load(Relaxed) && !mon.stop.load(SeqCst) {
                 std::thread::park();
             }
             poll = POLL_MIN;
             quiet = 0;
-            last_in_c = Instant::now();
             continue;
         }
         let mut sleep = poll;

@@ -66,11 +66,6 @@ struct Words {
     /// [`asymmetric`], copied here so that the exit reads it from the
     /// cache line it touches anyway.
     asym: bool,
-    /// The monitor may be parked: set by the monitor (on every M) before it
-    /// parks, cleared by this M when it sees it. Read on every announced
-    /// call, here rather than in the shared `Monitor`, so that the read
-    /// hits the line the call just wrote (see `monitor::entered`).
-    monitor_parked: AtomicBool,
 }
 
 impl Default for CallState {
@@ -82,8 +77,6 @@ impl Default for CallState {
             retake: AtomicU64::new(0),
             decision: AtomicU64::new(0),
             asym: asymmetric(),
-            // A new M's first call checks the monitor.
-            monitor_parked: AtomicBool::new(true),
         };
         CallState { inner: CachePadded::new(w) }
     }
@@ -169,24 +162,6 @@ impl CallState {
                 std::thread::yield_now();
             }
         }
-    }
-
-    /// The M's thread, right after entering a call: whether the monitor
-    /// may be parked. Acquire: seeing the monitor's flag means seeing its
-    /// `parked` store that came before.
-    #[inline(always)]
-    pub(crate) fn monitor_may_be_parked(&self) -> bool {
-        self.inner.monitor_parked.load(Acquire)
-    }
-
-    /// The M's thread: it is about to check the monitor itself.
-    pub(crate) fn clear_monitor_flag(&self) {
-        self.inner.monitor_parked.store(false, Relaxed);
-    }
-
-    /// The monitor, before parking (followed by its membarrier).
-    pub(crate) fn set_monitor_flag(&self) {
-        self.inner.monitor_parked.store(true, SeqCst);
     }
 
     /// The monitor: the current state word.

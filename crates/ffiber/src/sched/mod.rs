@@ -281,6 +281,18 @@ impl Sched {
         }
     }
 
+    /// Runs `f` if every P is idle, under the idle list's lock (the monitor
+    /// parking: whoever takes a P next holds the same lock and sees it).
+    /// Returns whether it ran.
+    pub(crate) fn if_all_idle(&self, f: impl FnOnce()) -> bool {
+        let _idle = self.idle();
+        let all = self.npidle.load(SeqCst) == self.nprocs();
+        if all {
+            f();
+        }
+        all
+    }
+
     fn put_idle_p(&self, p: usize) {
         let mut idle = self.idle();
         idle.push_p(p);
@@ -294,6 +306,7 @@ impl Sched {
             p
         } else if let Some(p) = idle.ps.pop() {
             self.npidle.fetch_sub(1, SeqCst);
+            self.monitor.p_left_idle(self);
             p
         } else {
             drop(idle);
@@ -340,6 +353,7 @@ impl Sched {
             && let Some(p) = idle.ps.pop()
         {
             self.npidle.fetch_sub(1, SeqCst);
+            self.monitor.p_left_idle(self);
             drop(idle);
             self.start_m(p, false);
         }
@@ -550,11 +564,12 @@ fn any_work(sched: &Sched) -> bool {
 
 /// An idle P for an M coming back from a foreign call: `prefer` (its old
 /// one) if it is idle, else any idle P.
-pub(crate) fn take_idle_p_prefer(sched: &Sched, prefer: usize) -> Option<usize> {
+pub(crate) fn take_idle_p_prefer(sched: &Arc<Sched>, prefer: usize) -> Option<usize> {
     let mut idle = sched.idle();
     let i = idle.ps.iter().rposition(|&p| p == prefer).or_else(|| idle.ps.len().checked_sub(1))?;
     let p = idle.ps.swap_remove(i);
     sched.npidle.fetch_sub(1, SeqCst);
+    sched.monitor.p_left_idle(sched);
     Some(p)
 }
 
@@ -566,15 +581,18 @@ pub(crate) fn start_idle_p(sched: &Arc<Sched>, p: usize) -> bool {
         let Some(i) = idle.ps.iter().position(|&x| x == p) else { return false };
         idle.ps.swap_remove(i);
         sched.npidle.fetch_sub(1, SeqCst);
+        sched.monitor.p_left_idle(sched);
+        sched.monitor.p_left_idle(sched);
     }
     sched.start_m(p, false);
     true
 }
 
-fn take_idle_p(sched: &Sched) -> Option<usize> {
+fn take_idle_p(sched: &Arc<Sched>) -> Option<usize> {
     let mut idle = sched.idle();
     let p = idle.ps.pop()?;
     sched.npidle.fetch_sub(1, SeqCst);
+    sched.monitor.p_left_idle(sched);
     Some(p)
 }
 
