@@ -1,6 +1,6 @@
 //! The monitor: Go's `sysmon` `retake`, for Ps whose M is stuck in C.
 //!
-//! One OS thread per runtime, started by the first announced foreign call.
+//! One OS thread per runtime, started when the runtime first takes a P.
 //! It looks at every M's call-state word (`state`); an M that has been in
 //! the *same* foreign call (same call number) for longer than
 //! [`RETAKE_AFTER`], whose P has something to run — a queued green thread,
