@@ -86,7 +86,7 @@ fn timed(count: i32, call: impl Fn(i32) -> i32) -> f64 {
 #[inline(always)]
 fn regs(mode: Mode, x: i32) -> i32 {
     let f: extern "C" fn(i32) -> i32 = plusone;
-    let regs = ffi::Regs { int: [x as u64, 0, 0, 0, 0, 0], ..Default::default() };
+    let regs = ffi::Regs::new([x as u64], []);
     // SAFETY: plusone takes one int (rdi) and returns one (eax): all in
     // registers, as `call_regs` requires; the fn-pointer cast keeps its ABI.
     let out = unsafe {

@@ -627,19 +627,13 @@ impl Build {
                 sig.args.join(", ")
             );
         }
-        let pad = |regs: Vec<String>, n: usize| {
-            let mut r = regs;
-            r.resize(n, "0".into());
-            r.join(", ")
-        };
-        let nsse = sses.len();
         format!(
-            "    let regs = ::ffiber::ffi::Regs {{ int: [{}], sse: [{}], nsse: {nsse} }};\n    \
+            "    let regs = ::ffiber::ffi::Regs::new([{}], [{}]);\n    \
              // SAFETY: `c` is `{name}` itself, whose arguments all travel in the registers set above and\n    \
              // whose result comes back in the one read below (checked when these bindings were generated).\n    \
              let out = unsafe {{ ::ffiber::ffi::call_regs({}, \"{name}\", ::core::mem::transmute::<{}, unsafe extern \"C\" fn()>(c), &regs) }};\n{}",
-            pad(ints, 6),
-            pad(sses, 8),
+            ints.join(", "),
+            sses.join(", "),
             mode.path(),
             sig.fn_ty,
             ret_from_regs(ret, &sig.rty)
@@ -673,7 +667,7 @@ impl Build {
     fn variadic(&self, name: &str, params: &[CType], ret: &CType) -> String {
         let mode = self.modes.get(name).copied().unwrap_or_default();
         let sig = sig(params, ret, true);
-        let mut regs = String::from("    let mut regs = ::ffiber::ffi::Regs::default();\n");
+        let mut regs = String::from("    let mut regs: ::ffiber::ffi::Regs = ::ffiber::ffi::Regs::default();\n");
         let (mut ints, mut sses) = (0, 0);
         for (t, a) in params.iter().zip(&sig.args) {
             if t.class() == Class::Integer {

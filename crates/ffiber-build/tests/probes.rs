@@ -42,7 +42,7 @@ fn kinds_types_and_values_come_from_the_compiler() {
         "pub unsafe fn add(a0: i32, a1: i64) -> i32 {",
         "pub unsafe fn add_errno(a0: i32, a1: i64) -> (i32, i32) {",
         "pub unsafe fn scale(a0: f64, a1: f32) -> f64 {",
-        "sse: [a0.to_bits(), a1.to_bits() as u64, 0, 0, 0, 0, 0, 0], nsse: 2",
+        "Regs::new([], [a0.to_bits(), a1.to_bits() as u64])",
         // A pointer to an incomplete struct keeps its name, declared opaque.
         "pub unsafe fn name_of(a0: *mut opaque, a1: bool) -> *const i8 {",
         "pub struct opaque {",

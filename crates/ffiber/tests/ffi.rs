@@ -326,37 +326,40 @@ fn register_trampoline_passes_arguments_through() {
         // real signature.
         unsafe { std::mem::transmute_copy(&p) }
     }
+    fn call<const NI: usize, const NS: usize>(
+        mode: Mode,
+        name: &'static str,
+        func: unsafe extern "C" fn(),
+        regs: &Regs<NI, NS>,
+    ) -> ffi::RegsOut {
+        // SAFETY: each fixture below is called with its parameters in
+        // exactly the registers set, and its result read from the
+        // registers it comes back in.
+        unsafe { ffi::call_regs(mode, name, func, regs) }
+    }
     let check = |mode: Mode| {
-        let call = |name: &'static str, func: unsafe extern "C" fn(), regs: &Regs| {
-            // SAFETY: each fixture below is called with its parameters in
-            // exactly the registers set, and its result read from the
-            // registers it comes back in.
-            unsafe { ffi::call_regs(mode, name, func, regs) }
-        };
         let plusone = f(c::sys::plusone as unsafe extern "C" fn(i32) -> i32);
-        let regs = Regs { int: [41, 0, 0, 0, 0, 0], ..Regs::default() };
-        assert_eq!(call("plusone", plusone, &regs).rax as i32, 42);
+        assert_eq!(call(mode, "plusone", plusone, &Regs::new([41], [])).rax as i32, 42);
+        // The full register set (as variadic calls use it) works too.
+        let regs: Regs = Regs { int: [41, 0, 0, 0, 0, 0], ..Regs::default() };
+        assert_eq!(call(mode, "plusone", plusone, &regs).rax as i32, 42);
 
         let fsum8 = f(c::sys::fsum8 as unsafe extern "C" fn(f64, f64, f64, f64, f64, f64, f64, f64) -> f64);
         let sse = [0.5f64, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0].map(f64::to_bits);
-        let regs = Regs { sse, nsse: 8, ..Regs::default() };
-        let out = call("fsum8", fsum8, &regs);
+        let out = call(mode, "fsum8", fsum8, &Regs::new([], sse));
         assert_eq!(f64::from_bits(out.xmm0), 102.0);
 
         // mixed(int a, double b, long c, float d, char e, double f)
         let mixed = f(c::sys::mixed as unsafe extern "C" fn(i32, f64, i64, f32, libc::c_char, f64) -> f64);
-        let regs = Regs {
-            int: [1, 3, 4, 0, 0, 0],
-            sse: [2.5f64.to_bits(), 0.25f32.to_bits() as u64, 8.0f64.to_bits(), 0, 0, 0, 0, 0],
-            nsse: 3,
-        };
-        let out = call("mixed", mixed, &regs);
+        let sse = [2.5f64.to_bits(), 0.25f32.to_bits() as u64, 8.0f64.to_bits()];
+        let out = call(mode, "mixed", mixed, &Regs::new([1, 3, 4], sse));
         assert_eq!(f64::from_bits(out.xmm0), 18.75);
+        let regs: Regs = Regs { int: [1, 3, 4, 0, 0, 0], sse: [sse[0], sse[1], sse[2], 0, 0, 0, 0, 0], nsse: 3 };
+        assert_eq!(f64::from_bits(call(mode, "mixed", mixed, &regs).xmm0), 18.75);
 
         // struct pair { long a; double b; } comes back in rax and xmm0.
         let make_pair = f(c::sys::make_pair as unsafe extern "C" fn(i64, f64) -> c::Pair);
-        let regs = Regs { int: [21, 0, 0, 0, 0, 0], sse: [1.25f64.to_bits(), 0, 0, 0, 0, 0, 0, 0], nsse: 1 };
-        let out = call("make_pair", make_pair, &regs);
+        let out = call(mode, "make_pair", make_pair, &Regs::new([21], [1.25f64.to_bits()]));
         assert_eq!((out.rax as i64, f64::from_bits(out.xmm0)), (42, 2.5));
     };
     rt(2).block_on(move || {
@@ -371,7 +374,7 @@ fn register_trampoline_passes_arguments_through() {
 #[inline(always)]
 fn plusone_regs(mode: Mode, x: i32) -> i32 {
     let f: unsafe extern "C" fn(i32) -> i32 = c::sys::plusone;
-    let regs = ffi::Regs { int: [x as u64, 0, 0, 0, 0, 0], ..Default::default() };
+    let regs = ffi::Regs::new([x as u64], []);
     // SAFETY: plusone takes one int in rdi and returns one in eax.
     unsafe {
         ffi::call_regs(
@@ -390,7 +393,7 @@ fn plusone_regs(mode: Mode, x: i32) -> i32 {
 fn calls_around_a_migration(i: i32) -> i32 {
     let a = plusone_regs(Mode::Default, i);
     let s: unsafe extern "C" fn(u32) = c::sys::sleep_us;
-    let regs = ffi::Regs { int: [1, 0, 0, 0, 0, 0], ..Default::default() };
+    let regs = ffi::Regs::new([1], []);
     // SAFETY: sleep_us takes one unsigned int in rdi.
     unsafe {
         ffi::call_regs(

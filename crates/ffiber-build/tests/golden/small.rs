@@ -45,7 +45,7 @@ pub unsafe fn norm(a0: *const point, a1: f64) -> f64 {
         #[link_name = "norm"]
         fn c(a0: *const point, a1: f64) -> f64;
     }
-    let regs = ::ffiber::ffi::Regs { int: [a0 as usize as u64, 0, 0, 0, 0, 0], sse: [a1.to_bits(), 0, 0, 0, 0, 0, 0, 0], nsse: 1 };
+    let regs = ::ffiber::ffi::Regs::new([a0 as usize as u64], [a1.to_bits()]);
     // SAFETY: `c` is `norm` itself, whose arguments all travel in the registers set above and
     // whose result comes back in the one read below (checked when these bindings were generated).
     let out = unsafe { ::ffiber::ffi::call_regs(::ffiber::ffi::Mode::NonBlocking, "norm", ::core::mem::transmute::<unsafe extern "C" fn(*const point, f64) -> f64, unsafe extern "C" fn()>(c), &regs) };

@@ -234,20 +234,47 @@ pub fn set_current_m_slot(v: usize) {
     };
 }
 
-/// Argument registers of a SysV call: six integer/pointer registers
-/// (`rdi, rsi, rdx, rcx, r8, r9`) and eight vector registers (`xmm0-7`,
-/// low 64 bits), plus the count of vector registers used (`al`, which
-/// variadic callees read).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Regs {
+/// Argument registers of a SysV call: up to six integer/pointer registers
+/// (`rdi, rsi, rdx, rcx, r8, r9`) and up to eight vector registers
+/// (`xmm0-7`, low 64 bits), plus the count of vector registers used (`al`,
+/// which variadic callees read).
+///
+/// `NI` and `NS` say how many of each the call uses: only those registers
+/// are loaded, the others are left as they are (a callee never reads an
+/// argument register it has no parameter for). The defaults, all of them,
+/// suit a call whose arguments are only known at run time (variadic
+/// calls).
+#[derive(Clone, Copy, Debug)]
+pub struct Regs<const NI: usize = 6, const NS: usize = 8> {
     /// Integer and pointer arguments, in order (narrower values zero- or
     /// sign-extended; the callee reads only their low bits).
-    pub int: [u64; 6],
+    pub int: [u64; NI],
     /// Floating-point arguments, in order, as bits: an `f64` as
     /// `to_bits()`, an `f32` as its `to_bits()` in the low 32 bits.
-    pub sse: [u64; 8],
+    pub sse: [u64; NS],
     /// How many `sse` entries are used (read by variadic callees).
     pub nsse: u8,
+}
+
+impl<const NI: usize, const NS: usize> Regs<NI, NS> {
+    /// The registers of a call with exactly these arguments (`nsse` is
+    /// `NS`).
+    ///
+    /// ```
+    /// let regs = ffiber::ffi::Regs::new([7], [1.5f64.to_bits()]);
+    /// assert_eq!((regs.int[0], regs.nsse), (7, 1));
+    /// ```
+    pub const fn new(int: [u64; NI], sse: [u64; NS]) -> Self {
+        const { assert!(NI <= 6 && NS <= 8, "SysV passes at most 6 integer and 8 vector arguments in registers") };
+        Regs { int, sse, nsse: NS as u8 }
+    }
+}
+
+impl<const NI: usize, const NS: usize> Default for Regs<NI, NS> {
+    /// All arguments zero, `nsse` zero.
+    fn default() -> Self {
+        Regs { int: [0; NI], sse: [0; NS], nsse: 0 }
+    }
 }
 
 /// Return registers of a SysV call: `rax, rdx` and `xmm0, xmm1` (low 64
@@ -264,11 +291,68 @@ pub struct RegsOut {
     pub xmm1: u64,
 }
 
+/// One trampoline: loads the listed integer and vector argument registers
+/// (register name, index into the 6- and 8-entry arrays), switches to
+/// `top`, calls `f`, switches back and collects the return registers.
+macro_rules! call_on {
+    ($f:ident, $top:ident, $int:ident, $sse:ident, $nsse:ident,
+     [$($ir:tt $ii:tt)*], [$($sr:tt $si:tt)*]) => {{
+        let (rax, rdx, xmm0, xmm1): (u64, u64, u64, u64);
+        // SAFETY: see `call_regs`, whose caller guarantees that `top` is a
+        // free, aligned stack top and that `f` follows the C ABI (it
+        // preserves r12, rbx, rbp, r13-r15 and the FP control state) and
+        // takes its arguments in exactly these registers.
+        unsafe {
+            core::arch::asm!(
+                "mov r12, rsp",      // keep our stack pointer where C preserves it
+                "mov rsp, {top}",    // run C on the system stack
+                "call {f}",          // arguments are already in place
+                "mov rsp, r12",      // back on the green thread's stack
+                top = in(reg) $top,
+                f = in(reg) $f,
+                $(in($ir) $int[$ii],)*
+                $(in($sr) $sse[$si],)*
+                inout("rax") $nsse as u64 => rax,
+                lateout("rdx") rdx,
+                lateout("xmm0") xmm0,
+                lateout("xmm1") xmm1,
+                out("r12") _,
+                clobber_abi("C"),
+            );
+        }
+        RegsOut { rax, rdx, xmm0, xmm1 }
+    }};
+}
+
+/// Picks the trampoline for `NS` vector arguments (the integer ones fixed).
+macro_rules! by_sse {
+    ($f:ident, $top:ident, $int:ident, $sse:ident, $nsse:ident, $ints:tt,
+     [$(($n:literal [$($sr:tt $si:tt)*]))*]) => {
+        match NS {
+            $($n => call_on!($f, $top, $int, $sse, $nsse, $ints, [$($sr $si)*]),)*
+            _ => unreachable!(),
+        }
+    };
+}
+
+/// Picks the trampoline for `NI` integer and `NS` vector arguments: a
+/// match on constants, so each instance keeps one arm.
+macro_rules! by_int {
+    ($f:ident, $top:ident, $int:ident, $sse:ident, $nsse:ident,
+     [$(($n:literal [$($ir:tt $ii:tt)*]))*], $sses:tt) => {
+        match NI {
+            $($n => by_sse!($f, $top, $int, $sse, $nsse, [$($ir $ii)*], $sses),)*
+            _ => unreachable!(),
+        }
+    };
+}
+
 /// Calls the C function `f` on the stack whose top is `top`, with its
 /// arguments already in the registers the ABI puts them in, and returns
 /// its return registers: the register pass-through trampoline. Inlined
 /// into the caller, so a call costs the stack-pointer moves and nothing
-/// else — no closure, no argument struct, no second function.
+/// else — no closure, no argument struct, no second function, and no
+/// register loaded that the callee does not read (`NI`, `NS`).
 ///
 /// ```text
 ///   r12 <- rsp          (callee-saved: C preserves it for us)
@@ -284,40 +368,30 @@ pub struct RegsOut {
 ///
 /// `f` must be a C function whose parameters all travel in registers and
 /// whose return value (if any) comes back in registers; `regs` must hold
-/// its arguments as the ABI lays them out; `top` must be the 16-byte aligned
-/// end of a writable, unused region large enough for everything `f` does.
+/// its arguments as the ABI lays them out (the first `NI` integer and `NS`
+/// vector registers); `top` must be the 16-byte aligned end of a writable,
+/// unused region large enough for everything `f` does.
 #[inline(always)]
-pub unsafe fn call_regs(f: unsafe extern "C" fn(), top: *mut u8, regs: &Regs) -> RegsOut {
-    let (rax, rdx, xmm0, xmm1): (u64, u64, u64, u64);
-    // SAFETY: forwarded to the caller: `top` is a free, aligned stack top,
-    // `f` follows the C ABI (it preserves r12, rbx, rbp, r13-r15 and the
-    // FP control state) and takes exactly these registers.
-    unsafe {
-        core::arch::asm!(
-            "mov r12, rsp",
-            "mov rsp, {top}",
-            "call {f}",
-            "mov rsp, r12",
-            top = in(reg) top,
-            f = in(reg) f,
-            inout("rdi") regs.int[0] => _,
-            inout("rsi") regs.int[1] => _,
-            inout("rdx") regs.int[2] => rdx,
-            inout("rcx") regs.int[3] => _,
-            inout("r8") regs.int[4] => _,
-            inout("r9") regs.int[5] => _,
-            inout("xmm0") regs.sse[0] => xmm0,
-            inout("xmm1") regs.sse[1] => xmm1,
-            in("xmm2") regs.sse[2],
-            in("xmm3") regs.sse[3],
-            in("xmm4") regs.sse[4],
-            in("xmm5") regs.sse[5],
-            in("xmm6") regs.sse[6],
-            in("xmm7") regs.sse[7],
-            inout("rax") regs.nsse as u64 => rax,
-            out("r12") _,
-            clobber_abi("C"),
-        );
-    }
-    RegsOut { rax, rdx, xmm0, xmm1 }
+pub unsafe fn call_regs<const NI: usize, const NS: usize>(
+    f: unsafe extern "C" fn(),
+    top: *mut u8,
+    regs: &Regs<NI, NS>,
+) -> RegsOut {
+    const { assert!(NI <= 6 && NS <= 8, "SysV passes at most 6 integer and 8 vector arguments in registers") };
+    // Fixed-size copies, so that every arm below indexes in bounds; the
+    // compiler folds them away.
+    let mut int = [0u64; 6];
+    int[..NI].copy_from_slice(&regs.int);
+    let mut sse = [0u64; 8];
+    sse[..NS].copy_from_slice(&regs.sse);
+    let nsse = regs.nsse;
+    by_int!(f, top, int, sse, nsse,
+        [(0 []) (1 ["rdi" 0]) (2 ["rdi" 0 "rsi" 1]) (3 ["rdi" 0 "rsi" 1 "rdx" 2])
+         (4 ["rdi" 0 "rsi" 1 "rdx" 2 "rcx" 3]) (5 ["rdi" 0 "rsi" 1 "rdx" 2 "rcx" 3 "r8" 4])
+         (6 ["rdi" 0 "rsi" 1 "rdx" 2 "rcx" 3 "r8" 4 "r9" 5])],
+        [(0 []) (1 ["xmm0" 0]) (2 ["xmm0" 0 "xmm1" 1]) (3 ["xmm0" 0 "xmm1" 1 "xmm2" 2])
+         (4 ["xmm0" 0 "xmm1" 1 "xmm2" 2 "xmm3" 3]) (5 ["xmm0" 0 "xmm1" 1 "xmm2" 2 "xmm3" 3 "xmm4" 4])
+         (6 ["xmm0" 0 "xmm1" 1 "xmm2" 2 "xmm3" 3 "xmm4" 4 "xmm5" 5])
+         (7 ["xmm0" 0 "xmm1" 1 "xmm2" 2 "xmm3" 3 "xmm4" 4 "xmm5" 5 "xmm6" 6])
+         (8 ["xmm0" 0 "xmm1" 1 "xmm2" 2 "xmm3" 3 "xmm4" 4 "xmm5" 5 "xmm6" 6 "xmm7" 7])])
 }

@@ -204,7 +204,7 @@ fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: *mut u8, f: 
     // and never unwinds.
     unsafe {
         let f: unsafe extern "C" fn(*mut u8) = on_system_stack::<F, R, ERRNO>;
-        let regs = crate::arch::Regs { int: [(&raw mut frame) as u64, 0, 0, 0, 0, 0], ..Default::default() };
+        let regs = crate::arch::Regs::new([(&raw mut frame) as u64], []);
         crate::arch::call_regs(
             std::mem::transmute::<unsafe extern "C" fn(*mut u8), unsafe extern "C" fn()>(f),
             top,
@@ -407,7 +407,7 @@ const G0_RESERVE: usize = 256 * 1024;
 /// }
 /// let v = ffiber::run(|| {
 ///     let f: unsafe extern "C" fn(libc::c_long) -> libc::c_long = labs;
-///     let regs = Regs { int: [(-5i64) as u64, 0, 0, 0, 0, 0], ..Regs::default() };
+///     let regs = Regs::new([(-5i64) as u64], []);
 ///     // SAFETY: labs takes one long in rdi and returns one in rax.
 ///     unsafe { call_regs(Mode::Default, "labs", std::mem::transmute(f), &regs) }.rax as i64
 /// });
@@ -422,7 +422,12 @@ const G0_RESERVE: usize = 256 * 1024;
 /// in `rax:rdx` / `xmm0:xmm1`; `regs` must hold exactly its arguments.
 /// Everything [`call`] requires of the C code holds too.
 #[inline(always)]
-pub unsafe fn call_regs(mode: Mode, name: &'static str, f: unsafe extern "C" fn(), regs: &Regs) -> RegsOut {
+pub unsafe fn call_regs<const NI: usize, const NS: usize>(
+    mode: Mode,
+    name: &'static str,
+    f: unsafe extern "C" fn(),
+    regs: &Regs<NI, NS>,
+) -> RegsOut {
     announced(
         mode,
         name,
