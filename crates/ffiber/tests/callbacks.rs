@@ -32,7 +32,24 @@ fn busy(x: i32) -> i32 {
     // C frames below us wait on this OS thread: blocking must not move us.
     // SAFETY: gettid has no preconditions.
     assert_eq!(unsafe { libc::gettid() }, tid, "a callback resumed on another OS thread");
+    // The register form (what generated bindings use) nests the same way.
+    assert_eq!(
+        regs_call(Mode::Default, "plusone", c::sys::plusone as unsafe extern "C" fn(i32) -> i32, v as u64),
+        v + 1
+    );
     ffi::call(|| c::plusone(v))
+}
+
+/// A one-integer-argument C function called through the register
+/// trampoline, as generated bindings call it.
+fn regs_call<F>(mode: Mode, name: &'static str, f: F, arg: u64) -> i32 {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<unsafe extern "C" fn()>());
+    // SAFETY: `f` is a C function pointer (same size, checked above) taking
+    // one integer argument in rdi and returning at most an int in eax.
+    unsafe {
+        let f: unsafe extern "C" fn() = std::mem::transmute_copy(&f);
+        ffi::call_regs(mode, name, f, &ffi::Regs::new([arg], [])).rax as i32
+    }
 }
 
 #[ffiber::export(name = "ffiber_test_panics_at_3")]
@@ -237,6 +254,7 @@ fn nests(x: i32) -> i32 {
     let tid = unsafe { libc::gettid() };
     let v = ffi::call(|| c::apply(ffiber_test_sleepy, x));
     ffi::call_mode(Mode::Blocking, || c::sleep_us(50));
+    regs_call(Mode::Blocking, "sleep_us", c::sys::sleep_us as unsafe extern "C" fn(u32), 50);
     // SAFETY: as above.
     assert_eq!(unsafe { libc::gettid() }, tid, "a callback resumed on another OS thread");
     v

@@ -239,8 +239,60 @@ fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static 
 /// The call protocol around `on_sys(top, arg)`, which runs C on the system
 /// stack whose free top is `top`; `here(arg)` instead when there is no
 /// runtime (a plain OS thread) or we are already on the system stack.
+///
+/// The common case — a green thread making a call that is not nested in
+/// another call or a callback — is inlined and has nothing to save for an
+/// outer call; everything else takes [`announced_general`], out of line.
+/// (Keeping the nested case's saved state out of the inlined path keeps it
+/// out of the registers that the C call forces the caller to spill.)
 #[inline(always)]
 fn announced<A, T>(
+    mode: Mode,
+    name: &'static str,
+    arg: A,
+    on_sys: impl FnOnce(*mut u8, A) -> T + Copy,
+    here: impl FnOnce(A) -> T,
+) -> T {
+    match announced_fresh(mode, name, arg, on_sys) {
+        Ok(r) => r,
+        Err(arg) => announced_general(mode, name, arg, on_sys, here),
+    }
+}
+
+/// [`announced`]'s common case, inlined: a green thread making a call that
+/// is not nested in another call or a callback. Gives `arg` back in every
+/// other case, for the caller to take the general path out of line (built
+/// from the value returned, so that the common path never stores the
+/// arguments for a call it does not make).
+#[inline(always)]
+fn announced_fresh<A, T>(mode: Mode, name: &'static str, arg: A, on_sys: impl FnOnce(*mut u8, A) -> T) -> Result<T, A> {
+    let mp = m::current_m_inline();
+    if mp.is_null() {
+        return Err(arg);
+    }
+    // SAFETY: `mp` is this thread's M, alive while its thread runs.
+    let m = unsafe { &*mp };
+    let local = m.local();
+    // SAFETY: reading our own M's state on its thread.
+    let fresh = unsafe {
+        let l = &*local;
+        l.cur_g.is_some() && l.foreign.is_none() && l.cb_depth == 0
+    };
+    if !fresh {
+        return Err(arg);
+    }
+    // SAFETY: on `m`'s thread, with a green thread (us) running on it and
+    // no call or callback in progress: the M's system stack below g0's
+    // reserve is free (see `G0_RESERVE`).
+    let top = unsafe { (*local).g0_sp as usize - G0_RESERVE };
+    Ok(protocol(m, mode, name, top, None, arg, on_sys))
+}
+
+/// [`announced`] for everything but the common case: no green thread (g0),
+/// a call made inside another call's closure, a call from a callback.
+#[inline(never)]
+#[cold]
+fn announced_general<A, T>(
     mode: Mode,
     name: &'static str,
     arg: A,
@@ -275,24 +327,44 @@ fn announced<A, T>(
         // P off now) rather than wait for the monitor.
         reclaim(m);
     }
-    // SAFETY: on `m`'s thread, no switch until `on_sys` returns. The C code
-    // runs below g0's reserve on the M's own stack (or, in a callback,
-    // right below the callback's frames); see `G0_RESERVE`.
+    // SAFETY: on `m`'s thread. The C code runs below g0's reserve on the
+    // M's own stack or, in a callback, right below the callback's frames
+    // (see `G0_RESERVE`).
     let (top, nested) = unsafe {
-        let l = &mut *local;
+        let l = &*local;
         // Inside a callback, this call's bookkeeping must not clobber the
-        // outer call's, which the callback returns into. (An explicit
-        // branch: reading the fields only when nested keeps them out of
-        // registers that the C call would force to the stack.)
-        let (top, nested) = if l.cb_depth != 0 {
+        // outer call's, which the callback returns into.
+        if l.cb_depth != 0 {
             (crate::arch::stack_pointer() - SYSTEM_STACK_MARGIN, Some((l.call_mode, l.call_v)))
         } else {
             (l.g0_sp as usize - G0_RESERVE, None)
-        };
+        }
+    };
+    protocol(m, mode, name, top, nested, arg, on_sys)
+}
+
+/// The announcement itself, by mode: runs `on_sys` on the stack below
+/// `top` as the calling M's foreign call `name`. `nested` is the outer
+/// call's `(call_mode, call_v)` when this call is made from a callback: it
+/// is put back afterwards.
+#[inline(always)]
+fn protocol<A, T>(
+    m: &m::M,
+    mode: Mode,
+    name: &'static str,
+    top: usize,
+    nested: Option<(Mode, u64)>,
+    arg: A,
+    on_sys: impl FnOnce(*mut u8, A) -> T,
+) -> T {
+    let local = m.local();
+    let top = (top & !15) as *mut u8;
+    // SAFETY: on `m`'s thread, no switch until `on_sys` returns.
+    unsafe {
+        let l = &mut *local;
         l.foreign = Some(name);
         l.call_mode = mode;
-        ((top & !15) as *mut u8, nested)
-    };
+    }
     let restore = |local: *mut m::MLocal| {
         if let Some((mode, v)) = nested {
             // SAFETY: on `m`'s thread (a callback's green thread never
@@ -428,18 +500,43 @@ pub unsafe fn call_regs<const NI: usize, const NS: usize>(
     f: unsafe extern "C" fn(),
     regs: &Regs<NI, NS>,
 ) -> RegsOut {
-    announced(
+    // SAFETY: forwarded to our caller; `top` is the system stack's free top.
+    let on_sys = |top, f| unsafe { crate::arch::call_regs(f, top, regs) };
+    match announced_fresh(mode, name, f, on_sys) {
+        Ok(out) => out,
+        // The general path gets the registers by value, so the common path
+        // never stores them for a call it does not make.
+        // SAFETY: forwarded to our caller.
+        Err(f) => unsafe { call_regs_general(mode, name, f, *regs) },
+    }
+}
+
+/// [`call_regs`] when the call is not a green thread's plain call (see
+/// [`announced`]).
+///
+/// # Safety
+///
+/// As for [`call_regs`].
+#[inline(never)]
+#[cold]
+unsafe fn call_regs_general<const NI: usize, const NS: usize>(
+    mode: Mode,
+    name: &'static str,
+    f: unsafe extern "C" fn(),
+    regs: Regs<NI, NS>,
+) -> RegsOut {
+    announced_general(
         mode,
         name,
-        (),
-        // SAFETY: forwarded to our caller; `top` is the system stack's free top.
-        |top, ()| unsafe { crate::arch::call_regs(f, top, regs) },
-        |()| {
-            // Not in a green thread: call on this thread's own stack, below
-            // our frame and its red zone.
+        f,
+        // SAFETY: our caller vouches for `f` and `regs`; `top` is free stack.
+        |top, f| unsafe { crate::arch::call_regs(f, top, &regs) },
+        |f| {
+            // Not in a green thread, or already on the system stack: call
+            // right here, below our frame and its red zone.
             let top = ((crate::arch::stack_pointer() - SYSTEM_STACK_MARGIN) & !15) as *mut u8;
-            // SAFETY: forwarded to our caller; `top` is free stack below us.
-            unsafe { crate::arch::call_regs(f, top, regs) }
+            // SAFETY: as above; `top` is free stack below us.
+            unsafe { crate::arch::call_regs(f, top, &regs) }
         },
     )
 }
