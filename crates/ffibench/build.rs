@@ -1,7 +1,7 @@
 //! Builds `bench/peers/c/plusone.c` into a shared library (`-O2 -shared`)
 //! with the C compiler `cc` finds, and links ffibench against it, so that
-//! every Rust and ffiber row calls `plusone` through the PLT as the talk's
-//! C baseline does. The library's directory is passed on (FFIBENCH_LIBDIR)
+//! every Rust and ffiber row calls `plusone` in a shared library as the
+//! talk's C baseline does (Rust through the GOT, C through the PLT). The library's directory is passed on (FFIBENCH_LIBDIR)
 //! for the peers that link against the same library.
 
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! The foreign-call rows: the talk's loop `while x < count { x = plusone(x) }`
-//! against `plusone` in `libplusone.so` (built -O2 by build.rs, reached
-//! through the PLT), plainly from Rust and through every ffiber mode from a
-//! green thread. Prints `metric=value` lines, like every peer.
+//! against `plusone` in `libplusone.so` (built -O2 by build.rs), plainly
+//! from Rust and through every ffiber mode from a green thread. Rust reaches
+//! it through the GOT (an indirect call, no PLT stub: rustc's default), C
+//! through the PLT. Prints `metric=value` lines, like every peer.
 
 use ffiber::ffi::{self, Mode};
 use std::time::Instant;

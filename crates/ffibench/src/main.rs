@@ -403,7 +403,7 @@ fn runtime_table(opts: &Options) -> report::Table {
 const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
     ("c_plt_ns", "C through the PLT (the talk's baseline)", "c", "c_plt_ns"),
     ("c_direct_ns", "C direct call (the floor)", "c", "c_plt_ns"),
-    ("rust_plt_ns", "Rust extern \"C\" (through the PLT)", "ffiber", "c_plt_ns"),
+    ("rust_plt_ns", "Rust extern \"C\" (through the GOT)", "ffiber", "c_plt_ns"),
     ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe: no switch)", "ffiber", "c_plt_ns"),
     ("ffiber_regs_nonblocking_ns", "ffiber NonBlocking, register trampoline", "ffiber", "c_plt_ns"),
     ("ffiber_regs_ns", "ffiber default, register trampoline (generated)", "ffiber", "c_plt_ns"),

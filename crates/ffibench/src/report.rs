@@ -235,15 +235,19 @@ pub fn host() -> String {
 
 /// The machine and every toolchain's version, for the results file.
 pub fn machine() -> Vec<(String, String)> {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|x| x.1.trim().to_string())
-        })
-        .unwrap_or_default();
+    // "AMD EPYC" says little: family/model tell the generations apart
+    // (the ffiber rows' ratios to C differ between them).
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|x| x.1.trim().to_string())
+    };
+    let mut cpu = field("model name").unwrap_or_default();
+    if let (Some(family), Some(model)) = (field("cpu family"), field("model")) {
+        cpu = format!("{cpu}, family {family} model {model}");
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let first = |cmd: &str, args: &[&str]| -> String {
         Command::new(cmd).args(args).output().map_or_else(

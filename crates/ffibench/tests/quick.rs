@@ -107,7 +107,7 @@ fn rows_selects_and_json_is_machine_readable() {
     let json = json.trim();
     assert!(json.starts_with('[') && json.ends_with(']'), "{json}");
     assert!(
-        json.contains("\"C direct call (the floor)\"") && json.contains("\"Rust extern \\\"C\\\" (through the PLT)\""),
+        json.contains("\"C direct call (the floor)\"") && json.contains("\"Rust extern \\\"C\\\" (through the GOT)\""),
         "{json}"
     );
     // Only the selected rows, and no runtime or ticker table.
