@@ -7,6 +7,16 @@ typedef int (*int_fn)(int);
 /* Calls f once: f(x) + 1. */
 int apply(int_fn f, int x) { return f(x) + 1; }
 
+void sleep_us(unsigned us);
+
+/* Calls f(x), then stays in C for `us` microseconds: the call goes on after
+ * its callback returned. */
+int apply_then_sleep(int_fn f, int x, unsigned us) {
+    int r = f(x);
+    sleep_us(us);
+    return r;
+}
+
 /* Sum of f(i) for i in 0..n, called from this (the caller's) thread. */
 int apply_n(int_fn f, int n) {
     int s = 0;

@@ -40,6 +40,7 @@ pub mod sys {
         pub fn write_kept(v: i32);
         pub fn apply(f: super::IntFn, x: i32) -> i32;
         pub fn apply_n(f: super::IntFn, n: i32) -> i32;
+        pub fn apply_then_sleep(f: super::IntFn, x: i32, us: u32) -> i32;
         pub fn apply_in_c_thread(f: super::IntFn, n: i32) -> i32;
         pub fn call_with_ctx(f: super::CtxFn, ctx: *mut libc::c_void, x: i32) -> i32;
     }
@@ -120,6 +121,13 @@ pub fn apply(f: IntFn, x: i32) -> i32 {
 pub fn apply_n(f: IntFn, n: i32) -> i32 {
     // SAFETY: as above.
     unsafe { sys::apply_n(f, n) }
+}
+
+/// C calls `f(x)`, then sleeps `us` microseconds (still inside the call),
+/// and returns what `f` returned.
+pub fn apply_then_sleep(f: IntFn, x: i32, us: u32) -> i32 {
+    // SAFETY: as above.
+    unsafe { sys::apply_then_sleep(f, x, us) }
 }
 
 /// As [`apply_n`], but C calls `f` from a pthread it creates (and joins).

@@ -328,3 +328,75 @@ fn a_long_callback_lets_its_ps_other_green_threads_run() {
     });
     assert!(ticked >= 3, "the ticker ticked {ticked} times while a callback computed");
 }
+
+/// Takes the P back (a yield needs it) and returns to C.
+#[ffiber::export(name = "ffiber_test_yields")]
+fn yields(x: i32) -> i32 {
+    ffiber::yield_now();
+    x
+}
+
+unsafe extern "C" {
+    safe fn ffiber_test_yields(x: i32) -> i32;
+}
+
+/// A callback that took the P back re-announces the call with a new state
+/// word before returning to C; C then stays in C long enough for the
+/// monitor to retake that word while other green threads want the P. The
+/// call's exit must answer for the new word: answering for the old one,
+/// the M would keep a P the monitor had handed on (two Ms on one P) or a P
+/// would be lost. Every call completes and both Ps still run afterwards.
+#[test]
+fn retakes_after_a_callback_reannounced_the_call_lose_no_p() {
+    // A lost P shows as a hang: turn it into a failure with the
+    // scheduler's state.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(30));
+        eprintln!("still running after 30 s (a P was lost?); scheduler: {}", ffiber::debug_dump());
+        std::process::exit(1);
+    });
+    rt(2).block_on(|| {
+        let callers: Vec<_> = (0..6)
+            .map(|i| {
+                ffiber::go(move || {
+                    (0..30)
+                        .map(|k| {
+                            let us = 200 + ((i * 7 + k * 13) % 5) as u32 * 500;
+                            ffi::call(|| c::apply_then_sleep(ffiber_test_yields, k, us))
+                        })
+                        .sum::<i32>()
+                })
+            })
+            .collect();
+        let busy: Vec<_> = (0..4)
+            .map(|_| {
+                ffiber::go(|| {
+                    for _ in 0..150 {
+                        ffiber::sleep(Duration::from_micros(300));
+                        ffiber::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for h in callers {
+            assert_eq!(h.join().unwrap(), (0..30).sum::<i32>());
+        }
+        busy.into_iter().for_each(|h| h.join().unwrap());
+        // Both Ps still work: two green threads that spin until both run.
+        let arrived = std::sync::Arc::new(AtomicUsize::new(0));
+        let spinners: Vec<_> = (0..2)
+            .map(|_| {
+                let arrived = arrived.clone();
+                ffiber::go(move || {
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let t = std::time::Instant::now();
+                    while arrived.load(Ordering::SeqCst) < 2 {
+                        assert!(t.elapsed() < Duration::from_secs(20), "only one P runs: a P was lost");
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        spinners.into_iter().for_each(|h| h.join().unwrap());
+    });
+}

@@ -119,7 +119,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
             // The common case: the P was never needed. Give the outer call
             // back its view of it.
             l.cb_lazy = false;
-            l.p = if mode == Mode::Blocking { NO_P } else { state::p_of(l.call_v) };
+            l.p = if mode == Mode::Blocking { NO_P } else { state::p_of(m.call.current()) };
         } else if !l.cb_lazy {
             reenter(m, l, mode, outer, was_lazy);
         }
@@ -142,7 +142,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
 pub(crate) fn reclaim(m: &M) {
     // SAFETY: on `m`'s thread; no switch while `l` lives (`reacquire_p`
     // may switch, and we do not touch `l` after it).
-    let (mode, v) = unsafe {
+    let mode = unsafe {
         let l = &mut *m.local();
         if !l.cb_lazy {
             return;
@@ -151,11 +151,12 @@ pub(crate) fn reclaim(m: &M) {
         // Foreign calls the callback makes from now on are announced
         // themselves (the callback restores the name on its way out).
         l.foreign = None;
-        (l.call_mode, l.call_v)
+        l.call_mode
     };
     match mode {
         Mode::Blocking => reacquire_p(m, NO_P),
         _ => {
+            let v = m.call.current();
             if m.call.exit(v) {
                 // SAFETY: as above; the exit protocol says the P is still ours.
                 unsafe { (*m.local()).p = state::p_of(v) };
@@ -171,9 +172,8 @@ pub(crate) fn reclaim(m: &M) {
 fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer: &'static str, was_lazy: bool) {
     match mode {
         Mode::Default | Mode::NoCallback => {
-            l.ccount = l.ccount.wrapping_add(1);
-            l.call_v = state::word(l.ccount, l.p);
-            m.call.enter(l.call_v);
+            m.call.enter(l.p);
+            l.cb_flags |= m::CB_REANNOUNCED;
         }
         Mode::Blocking => {
             let p = std::mem::replace(&mut l.p, NO_P);
@@ -200,7 +200,7 @@ fn stash_panic<R>(local: *mut MLocal, payload: Box<dyn std::any::Any + Send>) ->
         *slot = Some(payload);
     }
     // SAFETY: our own M's state, on its thread.
-    unsafe { (*local).cb_pending = true };
+    unsafe { (*local).cb_flags |= m::CB_PANIC };
     // SAFETY: documented on `callback`: exported functions return C types,
     // for which all-zero is a valid value.
     unsafe { std::mem::zeroed() }

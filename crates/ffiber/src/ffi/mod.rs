@@ -192,9 +192,10 @@ unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(fra
     frame.out.write(out);
 }
 
-/// Runs `f` on the system stack whose free top is `top`.
+/// Runs `f` on the system stack at `top`.
 #[inline(always)]
-fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: *mut u8, f: F) -> (std::thread::Result<R>, i32) {
+fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: Top, f: F) -> (std::thread::Result<R>, i32) {
+    let top = top.resolve();
     let mut frame = Frame { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), errno: 0 };
     // The inline register trampoline, with the frame's address as the one
     // argument.
@@ -217,6 +218,38 @@ fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: *mut u8, f: 
 
 /// Bytes left untouched below a stack pointer before using the stack below.
 const SYSTEM_STACK_MARGIN: usize = 256;
+
+/// Where a foreign call's C frames go.
+#[derive(Clone, Copy)]
+enum Top {
+    /// The free top of the M's system stack, 16-byte aligned.
+    At(*mut u8),
+    /// Right below the frame that switches stacks: for a call from a
+    /// callback, which already runs on the system stack. Resolved in that
+    /// frame, where the stack pointer is final — computed any earlier (in
+    /// a caller), the frames between would lie below it, and C would write
+    /// over them (as it did in unoptimised builds, where those frames are
+    /// not inlined away).
+    BelowHere,
+}
+
+impl Top {
+    /// The stack top to switch to; call it in the frame that switches.
+    #[inline(always)]
+    fn resolve(self) -> *mut u8 {
+        match self {
+            Top::At(top) => top,
+            Top::BelowHere => below_here(),
+        }
+    }
+}
+
+/// A free, aligned stack top below the calling frame and its red zone
+/// (inlined: "the calling frame" is the caller's).
+#[inline(always)]
+fn below_here() -> *mut u8 {
+    ((crate::arch::stack_pointer() - SYSTEM_STACK_MARGIN) & !15) as *mut u8
+}
 
 #[inline(always)]
 fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static str, f: F) -> (R, i32) {
@@ -250,7 +283,7 @@ fn announced<A, T>(
     mode: Mode,
     name: &'static str,
     arg: A,
-    on_sys: impl FnOnce(*mut u8, A) -> T + Copy,
+    on_sys: impl FnOnce(Top, A) -> T + Copy,
     here: impl FnOnce(A) -> T,
 ) -> T {
     match announced_fresh(mode, name, arg, on_sys) {
@@ -265,9 +298,10 @@ fn announced<A, T>(
 /// from the value returned, so that the common path never stores the
 /// arguments for a call it does not make).
 #[inline(always)]
-fn announced_fresh<A, T>(mode: Mode, name: &'static str, arg: A, on_sys: impl FnOnce(*mut u8, A) -> T) -> Result<T, A> {
+fn announced_fresh<A, T>(mode: Mode, name: &'static str, arg: A, on_sys: impl FnOnce(Top, A) -> T) -> Result<T, A> {
     let mp = m::current_m_inline();
     if mp.is_null() {
+        std::hint::cold_path();
         return Err(arg);
     }
     // SAFETY: `mp` is this thread's M, alive while its thread runs.
@@ -279,13 +313,14 @@ fn announced_fresh<A, T>(mode: Mode, name: &'static str, arg: A, on_sys: impl Fn
         l.cur_g.is_some() && l.foreign.is_none() && l.cb_depth == 0
     };
     if !fresh {
+        std::hint::cold_path();
         return Err(arg);
     }
     // SAFETY: on `m`'s thread, with a green thread (us) running on it and
     // no call or callback in progress: the M's system stack below g0's
     // reserve is free (see `G0_RESERVE`).
     let top = unsafe { (*local).g0_sp as usize - G0_RESERVE };
-    Ok(protocol(m, mode, name, top, None, arg, on_sys))
+    Ok(protocol(m, mode, name, Top::At((top & !15) as *mut u8), None, arg, on_sys))
 }
 
 /// [`announced`] for everything but the common case: no green thread (g0),
@@ -296,7 +331,7 @@ fn announced_general<A, T>(
     mode: Mode,
     name: &'static str,
     arg: A,
-    on_sys: impl FnOnce(*mut u8, A) -> T,
+    on_sys: impl FnOnce(Top, A) -> T,
     here: impl FnOnce(A) -> T,
 ) -> T {
     // Read once; after `reacquire_p` (which may switch OS threads) nothing
@@ -318,7 +353,7 @@ fn announced_general<A, T>(
         if mode != Mode::Blocking || !unsafe { (*local).cb_lazy } {
             let r = here(arg);
             // SAFETY: as above (a callback's green thread never leaves its M).
-            if unsafe { (*local).cb_pending } {
+            if unsafe { (*local).cb_flags } & m::CB_PANIC != 0 {
                 in_place_reraise(local);
             }
             return r;
@@ -335,9 +370,9 @@ fn announced_general<A, T>(
         // Inside a callback, this call's bookkeeping must not clobber the
         // outer call's, which the callback returns into.
         if l.cb_depth != 0 {
-            (crate::arch::stack_pointer() - SYSTEM_STACK_MARGIN, Some((l.call_mode, l.call_v)))
+            (Top::BelowHere, Some(l.call_mode))
         } else {
-            (l.g0_sp as usize - G0_RESERVE, None)
+            (Top::At(((l.g0_sp as usize - G0_RESERVE) & !15) as *mut u8), None)
         }
     };
     protocol(m, mode, name, top, nested, arg, on_sys)
@@ -345,20 +380,19 @@ fn announced_general<A, T>(
 
 /// The announcement itself, by mode: runs `on_sys` on the stack below
 /// `top` as the calling M's foreign call `name`. `nested` is the outer
-/// call's `(call_mode, call_v)` when this call is made from a callback: it
+/// call's mode when this call is made from a callback: it
 /// is put back afterwards.
 #[inline(always)]
 fn protocol<A, T>(
     m: &m::M,
     mode: Mode,
     name: &'static str,
-    top: usize,
-    nested: Option<(Mode, u64)>,
+    top: Top,
+    nested: Option<Mode>,
     arg: A,
-    on_sys: impl FnOnce(*mut u8, A) -> T,
+    on_sys: impl FnOnce(Top, A) -> T,
 ) -> T {
     let local = m.local();
-    let top = (top & !15) as *mut u8;
     // SAFETY: on `m`'s thread, no switch until `on_sys` returns.
     unsafe {
         let l = &mut *local;
@@ -366,56 +400,55 @@ fn protocol<A, T>(
         l.call_mode = mode;
     }
     let restore = |local: *mut m::MLocal| {
-        if let Some((mode, v)) = nested {
+        if let Some(mode) = nested {
             // SAFETY: on `m`'s thread (a callback's green thread never
             // leaves its M while callbacks run).
-            let l = unsafe { &mut *local };
-            (l.call_mode, l.call_v) = (mode, v);
+            unsafe { (*local).call_mode = mode };
         }
     };
-    // A callback's stashed panic is flagged on this M (where the callback
-    // ran); read it before the way back may move us to another M.
+    // What callbacks left for this call (a stashed panic, a new state
+    // word) is flagged on this M (where they ran); read it before the way
+    // back may move us to another M.
     let taken = |local: *mut m::MLocal| {
         // SAFETY: on `m`'s thread; a callback returns on the M it was
         // called on (its green thread is locked there).
         let l = unsafe { &mut *local };
         l.foreign = None;
-        if l.cb_pending {
-            l.cb_pending = false;
-            true
-        } else {
-            false
+        let flags = l.cb_flags;
+        if flags != 0 {
+            std::hint::cold_path();
+            l.cb_flags = 0;
         }
+        flags
     };
     match mode {
         Mode::NonBlocking => {
             let r = on_sys(top, arg);
-            let pending = taken(local);
+            let flags = taken(local);
             restore(local);
-            finish(r, pending)
+            finish(r, flags)
         }
         Mode::Default | Mode::NoCallback => {
-            // SAFETY: as above; a running green thread's M holds a P.
-            let v = unsafe {
-                let l = &mut *local;
-                l.ccount = l.ccount.wrapping_add(1);
-                l.call_v = state::word(l.ccount, l.p);
-                l.call_v
-            };
             // Enter: a plain store (see `state`).
-            m.call.enter(v);
+            // SAFETY: as above; a running green thread's M holds a P.
+            let mut v = m.call.enter(unsafe { (*local).p });
             let r = on_sys(top, arg);
-            // A callback may have re-entered with another word (and P).
-            // SAFETY: as above.
-            let v = unsafe { (*local).call_v };
-            let pending = taken(local);
+            let flags = taken(local);
+            if flags & m::CB_REANNOUNCED != 0 {
+                // A callback took the P back and re-announced the call:
+                // another number, and the P it got.
+                v = m.call.current();
+            }
             // Exit: a plain store and a plain load (asymmetric protocol).
+            // (`v` is kept in a register across the call: reloading the
+            // word just stored made the next call's entry wait for it.)
             if !m.call.exit(v) {
+                std::hint::cold_path();
                 reacquire_p(m, state::p_of(v));
             }
             // A nested call runs on the callback's M, locked: `local` is ours.
             restore(local);
-            finish(r, pending)
+            finish(r, flags)
         }
         Mode::Blocking => {
             // SAFETY: as above. We give the P away: from here on this M
@@ -423,10 +456,10 @@ fn protocol<A, T>(
             let p = unsafe { std::mem::replace(&mut (*local).p, NO_P) };
             m.sched.handoff_p(p);
             let r = on_sys(top, arg);
-            let pending = taken(local);
+            let flags = taken(local);
             reacquire_p(m, p);
             restore(local);
-            finish(r, pending)
+            finish(r, flags)
         }
     }
 }
@@ -437,14 +470,15 @@ fn protocol<A, T>(
 #[cold]
 fn in_place_reraise(local: *mut m::MLocal) {
     // SAFETY: our own M's state, on its thread.
-    unsafe { (*local).cb_pending = false };
+    unsafe { (*local).cb_flags &= !m::CB_PANIC };
     reraise();
 }
 
 /// After a foreign call: re-raises a panic that a callback from it caught.
 #[inline(always)]
-fn finish<T>(r: T, pending: bool) -> T {
-    if pending {
+fn finish<T>(r: T, cb_flags: u8) -> T {
+    if cb_flags & m::CB_PANIC != 0 {
+        std::hint::cold_path();
         reraise();
     }
     r
@@ -501,7 +535,7 @@ pub unsafe fn call_regs<const NI: usize, const NS: usize>(
     regs: &Regs<NI, NS>,
 ) -> RegsOut {
     // SAFETY: forwarded to our caller; `top` is the system stack's free top.
-    let on_sys = |top, f| unsafe { crate::arch::call_regs(f, top, regs) };
+    let on_sys = |top: Top, f| unsafe { crate::arch::call_regs(f, top.resolve(), regs) };
     match announced_fresh(mode, name, f, on_sys) {
         Ok(out) => out,
         // The general path gets the registers by value, so the common path
@@ -530,13 +564,12 @@ unsafe fn call_regs_general<const NI: usize, const NS: usize>(
         name,
         f,
         // SAFETY: our caller vouches for `f` and `regs`; `top` is free stack.
-        |top, f| unsafe { crate::arch::call_regs(f, top, &regs) },
+        |top: Top, f| unsafe { crate::arch::call_regs(f, top.resolve(), &regs) },
         |f| {
             // Not in a green thread, or already on the system stack: call
             // right here, below our frame and its red zone.
-            let top = ((crate::arch::stack_pointer() - SYSTEM_STACK_MARGIN) & !15) as *mut u8;
-            // SAFETY: as above; `top` is free stack below us.
-            unsafe { crate::arch::call_regs(f, top, &regs) }
+            // SAFETY: as above; `below_here` is free stack below this frame.
+            unsafe { crate::arch::call_regs(f, below_here(), &regs) }
         },
     )
 }

@@ -1,14 +1,20 @@
 //! The call-state protocol between an M in a foreign call and the monitor.
 //!
-//! Each M has one state word, written only by its own thread:
+//! Each M has one state word, written by its own thread (and, in the
+//! symmetric fallback below, claimed by the monitor):
 //!
 //! ```text
-//!   0 --enter: store v = n<<24 | p<<2 | IN_C--> v --exit: store 0, then load `retake`--> 0
+//!   n<<24 | p'<<2 --enter: store v = (n+1)<<24 | p<<2 | IN_C--> v
+//!   v --exit: store v & !3, then load `retake`--> (n+1)<<24 | p<<2
 //! ```
 //!
 //! `n` numbers the M's calls (so the monitor can tell one long call from
-//! many short ones) and `p` is the P the M holds during the call. The fast
-//! path is two plain stores and one plain load — no read-modify-write at all.
+//! many short ones) and `p` is the P the M holds during the call. The
+//! number stays in the word between calls, so the next entry is the
+//! previous word plus one — no separate counter to load and store back.
+//! The fast path is two plain stores and two plain loads of the M's own
+//! word line — no read-modify-write at all. While the M is in C its word
+//! also tells a callback from that call which call and P it belongs to.
 //!
 //! **Retaking a P** (the monitor, rare): to take P `p` from an M whose word
 //! has shown the same `v` for too long,
@@ -25,9 +31,9 @@
 //! stays in C after losing its P, so the monitor skips a call whose `v` it
 //! already requested.
 //!
-//! The M's exit stores 0 and then loads `retake`. Take the point where the
-//! barrier of step 2 hits the M's thread. If the M's store came before it,
-//! step 3 sees 0 and the M keeps its P (whether or not its load saw the
+//! The M's exit stores `v & !3` and then loads `retake`. Take the point
+//! where the barrier of step 2 hits the M's thread. If the M's store came
+//! before it, step 3 sees another word and the M keeps its P (whether or not its load saw the
 //! request: if it did, it waits for the "kept" decision). If the M's store
 //! comes after it, its load comes after it too and sees `retake == v`, so
 //! the M waits for the decision — "taken" if step 3 read `v`, "kept" if the
@@ -40,7 +46,8 @@
 //! would need on every call is paid by the monitor, on the rare retake.
 //! Where `membarrier` is not available (old kernels, seccomp), the word is
 //! handled symmetrically instead: the exit is an atomic swap and the monitor
-//! claims the word with a compare-and-swap — one RMW per call.
+//! claims the word with a compare-and-swap from `v` to `v | TAKEN` (keeping
+//! the number and P readable) — one RMW per call.
 
 use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;
@@ -118,28 +125,60 @@ pub(crate) fn p_of(v: u64) -> usize {
 }
 
 impl CallState {
-    /// The M's thread, entering call `v`.
+    /// The M's thread, announcing a call while it holds P `p`: stores and
+    /// returns the call's word, the previous call's number plus one with
+    /// `p` and `IN_C`.
+    ///
+    /// The number lives in the word itself (an exit clears only the low
+    /// bits), so the entry's store is one load and one add away from its
+    /// data: keeping it in a separate counter (load, increment, store back,
+    /// then shifts to build the word) made a call ~1 ns slower on a
+    /// first-generation Zen, whose one store per cycle every extra store
+    /// competes for.
     #[inline(always)]
-    pub(crate) fn enter(&self, v: u64) {
+    pub(crate) fn enter(&self, p: usize) -> u64 {
+        // Our own last store: the monitor writes this word only between a
+        // claim and our exit (symmetric protocol), never while we are out
+        // of C.
+        let prev = self.inner.word.load(Relaxed);
+        debug_assert_eq!(prev & 3, 0, "a call announced inside another announced call");
+        let mut v = prev.wrapping_add(1 << 24) | IN_C;
+        if p_of(v) != p {
+            // This M holds another P than at its previous call.
+            std::hint::cold_path();
+            v = word(v >> 24, p);
+        }
         // Release: a monitor that reads `v` and takes the P sees everything
         // this M did with it before.
         self.inner.word.store(v, Release);
+        v
     }
 
-    /// The M's thread, leaving call `v`. Returns whether the M still holds
-    /// its P (false: the monitor took it).
+    /// The word of the call this M is in (a callback's outer call): its
+    /// number and P, with the monitor's mark cleared.
+    #[inline(always)]
+    pub(crate) fn current(&self) -> u64 {
+        self.inner.word.load(Relaxed) & !TAKEN
+    }
+
+    /// The M's thread, leaving call `v` (the one it announced last). Returns
+    /// whether the M still holds its P (false: the monitor took it).
     #[inline(always)]
     pub(crate) fn exit(&self, v: u64) -> bool {
+        let out = v & !3;
         if self.inner.asym {
-            self.inner.word.store(0, Release);
+            self.inner.word.store(out, Release);
             // The CPU-side fence is the monitor's membarrier (module docs).
             std::sync::atomic::compiler_fence(SeqCst);
             if self.inner.retake.load(Relaxed) != v {
                 return true;
             }
+            std::hint::cold_path();
             self.wait_decision(v)
         } else {
-            self.inner.word.swap(0, AcqRel) == v
+            std::hint::cold_path();
+            // The monitor may have claimed `v` (as `v | TAKEN`) meanwhile.
+            self.inner.word.swap(out, AcqRel) == v
         }
     }
 
@@ -173,7 +212,7 @@ impl CallState {
     /// True if taken: the P is the caller's to hand off.
     pub(crate) fn try_retake(&self, v: u64, asym: bool) -> bool {
         if !asym {
-            return self.inner.word.compare_exchange(v, TAKEN, AcqRel, Relaxed).is_ok();
+            return self.inner.word.compare_exchange(v, v | TAKEN, AcqRel, Relaxed).is_ok();
         }
         if self.inner.retake.load(Relaxed) == v {
             // Already decided for this call (the word stays `v` while the M

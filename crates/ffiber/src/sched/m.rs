@@ -84,15 +84,13 @@ pub(crate) struct MLocal {
     /// What the running green thread is calling in C (for fault messages),
     /// or `None` outside a foreign call.
     pub(crate) foreign: Option<&'static str>,
-    /// Foreign calls announced by this M (numbers its state words).
-    pub(crate) ccount: u64,
-    /// The current foreign call, for callbacks from it: its mode and its
-    /// state word (announced calls).
+    /// The current foreign call's mode, for callbacks from it (its state
+    /// word, if announced, is in `M::call`).
     pub(crate) call_mode: crate::ffi::Mode,
-    pub(crate) call_v: u64,
-    /// A callback stashed a panic in the running green thread
-    /// (`GInner::cb_panic`): the foreign call must re-raise it on return.
-    pub(crate) cb_pending: bool,
+    /// What callbacks from the current foreign call left for it to do on
+    /// return (`CB_PANIC`, `CB_REANNOUNCED`): one byte, so the return path
+    /// checks both with one load.
+    pub(crate) cb_flags: u8,
     /// Callbacks from C running on this M (nested), and whether the green
     /// thread was locked here because one of them blocked.
     pub(crate) cb_depth: u32,
@@ -101,6 +99,13 @@ pub(crate) struct MLocal {
     /// C" for the monitor and `p` is `NO_P` (see `ffi::callback`).
     pub(crate) cb_lazy: bool,
 }
+
+/// `MLocal::cb_flags`: a callback stashed a panic in the running green
+/// thread (`GInner::cb_panic`); the foreign call re-raises it on return.
+pub(crate) const CB_PANIC: u8 = 1;
+/// `MLocal::cb_flags`: a callback took the P back and re-announced the
+/// call with a new state word; the call's exit must read it from `M::call`.
+pub(crate) const CB_REANNOUNCED: u8 = 2;
 
 // SAFETY: `local` is only touched from the M's own OS thread (every access
 // goes through `current_m()` or the M's main loop on that thread). The other
@@ -138,10 +143,8 @@ impl M {
                 locked_g: std::ptr::null(),
                 schedtick: 0,
                 foreign: None,
-                ccount: 0,
                 call_mode: crate::ffi::Mode::Default,
-                call_v: 0,
-                cb_pending: false,
+                cb_flags: 0,
                 cb_depth: 0,
                 cb_locked: false,
                 cb_lazy: false,

@@ -613,7 +613,20 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
             }
             let vp = &sched.ps[victim];
             crate::time::run_timers(sched, vp);
-            if let Some(g) = vp.runq.steal_into(&sched.ps[me].runq) {
+            // The victim's timers ready their green threads onto our own P
+            // (`ready` puts them where the caller runs): run those. Stealing
+            // into a queue that is no longer empty could overflow it.
+            let mine = &sched.ps[me];
+            if !mine.run_next.load(Relaxed).is_null() || !mine.runq.is_empty() {
+                let rn = mine.run_next.swap(std::ptr::null_mut(), Acquire);
+                if !rn.is_null() {
+                    return Some(rn);
+                }
+                if let Some(g) = mine.runq.pop() {
+                    return Some(g);
+                }
+            }
+            if let Some(g) = vp.runq.steal_into(&mine.runq) {
                 return Some(g);
             }
             // Last round: take the victim's run_next only if its M has not
