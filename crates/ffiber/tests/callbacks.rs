@@ -2,6 +2,8 @@
 //! every mode that allows it, with the runtime usable inside, from threads
 //! C created, and what happens to panics and broken `nocallback` promises.
 
+mod common;
+
 use ffiber::Runtime;
 use ffiber::ffi::{self, Mode};
 use ffiber_testc as c;
@@ -382,21 +384,7 @@ fn retakes_after_a_callback_reannounced_the_call_lose_no_p() {
             assert_eq!(h.join().unwrap(), (0..30).sum::<i32>());
         }
         busy.into_iter().for_each(|h| h.join().unwrap());
-        // Both Ps still work: two green threads that spin until both run.
-        let arrived = std::sync::Arc::new(AtomicUsize::new(0));
-        let spinners: Vec<_> = (0..2)
-            .map(|_| {
-                let arrived = arrived.clone();
-                ffiber::go(move || {
-                    arrived.fetch_add(1, Ordering::SeqCst);
-                    let t = std::time::Instant::now();
-                    while arrived.load(Ordering::SeqCst) < 2 {
-                        assert!(t.elapsed() < Duration::from_secs(20), "only one P runs: a P was lost");
-                        std::hint::spin_loop();
-                    }
-                })
-            })
-            .collect();
-        spinners.into_iter().for_each(|h| h.join().unwrap());
+        // Both Ps still work.
+        common::assert_every_p_runs(2);
     });
 }

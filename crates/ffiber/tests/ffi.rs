@@ -2,6 +2,8 @@
 //! mode, arguments and returns, errno, blocking C with the monitor, deep C
 //! stacks, OS-thread affinity.
 
+mod common;
+
 use ffiber::Runtime;
 use ffiber::ffi::{self, Mode};
 use ffiber_testc as c;
@@ -273,22 +275,8 @@ fn retake_races_lose_no_p() {
             .collect();
         callers.into_iter().chain(busy).for_each(|h| h.join().unwrap());
         assert_eq!(calls.load(Ordering::Relaxed), 8 * 40);
-        // Both Ps still work: two green threads that spin until both run.
-        let arrived = Arc::new(AtomicUsize::new(0));
-        let spinners: Vec<_> = (0..2)
-            .map(|_| {
-                let arrived = arrived.clone();
-                ffiber::go(move || {
-                    arrived.fetch_add(1, Ordering::SeqCst);
-                    let t = std::time::Instant::now();
-                    while arrived.load(Ordering::SeqCst) < 2 {
-                        assert!(t.elapsed() < Duration::from_secs(20), "only one P runs: a P was lost");
-                        std::hint::spin_loop();
-                    }
-                })
-            })
-            .collect();
-        spinners.into_iter().for_each(|h| h.join().unwrap());
+        // Both Ps still work.
+        common::assert_every_p_runs(2);
     });
 }
 
