@@ -9,8 +9,9 @@
 //!    system call;
 //! 2. **switches to the M's system stack** (the OS thread's own 8 MiB stack,
 //!    below the scheduler's suspended frame) and calls the C code there;
-//! 3. **comes back** with a plain store of the state word back to idle and
-//!    a plain load of the monitor's request word — no read-modify-write
+//! 3. **comes back** with a plain store of the state word back to idle
+//!    (keeping the call number for the next call) and a plain load of the
+//!    monitor's request word — no read-modify-write
 //!    (the protocol, in `docs/DESIGN.md`, moves the fence to the monitor's side with
 //!    `membarrier`). If the monitor took the P away while the
 //!    call blocked and gave it to another OS thread so that the green
@@ -19,7 +20,7 @@
 //!    its OS thread sleep.
 //!
 //! ```text
-//!   M.word:  0 --call: store--> n<<24|p<<2|IN_C --return: store 0, load retake--> 0
+//!   M.word:  n<<24|p'<<2 --call: store--> (n+1)<<24|p<<2|IN_C --return: store v & !3, load retake--> (n+1)<<24|p<<2
 //!                                      |
 //!                   monitor: retake = v; membarrier; word still v? -> P handed off
 //!                   (return: sees retake == v -> waits for the decision -> reacquire a P)
