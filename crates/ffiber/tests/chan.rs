@@ -71,8 +71,11 @@ fn rendezvous_send_waits_for_a_receiver() {
     let (tx, rx) = chan::bounded::<i32>(0);
     assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
     let got = rt().block_on(move || {
+        // Timed from before the receiver's sleep starts (the sender may
+        // start later than that): the send cannot complete before the
+        // receive, which comes at least 20 ms after `t`.
+        let t = Instant::now();
         let h = ffiber::go(move || {
-            let t = Instant::now();
             tx.send(5).unwrap();
             t.elapsed()
         });
