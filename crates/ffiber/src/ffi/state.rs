@@ -113,12 +113,6 @@ pub(crate) fn asymmetric() -> bool {
     ASYM.load(Relaxed)
 }
 
-/// The state word of call `n` on P `p`.
-#[inline(always)]
-pub(crate) fn word(n: u64, p: usize) -> u64 {
-    (n << 24) | ((p as u64) << 2) | IN_C
-}
-
 /// The P of a state word.
 pub(crate) fn p_of(v: u64) -> usize {
     ((v >> 2) & ((1 << 22) - 1)) as usize
@@ -129,12 +123,13 @@ impl CallState {
     /// returns the call's word, the previous call's number plus one with
     /// `p` and `IN_C`.
     ///
-    /// The number lives in the word itself (an exit clears only the low
-    /// bits), so the entry's store is one load and one add away from its
-    /// data: keeping it in a separate counter (load, increment, store back,
-    /// then shifts to build the word) made a call ~1 ns slower on a
-    /// first-generation Zen, whose one store per cycle every extra store
-    /// competes for.
+    /// The number and the P live in the word itself between calls (an exit
+    /// clears only `IN_C`; [`set_p`](Self::set_p) rewrites the P when the M
+    /// takes another), so the entry is one load and one add. Building the
+    /// word on every call — a counter loaded, incremented and stored back,
+    /// the P loaded and shifted in, a check that the word still names the
+    /// M's P — cost ~1.5 ns a call on a first-generation Zen, where the
+    /// call path is bound by the number of instructions it executes.
     #[inline(always)]
     pub(crate) fn enter(&self, p: usize) -> u64 {
         // Our own last store: the monitor writes this word only between a
@@ -142,16 +137,24 @@ impl CallState {
         // of C.
         let prev = self.inner.word.load(Relaxed);
         debug_assert_eq!(prev & 3, 0, "a call announced inside another announced call");
-        let mut v = prev.wrapping_add(1 << 24) | IN_C;
-        if p_of(v) != p {
-            // This M holds another P than at its previous call.
-            std::hint::cold_path();
-            v = word(v >> 24, p);
-        }
+        debug_assert_eq!(p_of(prev), p, "the state word names another P than the M holds");
+        let _ = p;
+        // `prev` has no low bits set: adding `IN_C` sets it.
+        let v = prev.wrapping_add((1 << 24) | IN_C);
         // Release: a monitor that reads `v` and takes the P sees everything
         // this M did with it before.
         self.inner.word.store(v, Release);
         v
+    }
+
+    /// The M's thread, out of any announced call, now holding P `p`: the
+    /// P its next call's word names. Every place an M takes a P calls it.
+    pub(crate) fn set_p(&self, p: usize) {
+        let w = self.inner.word.load(Relaxed);
+        debug_assert_eq!(w & IN_C, 0, "an M took a P while in an announced call");
+        let w = (w & !(((1 << 22) - 1) << 2)) | ((p as u64) << 2);
+        // Relaxed: without `IN_C` the monitor ignores the word.
+        self.inner.word.store(w, Relaxed);
     }
 
     /// The word of the call this M is in (a callback's outer call): its
@@ -165,7 +168,9 @@ impl CallState {
     /// whether the M still holds its P (false: the monitor took it).
     #[inline(always)]
     pub(crate) fn exit(&self, v: u64) -> bool {
-        let out = v & !3;
+        // `v` (from `enter` or `current`) has `IN_C` and no other low bit.
+        debug_assert_eq!(v & 3, IN_C);
+        let out = v - IN_C;
         if self.inner.asym {
             self.inner.word.store(out, Release);
             // The CPU-side fence is the monitor's membarrier (module docs).

@@ -477,6 +477,7 @@ pub(crate) fn acquire_next_p(m: &Arc<M>) -> bool {
     // SAFETY: on m's own thread.
     let local = unsafe { &mut *m.local() };
     local.p = p;
+    m.call.set_p(p);
     local.spinning = m.wake_spinning.swap(false, SeqCst);
     true
 }
@@ -549,6 +550,7 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
                 && let Some(p) = take_idle_p(sched)
             {
                 local.p = p;
+                m.call.set_p(p);
                 local.spinning = true;
                 sched.nmspinning.fetch_add(1, SeqCst);
                 continue;
@@ -741,6 +743,7 @@ fn stop_m(m: &Arc<M>) {
         {
             // SAFETY: on m's own thread.
             unsafe { (*m.local()).p = p };
+            m.call.set_p(p);
             return;
         }
     }
