@@ -84,20 +84,23 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     let local = m.local();
     // SAFETY: our own M's state, on its thread; no switch happens while
     // these references live.
-    let (outer, mode) = unsafe {
+    let outer = unsafe {
         let l = &*local;
-        if l.cur_g.is_none() { (None, Mode::Default) } else { (l.foreign, l.call_mode) }
+        if l.cur_g.is_none() { None } else { l.foreign }
     };
     let Some(outer) = outer else {
         // Not inside a foreign call: Rust called it directly.
         return f();
     };
+    let mode = mode_of(m);
     if mode == Mode::NoCallback {
         nocallback_violation(name, outer);
     }
     // SAFETY: as above.
     let was_lazy = unsafe {
         let l = &mut *local;
+        // For `reclaim`, which runtime primitives call without knowing it.
+        l.call_mode = mode;
         l.cb_depth += 1;
         let was_lazy = l.cb_lazy;
         if mode == Mode::NonBlocking {
@@ -123,6 +126,10 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
         } else if !l.cb_lazy {
             reenter(m, l, mode, outer, was_lazy);
         }
+        // A callback nested in this one (from a call this one made) set
+        // its own call's mode; an enclosing lazy callback's `reclaim`
+        // needs ours again.
+        l.call_mode = mode;
         l.cb_depth -= 1;
         if l.cb_depth == 0 && l.cb_locked {
             m::unlock_after_callback(l);
@@ -131,6 +138,24 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     match out {
         Ok(r) => r,
         Err(payload) => stash_panic(local, payload),
+    }
+}
+
+/// The mode of the foreign call a callback on `m` comes from, read off the
+/// M's state (calls do not record it, to keep the call path short): an
+/// announced call's word says `IN_C` (and `NOCB` for `NoCallback`); a
+/// `Blocking` call gave its P away; otherwise the call is `NonBlocking`.
+/// A callback that arrives during a call made in place (inside a lazy
+/// callback) belongs, like that call, to the announced call around it.
+fn mode_of(m: &M) -> Mode {
+    let w = m.call.current();
+    if w & state::IN_C != 0 {
+        if w & state::NOCB != 0 { Mode::NoCallback } else { Mode::Default }
+    // SAFETY: our own M's state, on its thread.
+    } else if unsafe { (*m.local()).p } == NO_P {
+        Mode::Blocking
+    } else {
+        Mode::NonBlocking
     }
 }
 
@@ -157,7 +182,7 @@ pub(crate) fn reclaim(m: &M) {
         Mode::Blocking => reacquire_p(m, NO_P),
         _ => {
             let v = m.call.current();
-            if m.call.exit(v) {
+            if m.call.exit(v, mode == Mode::NoCallback) {
                 // SAFETY: as above; the exit protocol says the P is still ours.
                 unsafe { (*m.local()).p = state::p_of(v) };
             } else {
@@ -172,7 +197,7 @@ pub(crate) fn reclaim(m: &M) {
 fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer: &'static str, was_lazy: bool) {
     match mode {
         Mode::Default | Mode::NoCallback => {
-            m.call.enter(l.p);
+            m.call.enter(l.p, mode == Mode::NoCallback);
             l.cb_flags |= m::CB_REANNOUNCED;
         }
         Mode::Blocking => {

@@ -321,7 +321,7 @@ fn announced_fresh<A, T>(mode: Mode, name: &'static str, arg: A, on_sys: impl Fn
     // no call or callback in progress: the M's system stack below g0's
     // reserve is free (see `G0_RESERVE`).
     let top = unsafe { (*local).g0_sp as usize - G0_RESERVE };
-    Ok(protocol(m, mode, name, Top::At((top & !15) as *mut u8), None, arg, on_sys))
+    Ok(protocol(m, mode, name, Top::At((top & !15) as *mut u8), arg, on_sys))
 }
 
 /// [`announced`] for everything but the common case: no green thread (g0),
@@ -366,47 +366,24 @@ fn announced_general<A, T>(
     // SAFETY: on `m`'s thread. The C code runs below g0's reserve on the
     // M's own stack or, in a callback, right below the callback's frames
     // (see `G0_RESERVE`).
-    let (top, nested) = unsafe {
+    let top = unsafe {
         let l = &*local;
-        // Inside a callback, this call's bookkeeping must not clobber the
-        // outer call's, which the callback returns into.
-        if l.cb_depth != 0 {
-            (Top::BelowHere, Some(l.call_mode))
-        } else {
-            (Top::At(((l.g0_sp as usize - G0_RESERVE) & !15) as *mut u8), None)
-        }
+        if l.cb_depth != 0 { Top::BelowHere } else { Top::At(((l.g0_sp as usize - G0_RESERVE) & !15) as *mut u8) }
     };
-    protocol(m, mode, name, top, nested, arg, on_sys)
+    protocol(m, mode, name, top, arg, on_sys)
 }
 
 /// The announcement itself, by mode: runs `on_sys` on the stack below
-/// `top` as the calling M's foreign call `name`. `nested` is the outer
-/// call's mode when this call is made from a callback: it
-/// is put back afterwards.
+/// `top` as the calling M's foreign call `name`. The mode is not recorded:
+/// a callback from the call reads it off the M's state (`callback::mode_of`).
 #[inline(always)]
-fn protocol<A, T>(
-    m: &m::M,
-    mode: Mode,
-    name: &'static str,
-    top: Top,
-    nested: Option<Mode>,
-    arg: A,
-    on_sys: impl FnOnce(Top, A) -> T,
-) -> T {
+fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on_sys: impl FnOnce(Top, A) -> T) -> T {
     let local = m.local();
     // SAFETY: on `m`'s thread, no switch until `on_sys` returns.
     unsafe {
         let l = &mut *local;
         l.foreign = Some(name);
-        l.call_mode = mode;
     }
-    let restore = |local: *mut m::MLocal| {
-        if let Some(mode) = nested {
-            // SAFETY: on `m`'s thread (a callback's green thread never
-            // leaves its M while callbacks run).
-            unsafe { (*local).call_mode = mode };
-        }
-    };
     // What callbacks left for this call (a stashed panic, a new state
     // word) is flagged on this M (where they ran); read it before the way
     // back may move us to another M.
@@ -426,13 +403,13 @@ fn protocol<A, T>(
         Mode::NonBlocking => {
             let r = on_sys(top, arg);
             let flags = taken(local);
-            restore(local);
             finish(r, flags)
         }
         Mode::Default | Mode::NoCallback => {
+            let nocb = mode == Mode::NoCallback;
             // Enter: a plain store (see `state`).
             // SAFETY: as above; a running green thread's M holds a P.
-            let mut v = m.call.enter(unsafe { (*local).p });
+            let mut v = m.call.enter(unsafe { (*local).p }, nocb);
             let r = on_sys(top, arg);
             let flags = taken(local);
             if flags & m::CB_REANNOUNCED != 0 {
@@ -443,12 +420,10 @@ fn protocol<A, T>(
             // Exit: a plain store and a plain load (asymmetric protocol).
             // (`v` is kept in a register across the call: reloading the
             // word just stored made the next call's entry wait for it.)
-            if !m.call.exit(v) {
+            if !m.call.exit(v, nocb) {
                 std::hint::cold_path();
                 reacquire_p(m, state::p_of(v));
             }
-            // A nested call runs on the callback's M, locked: `local` is ours.
-            restore(local);
             finish(r, flags)
         }
         Mode::Blocking => {
@@ -459,7 +434,6 @@ fn protocol<A, T>(
             let r = on_sys(top, arg);
             let flags = taken(local);
             reacquire_p(m, p);
-            restore(local);
             finish(r, flags)
         }
     }

@@ -57,6 +57,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 pub(crate) const IN_C: u64 = 1;
 /// Symmetric protocol: the monitor's claim on a word.
 const TAKEN: u64 = 2;
+/// The call was made in `NoCallback` mode (read by a callback from it).
+pub(crate) const NOCB: u64 = 1 << 24;
+/// One step of the call number (bits 25 and up).
+const NEXT: u64 = 1 << 25;
 /// `decision` for "the call had ended; the M keeps its P".
 const KEPT: u64 = 0;
 
@@ -131,7 +135,7 @@ impl CallState {
     /// M's P — cost ~1.5 ns a call on a first-generation Zen, where the
     /// call path is bound by the number of instructions it executes.
     #[inline(always)]
-    pub(crate) fn enter(&self, p: usize) -> u64 {
+    pub(crate) fn enter(&self, p: usize, nocb: bool) -> u64 {
         // Our own last store: the monitor writes this word only between a
         // claim and our exit (symmetric protocol), never while we are out
         // of C.
@@ -139,8 +143,8 @@ impl CallState {
         debug_assert_eq!(prev & 3, 0, "a call announced inside another announced call");
         debug_assert_eq!(p_of(prev), p, "the state word names another P than the M holds");
         let _ = p;
-        // `prev` has no low bits set: adding `IN_C` sets it.
-        let v = prev.wrapping_add((1 << 24) | IN_C);
+        // `prev` has none of the flags set: adding them sets them.
+        let v = prev.wrapping_add(NEXT | IN_C | if nocb { NOCB } else { 0 });
         // Release: a monitor that reads `v` and takes the P sees everything
         // this M did with it before.
         self.inner.word.store(v, Release);
@@ -167,10 +171,12 @@ impl CallState {
     /// The M's thread, leaving call `v` (the one it announced last). Returns
     /// whether the M still holds its P (false: the monitor took it).
     #[inline(always)]
-    pub(crate) fn exit(&self, v: u64) -> bool {
-        // `v` (from `enter` or `current`) has `IN_C` and no other low bit.
-        debug_assert_eq!(v & 3, IN_C);
-        let out = v - IN_C;
+    pub(crate) fn exit(&self, v: u64, nocb: bool) -> bool {
+        // `v` (from `enter` or `current`, for a call in the same mode) has
+        // exactly these flags set.
+        let flags = IN_C | if nocb { NOCB } else { 0 };
+        debug_assert_eq!(v & (3 | NOCB), flags);
+        let out = v - flags;
         if self.inner.asym {
             self.inner.word.store(out, Release);
             // The CPU-side fence is the monitor's membarrier (module docs).
