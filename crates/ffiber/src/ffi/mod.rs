@@ -403,7 +403,11 @@ fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on
         Mode::NonBlocking => {
             let r = on_sys(top, arg);
             let flags = taken(local);
-            finish(r, flags)
+            if flags != 0 {
+                std::hint::cold_path();
+                return finish(r, flags);
+            }
+            r
         }
         Mode::Default | Mode::NoCallback => {
             let nocb = mode == Mode::NoCallback;
@@ -412,10 +416,19 @@ fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on
             let mut v = m.call.enter(unsafe { (*local).p }, nocb);
             let r = on_sys(top, arg);
             let flags = taken(local);
-            if flags & m::CB_REANNOUNCED != 0 {
-                // A callback took the P back and re-announced the call:
-                // another number, and the P it got.
-                v = m.call.current();
+            if flags != 0 {
+                // Callbacks ran and left something: the same exit, off the
+                // common path (which then tests the flags only once).
+                std::hint::cold_path();
+                if flags & m::CB_REANNOUNCED != 0 {
+                    // A callback took the P back and re-announced the
+                    // call: another number, and the P it got.
+                    v = m.call.current();
+                }
+                if !m.call.exit(v, nocb) {
+                    reacquire_p(m, state::p_of(v));
+                }
+                return finish(r, flags);
             }
             // Exit: a plain store and a plain load (asymmetric protocol).
             // (`v` is kept in a register across the call: reloading the
@@ -424,7 +437,7 @@ fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on
                 std::hint::cold_path();
                 reacquire_p(m, state::p_of(v));
             }
-            finish(r, flags)
+            r
         }
         Mode::Blocking => {
             // SAFETY: as above. We give the P away: from here on this M
