@@ -320,8 +320,8 @@ fn announced_fresh<A, T>(mode: Mode, name: &'static str, arg: A, on_sys: impl Fn
     // SAFETY: on `m`'s thread, with a green thread (us) running on it and
     // no call or callback in progress: the M's system stack below g0's
     // reserve is free (see `G0_RESERVE`).
-    let top = unsafe { (*local).g0_sp as usize - G0_RESERVE };
-    Ok(protocol(m, mode, name, Top::At((top & !15) as *mut u8), arg, on_sys))
+    let top = unsafe { (*local).sys_top };
+    Ok(protocol(m, mode, name, Top::At(top as *mut u8), arg, on_sys))
 }
 
 /// [`announced`] for everything but the common case: no green thread (g0),
@@ -368,7 +368,7 @@ fn announced_general<A, T>(
     // (see `G0_RESERVE`).
     let top = unsafe {
         let l = &*local;
-        if l.cb_depth != 0 { Top::BelowHere } else { Top::At(((l.g0_sp as usize - G0_RESERVE) & !15) as *mut u8) }
+        if l.cb_depth != 0 { Top::BelowHere } else { Top::At(l.sys_top as *mut u8) }
     };
     protocol(m, mode, name, top, arg, on_sys)
 }
@@ -486,7 +486,7 @@ fn reraise() {
 /// system stack. A green thread that blocks in a callback lets g0 run
 /// while C frames are live below it; g0's own work (finding the next green
 /// thread, parking the M) stays well inside this.
-const G0_RESERVE: usize = 256 * 1024;
+pub(crate) const G0_RESERVE: usize = 256 * 1024;
 
 /// The register pass-through form, for generated bindings: calls the C
 /// function `f` in `mode` with its arguments already laid out in argument

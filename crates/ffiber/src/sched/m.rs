@@ -72,6 +72,11 @@ pub(crate) struct M {
 pub(crate) struct MLocal {
     /// g0's saved stack pointer while a green thread runs.
     pub(crate) g0_sp: *mut u8,
+    /// Where a foreign call from the running green thread puts its C
+    /// frames: `ffi::G0_RESERVE` below g0's frame, 16-byte aligned. Set
+    /// before each switch to a green thread, so the call path loads it
+    /// rather than computing it.
+    pub(crate) sys_top: usize,
     /// The green thread running (or just switched away from).
     pub(crate) cur_g: Option<Arc<G>>,
     pub(crate) action: Action,
@@ -136,6 +141,7 @@ impl M {
             sched,
             local: UnsafeCell::new(MLocal {
                 g0_sp: std::ptr::null_mut(),
+                sys_top: 0,
                 cur_g: None,
                 action: Action::None,
                 p: NO_P,
@@ -257,6 +263,9 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
     let to = unsafe {
         let to = g.inner().sp;
         (*local).cur_g = Some(g);
+        // g0 stops a few frames below here (`switch` saves its registers
+        // below this frame): C may use what lies a reserve below that.
+        (*local).sys_top = (arch::stack_pointer() - crate::ffi::G0_RESERVE) & !15;
         (*local).schedtick = (*local).schedtick.wrapping_add(1);
         if (*local).p != NO_P {
             m.sched.ps[(*local).p].schedtick.store((*local).schedtick, Relaxed);
