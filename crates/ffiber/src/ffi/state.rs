@@ -4,14 +4,16 @@
 //! symmetric fallback below, claimed by the monitor):
 //!
 //! ```text
-//!   n<<24 | p'<<2 --enter: store v = (n+1)<<24 | p<<2 | IN_C--> v
-//!   v --exit: store v & !3, then load `retake`--> (n+1)<<24 | p<<2
+//!   n<<25 | p<<2 --enter: store v = (n+1)<<25 | p<<2 | IN_C [| NOCB]--> v
+//!   v --exit: store v without IN_C/NOCB, then load `retake`--> (n+1)<<25 | p<<2
 //! ```
 //!
 //! `n` numbers the M's calls (so the monitor can tell one long call from
-//! many short ones) and `p` is the P the M holds during the call. The
-//! number stays in the word between calls, so the next entry is the
-//! previous word plus one — no separate counter to load and store back.
+//! many short ones), `p` is the P the M holds, and `NOCB` marks a
+//! `NoCallback` call (a callback reads the call's mode from the word). The
+//! number and the P stay in the word between calls (`set_p` rewrites the P
+//! when the M takes another), so the next entry is the previous word plus
+//! one — no counter to load and store back, no P to check.
 //! The fast path is two plain stores and two plain loads of the M's own
 //! word line — no read-modify-write at all. While the M is in C its word
 //! also tells a callback from that call which call and P it belongs to.
