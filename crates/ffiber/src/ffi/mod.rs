@@ -20,7 +20,7 @@
 //!    its OS thread sleep.
 //!
 //! ```text
-//!   M.word:  n<<25|p<<2 --call: store--> (n+1)<<25|p<<2|IN_C --return: store v - IN_C, load retake--> (n+1)<<25|p<<2
+//!   M.word:  n<<26|p<<2 --call: store--> (n+1)<<26|p<<2|IN_C --return: store v - IN_C, load retake--> (n+1)<<26|p<<2
 //!                                      |
 //!                   monitor: retake = v; membarrier; word still v? -> P handed off
 //!                   (return: sees retake == v -> waits for the decision -> reacquire a P)

@@ -4,8 +4,8 @@
 //! symmetric fallback below, claimed by the monitor):
 //!
 //! ```text
-//!   n<<25 | p<<2 --enter: store v = (n+1)<<25 | p<<2 | IN_C [| NOCB]--> v
-//!   v --exit: store v without IN_C/NOCB, then load `retake`--> (n+1)<<25 | p<<2
+//!   n<<26 | p<<2 --enter: store v = (n+1)<<26 | p<<2 | IN_C [| NOCB]--> v
+//!   v --exit: store v without IN_C/NOCB, then load `retake`--> (n+1)<<26 | p<<2
 //! ```
 //!
 //! `n` numbers the M's calls (so the monitor can tell one long call from
@@ -49,7 +49,9 @@
 //! Where `membarrier` is not available (old kernels, seccomp), the word is
 //! handled symmetrically instead: the exit is an atomic swap and the monitor
 //! claims the word with a compare-and-swap from `v` to `v | TAKEN` (keeping
-//! the number and P readable) — one RMW per call.
+//! the number and P readable) — one RMW per call. Which protocol an M uses
+//! is a bit of its word (`SYM`, set when the M is created), so the exit
+//! decides on the copy of the word it holds in a register.
 
 use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;
@@ -61,8 +63,11 @@ pub(crate) const IN_C: u64 = 1;
 const TAKEN: u64 = 2;
 /// The call was made in `NoCallback` mode (read by a callback from it).
 pub(crate) const NOCB: u64 = 1 << 24;
-/// One step of the call number (bits 25 and up).
-const NEXT: u64 = 1 << 25;
+/// The M uses the symmetric protocol (set once, in every word of the M:
+/// the exit tests its register copy of the word instead of loading a flag).
+const SYM: u64 = 1 << 25;
+/// One step of the call number (bits 26 and up).
+const NEXT: u64 = 1 << 26;
 /// `decision` for "the call had ended; the M keeps its P".
 const KEPT: u64 = 0;
 
@@ -76,9 +81,6 @@ struct Words {
     word: AtomicU64,
     retake: AtomicU64,
     decision: AtomicU64,
-    /// [`asymmetric`], copied here so that the exit reads it from the
-    /// cache line it touches anyway.
-    asym: bool,
 }
 
 impl Default for CallState {
@@ -86,10 +88,9 @@ impl Default for CallState {
     /// decided the protocol).
     fn default() -> Self {
         let w = Words {
-            word: AtomicU64::new(0),
+            word: AtomicU64::new(if asymmetric() { 0 } else { SYM }),
             retake: AtomicU64::new(0),
             decision: AtomicU64::new(0),
-            asym: asymmetric(),
         };
         CallState { inner: CachePadded::new(w) }
     }
@@ -179,7 +180,7 @@ impl CallState {
         let flags = IN_C | if nocb { NOCB } else { 0 };
         debug_assert_eq!(v & (3 | NOCB), flags);
         let out = v - flags;
-        if self.inner.asym {
+        if v & SYM == 0 {
             self.inner.word.store(out, Release);
             // The CPU-side fence is the monitor's membarrier (module docs).
             std::sync::atomic::compiler_fence(SeqCst);
