@@ -99,8 +99,6 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     // SAFETY: as above.
     let was_lazy = unsafe {
         let l = &mut *local;
-        // For `reclaim`, which runtime primitives call without knowing it.
-        l.call_mode = mode;
         l.cb_depth += 1;
         let was_lazy = l.cb_lazy;
         if mode == Mode::NonBlocking {
@@ -126,10 +124,6 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
         } else if !l.cb_lazy {
             reenter(m, l, mode, outer, was_lazy);
         }
-        // A callback nested in this one (from a call this one made) set
-        // its own call's mode; an enclosing lazy callback's `reclaim`
-        // needs ours again.
-        l.call_mode = mode;
         l.cb_depth -= 1;
         if l.cb_depth == 0 && l.cb_locked {
             m::unlock_after_callback(l);
@@ -147,6 +141,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
 /// `Blocking` call gave its P away; otherwise the call is `NonBlocking`.
 /// A callback that arrives during a call made in place (inside a lazy
 /// callback) belongs, like that call, to the announced call around it.
+#[inline(always)]
 fn mode_of(m: &M) -> Mode {
     let w = m.call.current();
     if w & state::IN_C != 0 {
@@ -167,7 +162,7 @@ fn mode_of(m: &M) -> Mode {
 pub(crate) fn reclaim(m: &M) {
     // SAFETY: on `m`'s thread; no switch while `l` lives (`reacquire_p`
     // may switch, and we do not touch `l` after it).
-    let mode = unsafe {
+    unsafe {
         let l = &mut *m.local();
         if !l.cb_lazy {
             return;
@@ -176,13 +171,14 @@ pub(crate) fn reclaim(m: &M) {
         // Foreign calls the callback makes from now on are announced
         // themselves (the callback restores the name on its way out).
         l.foreign = None;
-        l.call_mode
-    };
-    match mode {
-        Mode::Blocking => reacquire_p(m, NO_P),
+    }
+    // A lazy callback's call is announced (its word says `IN_C`) or
+    // `Blocking` (a `NonBlocking` call's callbacks keep the P: never lazy).
+    let v = m.call.current();
+    match v & state::IN_C {
+        0 => reacquire_p(m, NO_P),
         _ => {
-            let v = m.call.current();
-            if m.call.exit(v, mode == Mode::NoCallback) {
+            if m.call.exit(v, v & state::NOCB != 0) {
                 // SAFETY: as above; the exit protocol says the P is still ours.
                 unsafe { (*m.local()).p = state::p_of(v) };
             } else {

@@ -89,9 +89,6 @@ pub(crate) struct MLocal {
     /// What the running green thread is calling in C (for fault messages),
     /// or `None` outside a foreign call.
     pub(crate) foreign: Option<&'static str>,
-    /// The current foreign call's mode, for callbacks from it (its state
-    /// word, if announced, is in `M::call`).
-    pub(crate) call_mode: crate::ffi::Mode,
     /// What callbacks from the current foreign call left for it to do on
     /// return (`CB_PANIC`, `CB_REANNOUNCED`): one byte, so the return path
     /// checks both with one load.
@@ -149,7 +146,6 @@ impl M {
                 locked_g: std::ptr::null(),
                 schedtick: 0,
                 foreign: None,
-                call_mode: crate::ffi::Mode::Default,
                 cb_flags: 0,
                 cb_depth: 0,
                 cb_locked: false,
