@@ -370,16 +370,7 @@ fn retakes_after_a_callback_reannounced_the_call_lose_no_p() {
                 })
             })
             .collect();
-        let busy: Vec<_> = (0..4)
-            .map(|_| {
-                ffiber::go(|| {
-                    for _ in 0..150 {
-                        ffiber::sleep(Duration::from_micros(300));
-                        ffiber::yield_now();
-                    }
-                })
-            })
-            .collect();
+        let busy = common::spawn_wanting_ps(4, 150);
         for h in callers {
             assert_eq!(h.join().unwrap(), (0..30).sum::<i32>());
         }

@@ -263,16 +263,7 @@ fn retake_races_lose_no_p() {
                 })
             })
             .collect();
-        let busy: Vec<_> = (0..4)
-            .map(|_| {
-                ffiber::go(|| {
-                    for _ in 0..200 {
-                        ffiber::sleep(Duration::from_micros(300));
-                        ffiber::yield_now();
-                    }
-                })
-            })
-            .collect();
+        let busy = common::spawn_wanting_ps(4, 200);
         callers.into_iter().chain(busy).for_each(|h| h.join().unwrap());
         assert_eq!(calls.load(Ordering::Relaxed), 8 * 40);
         // Both Ps still work.

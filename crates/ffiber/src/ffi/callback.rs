@@ -145,13 +145,11 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
 fn mode_of(m: &M) -> Mode {
     let w = m.call.current();
     if w & state::IN_C != 0 {
-        if w & state::NOCB != 0 { Mode::NoCallback } else { Mode::Default }
-    // SAFETY: our own M's state, on its thread.
-    } else if unsafe { (*m.local()).p } == NO_P {
-        Mode::Blocking
-    } else {
-        Mode::NonBlocking
+        return if w & state::NOCB != 0 { Mode::NoCallback } else { Mode::Default };
     }
+    // SAFETY: our own M's state, on its thread.
+    let p = unsafe { (*m.local()).p };
+    if p == NO_P { Mode::Blocking } else { Mode::NonBlocking }
 }
 
 /// Leaves the lazy state of the innermost callback on this M: the outer
@@ -175,16 +173,13 @@ pub(crate) fn reclaim(m: &M) {
     // A lazy callback's call is announced (its word says `IN_C`) or
     // `Blocking` (a `NonBlocking` call's callbacks keep the P: never lazy).
     let v = m.call.current();
-    match v & state::IN_C {
-        0 => reacquire_p(m, NO_P),
-        _ => {
-            if m.call.exit(v, v & state::NOCB != 0) {
-                // SAFETY: as above; the exit protocol says the P is still ours.
-                unsafe { (*m.local()).p = state::p_of(v) };
-            } else {
-                reacquire_p(m, state::p_of(v));
-            }
-        }
+    if v & state::IN_C == 0 {
+        reacquire_p(m, NO_P);
+    } else if m.call.exit(v, v & state::NOCB != 0) {
+        // SAFETY: as above; the exit protocol says the P is still ours.
+        unsafe { (*m.local()).p = state::p_of(v) };
+    } else {
+        reacquire_p(m, state::p_of(v));
     }
 }
 

@@ -712,8 +712,7 @@ fn reacquire_p(m: &M, old: usize) {
     let sched = &m.sched;
     if let Some(p) = crate::sched::take_idle_p_prefer(sched, old) {
         // SAFETY: as above; the P came off the idle list, so it is ours.
-        unsafe { (*m.local()).p = p };
-        m.call.set_p(p);
+        m::hold_p(m, unsafe { &mut *m.local() }, p);
         return;
     }
     m::switch_to_g0(Action::Requeue);

@@ -33,10 +33,11 @@
 //! stays in C after losing its P, so the monitor skips a call whose `v` it
 //! already requested.
 //!
-//! The M's exit stores `v & !3` and then loads `retake`. Take the point
-//! where the barrier of step 2 hits the M's thread. If the M's store came
-//! before it, step 3 sees another word and the M keeps its P (whether or not its load saw the
-//! request: if it did, it waits for the "kept" decision). If the M's store
+//! The M's exit stores `v` without its flags and then loads `retake`. Take
+//! the point where the barrier of step 2 hits the M's thread. If the M's
+//! store came before it, step 3 sees another word and the M keeps its P
+//! (whether or not its load saw the request: if it did, it waits for the
+//! "kept" decision). If the M's store
 //! comes after it, its load comes after it too and sees `retake == v`, so
 //! the M waits for the decision — "taken" if step 3 read `v`, "kept" if the
 //! store had become visible by then. Either way both sides agree, and the
@@ -120,9 +121,12 @@ pub(crate) fn asymmetric() -> bool {
     ASYM.load(Relaxed)
 }
 
+/// The P field of a state word (bits 2-23).
+const P_MASK: u64 = ((1 << 22) - 1) << 2;
+
 /// The P of a state word.
 pub(crate) fn p_of(v: u64) -> usize {
-    ((v >> 2) & ((1 << 22) - 1)) as usize
+    ((v & P_MASK) >> 2) as usize
 }
 
 impl CallState {
@@ -159,7 +163,7 @@ impl CallState {
     pub(crate) fn set_p(&self, p: usize) {
         let w = self.inner.word.load(Relaxed);
         debug_assert_eq!(w & IN_C, 0, "an M took a P while in an announced call");
-        let w = (w & !(((1 << 22) - 1) << 2)) | ((p as u64) << 2);
+        let w = (w & !P_MASK) | ((p as u64) << 2);
         // Relaxed: without `IN_C` the monitor ignores the word.
         self.inner.word.store(w, Relaxed);
     }

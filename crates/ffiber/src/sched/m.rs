@@ -102,6 +102,15 @@ pub(crate) struct MLocal {
     pub(crate) cb_lazy: bool,
 }
 
+/// `m` now holds P `p` (called on `m`'s thread, out of any announced
+/// foreign call, with its `local`): every place an M takes a P goes through
+/// here, so the M's call-state word always names the P its next foreign
+/// call announces (`CallState::set_p`).
+pub(crate) fn hold_p(m: &M, local: &mut MLocal, p: usize) {
+    local.p = p;
+    m.call.set_p(p);
+}
+
 /// `MLocal::cb_flags`: a callback stashed a panic in the running green
 /// thread (`GInner::cb_panic`); the foreign call re-raises it on return.
 pub(crate) const CB_PANIC: u8 = 1;

@@ -476,8 +476,7 @@ pub(crate) fn acquire_next_p(m: &Arc<M>) -> bool {
     }
     // SAFETY: on m's own thread.
     let local = unsafe { &mut *m.local() };
-    local.p = p;
-    m.call.set_p(p);
+    m::hold_p(m, local, p);
     local.spinning = m.wake_spinning.swap(false, SeqCst);
     true
 }
@@ -549,8 +548,7 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             if any_work(sched)
                 && let Some(p) = take_idle_p(sched)
             {
-                local.p = p;
-                m.call.set_p(p);
+                m::hold_p(m, local, p);
                 local.spinning = true;
                 sched.nmspinning.fetch_add(1, SeqCst);
                 continue;
@@ -742,8 +740,7 @@ fn stop_m(m: &Arc<M>) {
             && let Some(p) = take_idle_p(sched)
         {
             // SAFETY: on m's own thread.
-            unsafe { (*m.local()).p = p };
-            m.call.set_p(p);
+            m::hold_p(m, unsafe { &mut *m.local() }, p);
             return;
         }
     }

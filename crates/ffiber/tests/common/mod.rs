@@ -25,3 +25,19 @@ pub fn assert_every_p_runs(procs: usize) {
         .collect();
     spinners.into_iter().for_each(|h| h.join().unwrap());
 }
+
+/// Spawns `n` green threads that each sleep 300 µs and yield, `rounds`
+/// times: Ps with work queued and timers due, so that the monitor hands off
+/// the P of a thread that stays in C. Join them when done.
+pub fn spawn_wanting_ps(n: usize, rounds: usize) -> Vec<ffiber::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            ffiber::go(move || {
+                for _ in 0..rounds {
+                    ffiber::sleep(Duration::from_micros(300));
+                    ffiber::yield_now();
+                }
+            })
+        })
+        .collect()
+}
