@@ -391,3 +391,135 @@ fn timeouts_racing_deliveries_lose_nothing() {
         assert_eq!(all.iter().collect::<HashSet<_>>().len(), 8_000, "no value twice");
     });
 }
+
+/// Issue 15, item 1: `select!` over rendezvous channels that stay open must
+/// never report them closed. A waiter left on a channel's queue by another
+/// select that already completed elsewhere used to count as "ready"; the
+/// registering select then claimed itself, found nobody, and read "closed".
+#[test]
+fn select_never_reports_open_channels_closed() {
+    for procs in [1, 2, 8] {
+        let (sent, got, errors) = Runtime::builder().max_procs(procs).build().unwrap().block_on(|| {
+            let (t0, r0) = chan::bounded::<u64>(0);
+            let (t1, r1) = chan::bounded::<u64>(0);
+            let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let producers: Vec<_> = (0..4u64)
+                .map(|p| {
+                    let (t0, t1, errors) = (t0.clone(), t1.clone(), errors.clone());
+                    ffiber::go(move || {
+                        for i in 0..5_000u64 {
+                            let v = p * 1_000_000 + i;
+                            ffiber::select! {
+                                send(t0, v) -> r => if r.is_err() { errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst); },
+                                send(t1, v) -> r => if r.is_err() { errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst); },
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop((t0, t1));
+            let consumers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (r0, r1, errors) = (r0.clone(), r1.clone(), errors.clone());
+                    ffiber::go(move || {
+                        let mut got = 0u64;
+                        let mut closed = [false; 2];
+                        while !(closed[0] && closed[1]) {
+                            ffiber::select! {
+                                recv(r0) -> v => match v { Ok(_) => got += 1, Err(_) => closed[0] = true },
+                                recv(r1) -> v => match v { Ok(_) => got += 1, Err(_) => closed[1] = true },
+                                default(Duration::from_millis(1)) => {},
+                            }
+                        }
+                        got
+                    })
+                })
+                .collect();
+            drop((r0, r1));
+            producers.into_iter().for_each(|h| h.join().unwrap());
+            let got: u64 = consumers.into_iter().map(|h| h.join().unwrap()).sum();
+            (20_000u64, got, errors.load(std::sync::atomic::Ordering::SeqCst))
+        });
+        assert_eq!(errors, 0, "{procs} Ps: a send on an open channel failed");
+        assert_eq!(got, sent, "{procs} Ps: values lost or a channel read as closed early");
+    }
+}
+
+/// Issue 15, item 1: a 16-arm select over 16 rendezvous channels, 64
+/// producers and 64 consumers: every value arrives exactly once.
+#[test]
+fn wide_select_delivers_every_value_once() {
+    const N: usize = 16;
+    let (errors, sum, count) = Runtime::builder().max_procs(2).build().unwrap().block_on(|| {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..N).map(|_| chan::bounded::<u64>(0)).unzip();
+        let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        macro_rules! sel16_send {
+            ($t:ident, $v:expr, $e:ident) => {
+                ffiber::select! {
+                    send($t[0], $v) -> r => r.is_err(), send($t[1], $v) -> r => r.is_err(),
+                    send($t[2], $v) -> r => r.is_err(), send($t[3], $v) -> r => r.is_err(),
+                    send($t[4], $v) -> r => r.is_err(), send($t[5], $v) -> r => r.is_err(),
+                    send($t[6], $v) -> r => r.is_err(), send($t[7], $v) -> r => r.is_err(),
+                    send($t[8], $v) -> r => r.is_err(), send($t[9], $v) -> r => r.is_err(),
+                    send($t[10], $v) -> r => r.is_err(), send($t[11], $v) -> r => r.is_err(),
+                    send($t[12], $v) -> r => r.is_err(), send($t[13], $v) -> r => r.is_err(),
+                    send($t[14], $v) -> r => r.is_err(), send($t[15], $v) -> r => r.is_err(),
+                }
+            };
+        }
+        macro_rules! sel16_recv {
+            ($r:ident) => {
+                ffiber::select! {
+                    recv($r[0]) -> v => v.ok(), recv($r[1]) -> v => v.ok(),
+                    recv($r[2]) -> v => v.ok(), recv($r[3]) -> v => v.ok(),
+                    recv($r[4]) -> v => v.ok(), recv($r[5]) -> v => v.ok(),
+                    recv($r[6]) -> v => v.ok(), recv($r[7]) -> v => v.ok(),
+                    recv($r[8]) -> v => v.ok(), recv($r[9]) -> v => v.ok(),
+                    recv($r[10]) -> v => v.ok(), recv($r[11]) -> v => v.ok(),
+                    recv($r[12]) -> v => v.ok(), recv($r[13]) -> v => v.ok(),
+                    recv($r[14]) -> v => v.ok(), recv($r[15]) -> v => v.ok(),
+                }
+            };
+        }
+        let producers: Vec<_> = (0..64u64)
+            .map(|p| {
+                let (t, errors) = (txs.clone(), errors.clone());
+                ffiber::go(move || {
+                    for i in 0..200u64 {
+                        if sel16_send!(t, p * 1000 + i, errors) {
+                            errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Each consumer takes exactly its share, so every channel stays open.
+        let consumers: Vec<_> = (0..64)
+            .map(|_| {
+                let (r, errors) = (rxs.clone(), errors.clone());
+                ffiber::go(move || {
+                    let (mut sum, mut count) = (0u64, 0u64);
+                    for _ in 0..200 {
+                        match sel16_recv!(r) {
+                            Some(v) => {
+                                sum += v;
+                                count += 1;
+                            }
+                            None => {
+                                errors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    (sum, count)
+                })
+            })
+            .collect();
+        producers.into_iter().for_each(|h| h.join().unwrap());
+        let (sum, count) = consumers.into_iter().map(|h| h.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        drop((txs, rxs));
+        (errors.load(std::sync::atomic::Ordering::SeqCst), sum, count)
+    });
+    let want: u64 = (0..64u64).map(|p| (0..200u64).map(|i| p * 1000 + i).sum::<u64>()).sum();
+    assert_eq!(errors, 0, "a select on open channels reported one closed");
+    assert_eq!((sum, count), (want, 64 * 200));
+}

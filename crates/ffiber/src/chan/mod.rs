@@ -77,10 +77,16 @@ impl Selector {
         self.state.compare_exchange(WAITING, CLAIMED | (op + 1), AcqRel, Acquire).is_ok()
     }
 
-    /// Claims and completes our own selector for `op` at once (a select
-    /// that finds an operation ready while registering).
-    pub(crate) fn try_select_own(&self, op: usize) -> bool {
-        self.state.compare_exchange(WAITING, op + 1, AcqRel, Acquire).is_ok()
+    /// True while no operation has been claimed and the waiter has not
+    /// given up.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.state.load(Acquire) == WAITING
+    }
+
+    /// Gives up waiting unless a peer has claimed an operation. Returns
+    /// whether it did (after a failure, a peer's `wake` follows).
+    pub(crate) fn try_abort(&self) -> bool {
+        self.state.compare_exchange(WAITING, ABORTED, AcqRel, Acquire).is_ok()
     }
 
     /// The completed operation, if any; `Err(())` if aborted.
@@ -195,14 +201,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<T> Chan<T> {
     /// Receives without blocking, with the lock held. Returns the value and
     /// a selector to wake once the lock is released.
-    pub(crate) fn try_recv_locked(
-        &self,
-        st: &mut State<T>,
-        me: Option<&Arc<Selector>>,
-    ) -> Option<(T, Option<Arc<Selector>>)> {
+    pub(crate) fn try_recv_locked(&self, st: &mut State<T>) -> Option<(T, Option<Arc<Selector>>)> {
         if let Some(v) = st.buf.pop_front() {
             // Room freed: move one blocked sender's value into the buffer.
-            let wake = pop_peer(&mut st.senders_q, me).map(|w| {
+            let wake = pop_peer(&mut st.senders_q).map(|w| {
                 // SAFETY: we claimed the sender's selector under the lock.
                 if let Some(sv) = unsafe { w.slot.take() } {
                     st.buf.push_back(sv);
@@ -212,7 +214,7 @@ impl<T> Chan<T> {
             return Some((v, wake));
         }
         // Rendezvous (or empty buffer): take straight from a blocked sender.
-        let w = pop_peer(&mut st.senders_q, me)?;
+        let w = pop_peer(&mut st.senders_q)?;
         // SAFETY: we claimed the sender's selector under the lock.
         let v = unsafe { w.slot.take() }.expect("a blocked sender's slot holds its value");
         Some((v, Some(w.sel)))
@@ -220,13 +222,8 @@ impl<T> Chan<T> {
 
     /// Sends without blocking, with the lock held. Gives the value back if it
     /// cannot be sent now.
-    pub(crate) fn try_send_locked(
-        &self,
-        st: &mut State<T>,
-        v: T,
-        me: Option<&Arc<Selector>>,
-    ) -> Result<Option<Arc<Selector>>, T> {
-        if let Some(w) = pop_peer(&mut st.receivers_q, me) {
+    pub(crate) fn try_send_locked(&self, st: &mut State<T>, v: T) -> Result<Option<Arc<Selector>>, T> {
+        if let Some(w) = pop_peer(&mut st.receivers_q) {
             // SAFETY: we claimed the receiver's selector under the lock.
             unsafe { w.slot.put(v) };
             return Ok(Some(w.sel));
@@ -243,21 +240,22 @@ impl<T> Chan<T> {
     }
 }
 
-/// Pops the first waiter whose selector we can claim (skipping ones already
-/// claimed elsewhere or timed out, and our own select's other operations).
-fn pop_peer<T>(q: &mut VecDeque<Waiting<T>>, me: Option<&Arc<Selector>>) -> Option<Waiting<T>> {
-    let mut i = 0;
-    while i < q.len() {
-        if me.is_some_and(|me| Arc::ptr_eq(me, &q[i].sel)) {
-            i += 1;
-            continue;
-        }
-        let w = q.remove(i).expect("index in range");
+/// Pops the first waiter whose selector we can claim, dropping the ones
+/// claimed elsewhere or given up on the way (their owners' `remove_waiter`
+/// then finds nothing, which is fine).
+fn pop_peer<T>(q: &mut VecDeque<Waiting<T>>) -> Option<Waiting<T>> {
+    while let Some(w) = q.pop_front() {
         if w.sel.try_select(w.op) {
             return Some(w);
         }
     }
     None
+}
+
+/// True if the queue holds a waiter, other than one of `me`'s, that is still
+/// waiting (a hint: it may be claimed elsewhere the next moment).
+pub(crate) fn has_waiting_peer<T>(q: &VecDeque<Waiting<T>>, me: &Arc<Selector>) -> bool {
+    q.iter().any(|w| !Arc::ptr_eq(&w.sel, me) && w.sel.is_waiting())
 }
 
 fn remove_waiter<T>(q: &mut VecDeque<Waiting<T>>, sel: &Arc<Selector>) {
@@ -324,7 +322,7 @@ impl<T> Sender<T> {
         if st.rx_gone {
             return Err(TrySendError::Disconnected(v));
         }
-        match self.chan.try_send_locked(&mut st, v, None) {
+        match self.chan.try_send_locked(&mut st, v) {
             Ok(wake) => {
                 drop(st);
                 if let Some(s) = wake {
@@ -346,7 +344,7 @@ impl<T> Sender<T> {
         if st.rx_gone {
             return Err(SendTimeoutError::Disconnected(v));
         }
-        let v = match self.chan.try_send_locked(&mut st, v, None) {
+        let v = match self.chan.try_send_locked(&mut st, v) {
             Ok(wake) => {
                 drop(st);
                 if let Some(s) = wake {
@@ -401,7 +399,7 @@ impl<T> Receiver<T> {
     /// Receives if a value is ready now.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut st = self.chan.lock();
-        match self.chan.try_recv_locked(&mut st, None) {
+        match self.chan.try_recv_locked(&mut st) {
             Some((v, wake)) => {
                 drop(st);
                 if let Some(s) = wake {
@@ -430,7 +428,7 @@ impl<T> Receiver<T> {
 
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut st = self.chan.lock();
-        if let Some((v, wake)) = self.chan.try_recv_locked(&mut st, None) {
+        if let Some((v, wake)) = self.chan.try_recv_locked(&mut st) {
             drop(st);
             if let Some(s) = wake {
                 s.wake();

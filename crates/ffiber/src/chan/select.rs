@@ -7,13 +7,20 @@
 //! 2. With a `default` arm, stop there.
 //! 3. Otherwise create one [`Selector`] and register a waiter for each
 //!    operation on its channel. Registration happens under that channel's
-//!    lock and re-checks readiness: if the operation can complete now, the
-//!    select first claims its own selector (so no peer can complete a second
-//!    operation) and completes it in place.
+//!    lock and re-checks readiness (a value or room appeared, a peer that is
+//!    still waiting, the channel closed). If the operation is ready now, the
+//!    select aborts its selector, takes its waiters back and starts again
+//!    at 1, where the operation completes under the channel's lock. It
+//!    never completes an operation during registration: that would claim two
+//!    selectors one after the other (ours, then the peer's), and a peer seen
+//!    waiting may meanwhile be claimed by another operation of its own
+//!    select, leaving ours claimed with nothing to deliver. (Until issue 15
+//!    that case was reported as "closed": a wrong answer.)
 //! 4. Park until a peer claims the selector for one operation (it moves the
 //!    value through that operation's slot), or the deadline passes and we
 //!    claim it as aborted.
-//! 5. Unregister the waiters of the other operations.
+//! 5. Unregister the waiters of the other operations (a send takes its
+//!    value back); the chosen one's waiter was taken off by its peer.
 
 use super::{Receiver, RecvError, Selector, SendError, Sender, Slot, SlotCell, Waiting, remove_waiter};
 use std::sync::Arc;
@@ -24,9 +31,9 @@ use std::time::{Duration, Instant};
 pub trait SelectOp {
     /// Completes the operation if it can without waiting.
     fn try_complete(&mut self) -> bool;
-    /// Registers a waiter. If the operation can complete right away, claims
-    /// `sel` for `op` and completes it instead, returning true. Returns true
-    /// also if `sel` was claimed by a peer meanwhile (stop registering).
+    /// Registers a waiter for `sel`'s operation `op`, unless the operation
+    /// looks ready now: then registers nothing and returns true (the select
+    /// takes its waiters back and polls again).
     #[doc(hidden)]
     fn register(&mut self, sel: &Arc<Selector>, op: usize) -> bool;
     /// Removes the waiter registered for `sel`.
@@ -58,50 +65,73 @@ impl SelectMode {
 /// Runs a select over `ops`; returns the index of the operation that
 /// completed, or `None` if none did (non-blocking mode or timeout).
 pub fn select_dyn(ops: &mut [&mut dyn SelectOp], mode: SelectMode) -> Option<usize> {
-    let n = ops.len();
-    if n > 0 {
-        let start = crate::sched::fastrand_pub(n);
-        for k in 0..n {
-            let i = (start + k) % n;
-            if ops[i].try_complete() {
-                return Some(i);
-            }
-        }
-    }
     let deadline = match mode {
-        SelectMode::NonBlocking => return None,
+        SelectMode::NonBlocking => None,
         SelectMode::Block => None,
         SelectMode::Deadline(d) => Some(d),
     };
-    let sel = Selector::new();
-    let mut registered = 0;
-    let mut done_inline = None;
-    for (i, op) in ops.iter_mut().enumerate() {
-        registered = i + 1;
-        if op.register(&sel, i) {
-            if let Some(Ok(k)) = sel.selected()
-                && k == i
-            {
-                done_inline = Some(i);
+    let n = ops.len();
+    for round in 0u32.. {
+        if round >= 3 {
+            // Two selects that keep finding each other's waiters mid-
+            // registration back off (rare; each round is a fresh race).
+            crate::thread::yield_now();
+        }
+        // 1. Poll from a random start.
+        if n > 0 {
+            let start = crate::sched::fastrand_pub(n);
+            for k in 0..n {
+                let i = (start + k) % n;
+                if ops[i].try_complete() {
+                    return Some(i);
+                }
             }
-            break;
         }
-    }
-    let chosen = match done_inline {
-        Some(i) => Some(i),
-        None => sel.wait(deadline),
-    };
-    for (i, op) in ops.iter_mut().enumerate().take(registered) {
-        if Some(i) != done_inline {
-            op.unregister(&sel);
+        // 2. `default`: stop here.
+        if matches!(mode, SelectMode::NonBlocking) {
+            return None;
         }
+        // 3. Register a waiter per operation, until one finds its channel
+        //    ready (something changed since the poll) or a peer claims us.
+        let sel = Selector::new();
+        let mut registered = 0;
+        let mut ready = false;
+        for (i, op) in ops.iter_mut().enumerate() {
+            if !sel.is_waiting() {
+                break; // a peer already completed one of ours
+            }
+            if op.register(&sel, i) {
+                ready = true;
+                break;
+            }
+            registered = i + 1;
+        }
+        if ready && sel.try_abort() {
+            // Ready while registering: take our waiters back and poll again,
+            // where the operation completes under its channel's lock. (We
+            // cannot complete it in place: that would claim our selector
+            // and the peer's one after the other, and a peer found waiting
+            // may turn out to be claimed elsewhere, leaving us with nothing.)
+            for op in ops.iter_mut().take(registered) {
+                op.unregister(&sel);
+            }
+            continue;
+        }
+        // 4. Park until a peer completes one operation, or the deadline.
+        let chosen = sel.wait(deadline);
+        // 5. Take back the waiters of the others. The chosen one's waiter
+        //    was taken off its queue by the peer that completed it.
+        for (i, op) in ops.iter_mut().enumerate().take(registered) {
+            if Some(i) != chosen {
+                op.unregister(&sel);
+            }
+        }
+        if let Some(k) = chosen {
+            ops[k].finish();
+        }
+        return chosen;
     }
-    if let Some(k) = chosen
-        && Some(k) != done_inline
-    {
-        ops[k].finish();
-    }
-    chosen
+    unreachable!("the rounds of a select are unbounded")
 }
 
 /// A receive operation for `select!`.
@@ -127,7 +157,7 @@ impl<T> SelectOp for RecvOp<'_, T> {
     fn try_complete(&mut self) -> bool {
         let chan = &*self.rx.chan;
         let mut st = chan.lock();
-        if let Some((v, wake)) = chan.try_recv_locked(&mut st, None) {
+        if let Some((v, wake)) = chan.try_recv_locked(&mut st) {
             drop(st);
             if let Some(s) = wake {
                 s.wake();
@@ -145,33 +175,8 @@ impl<T> SelectOp for RecvOp<'_, T> {
     fn register(&mut self, sel: &Arc<Selector>, op: usize) -> bool {
         let chan = &*self.rx.chan;
         let mut st = chan.lock();
-        let ready = st.closed || !st.buf.is_empty() || st.senders_q.iter().any(|w| !Arc::ptr_eq(&w.sel, sel));
-        if ready {
-            if !sel.try_select_own(op) {
-                return true; // a peer chose another of our operations
-            }
-            match chan.try_recv_locked(&mut st, Some(sel)) {
-                Some((v, wake)) => {
-                    drop(st);
-                    if let Some(s) = wake {
-                        s.wake();
-                    }
-                    self.result = Some(Ok(v));
-                    return true;
-                }
-                None if st.closed => {
-                    self.result = Some(Err(RecvError));
-                    return true;
-                }
-                None => {
-                    // The waiting senders were all claimed elsewhere: we own
-                    // `sel` but have nothing. Cannot happen without a value
-                    // or close, since claimed senders are removed under the
-                    // lock we hold; treat as closed to stay safe.
-                    self.result = Some(Err(RecvError));
-                    return true;
-                }
-            }
+        if st.closed || !st.buf.is_empty() || super::has_waiting_peer(&st.senders_q, sel) {
+            return true;
         }
         let slot = SlotCell::new(None);
         self.slot = Some(slot.clone());
@@ -180,7 +185,7 @@ impl<T> SelectOp for RecvOp<'_, T> {
     }
 
     fn unregister(&mut self, sel: &Arc<Selector>) {
-        if self.slot.is_some() {
+        if self.slot.take().is_some() {
             remove_waiter(&mut self.rx.chan.lock().receivers_q, sel);
         }
     }
@@ -221,7 +226,7 @@ impl<T> SelectOp for SendOp<'_, T> {
             self.result = Some(Err(SendError(v)));
             return true;
         }
-        match chan.try_send_locked(&mut st, v, None) {
+        match chan.try_send_locked(&mut st, v) {
             Ok(wake) => {
                 drop(st);
                 if let Some(s) = wake {
@@ -241,31 +246,10 @@ impl<T> SelectOp for SendOp<'_, T> {
         let chan = &*self.tx.chan;
         let mut st = chan.lock();
         let has_room = chan.cap.is_none_or(|c| st.buf.len() < c);
-        let ready = st.rx_gone || has_room || st.receivers_q.iter().any(|w| !Arc::ptr_eq(&w.sel, sel));
-        let v = self.value.take().expect("send value");
-        if ready {
-            if !sel.try_select_own(op) {
-                self.value = Some(v);
-                return true;
-            }
-            if st.rx_gone {
-                self.result = Some(Err(SendError(v)));
-                return true;
-            }
-            match chan.try_send_locked(&mut st, v, Some(sel)) {
-                Ok(wake) => {
-                    drop(st);
-                    if let Some(s) = wake {
-                        s.wake();
-                    }
-                    self.result = Some(Ok(()));
-                }
-                // Only reachable if the receivers we saw were all claimed
-                // elsewhere; report it as undeliverable rather than lose it.
-                Err(v) => self.result = Some(Err(SendError(v))),
-            }
+        if st.rx_gone || has_room || super::has_waiting_peer(&st.receivers_q, sel) {
             return true;
         }
+        let v = self.value.take().expect("send value");
         let slot = SlotCell::new(Some(v));
         self.slot = Some(slot.clone());
         st.senders_q.push_back(Waiting { sel: sel.clone(), op, slot });
@@ -273,14 +257,13 @@ impl<T> SelectOp for SendOp<'_, T> {
     }
 
     fn unregister(&mut self, sel: &Arc<Selector>) {
-        if let Some(slot) = &self.slot {
+        if let Some(slot) = self.slot.take() {
             remove_waiter(&mut self.tx.chan.lock().senders_q, sel);
-            // Not chosen: take the value back (it was never delivered).
-            if self.result.is_none() {
-                // SAFETY: off the queue, and the selector chose another
-                // operation (or aborted): no peer can reach the slot.
-                self.value = unsafe { slot.take() };
-            }
+            // Not chosen: take the value back (it was never delivered), for
+            // the next round of the select or to drop it with the operation.
+            // SAFETY: off the queue, and the selector chose another
+            // operation (or aborted): no peer can reach the slot.
+            self.value = unsafe { slot.take() };
         }
     }
 
