@@ -393,3 +393,44 @@ fn unsupported_constructs_name_themselves_and_the_way_around() {
         "{msg}"
     );
 }
+
+/// Issue 15, item 9: `cgo!` in a crate without a build script (or whose
+/// build script skips the file) names the build.rs line to add, not the
+/// `OUT_DIR` variable.
+#[test]
+fn cgo_without_a_build_script_names_the_missing_line() {
+    let dir = out();
+    let macros = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ffiber-macros");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"throwaway-nobuild\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n\n\
+             [dependencies]\nffiber-macros = {{ path = {:?} }}\n",
+            macros.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "ffiber_macros::cgo! {\n    mod c;\n    \"int f(void) { return 1; }\"\n}\n")
+        .unwrap();
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/throwaway");
+    let build = || {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--offline"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the build was expected to fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = build();
+    assert!(err.contains("ffiber::cgo! needs a build script"), "{err}");
+    assert!(err.contains("ffiber_build::Build::new().file(\"src/lib.rs\")"), "{err}");
+    assert!(!err.contains("OUT_DIR"), "{err}");
+    // A build script that does not process this file.
+    std::fs::write(dir.join("build.rs"), "fn main() {}").unwrap();
+    let err = build();
+    assert!(err.contains("no bindings were generated for `mod c`"), "{err}");
+    assert!(err.contains(".file(\"src/lib.rs\")"), "{err}");
+}

@@ -184,11 +184,43 @@ impl syn::parse::Parse for CgoBlock {
     }
 }
 
+/// The file being expanded, relative to its package (as `Build::file`
+/// takes it), when the compiler says.
+fn source_file_in_package() -> Option<String> {
+    let file = std::panic::catch_unwind(|| proc_macro::Span::call_site().local_file()).ok()??;
+    let file = std::fs::canonicalize(file).ok()?;
+    let manifest = std::fs::canonicalize(std::env::var_os("CARGO_MANIFEST_DIR")?).ok()?;
+    Some(file.strip_prefix(manifest).ok()?.to_string_lossy().into_owned())
+}
+
 fn cgo_impl(input: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenStream> {
     let block: CgoBlock = syn::parse2(input)
         .map_err(|e| syn::Error::new(e.span(), format!("ffiber::cgo! expects `mod NAME; \"C preamble\"`: {e}")))?;
     let name = &block.name;
     let file = format!("/ffiber_cgo_{name}.rs");
+    let here = source_file_in_package().unwrap_or_else(|| "src/main.rs".to_string());
+    let build_line = format!("ffiber_build::Build::new().file({here:?}).compile().unwrap_or_else(|e| e.exit());");
+    // Cargo sets OUT_DIR for a crate only when it has a build script; say
+    // which one is missing rather than let `env!` fail with a bare name.
+    let Ok(out_dir) = std::env::var("OUT_DIR") else {
+        return Err(syn::Error::new(
+            name.span(),
+            format!(
+                "ffiber::cgo! needs a build script that generates the bindings: add `build.rs` beside \
+                 Cargo.toml with `fn main() {{ {build_line} }}` and `ffiber-build` under \
+                 [build-dependencies]"
+            ),
+        ));
+    };
+    if !std::path::Path::new(&format!("{out_dir}{file}")).exists() {
+        return Err(syn::Error::new(
+            name.span(),
+            format!(
+                "ffiber::cgo!: no bindings were generated for `mod {name}`: the build script did not \
+                 process this file; in build.rs call `{build_line}`"
+            ),
+        ));
+    }
     Ok(quote! {
         #[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
         mod #name {

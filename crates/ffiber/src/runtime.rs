@@ -9,6 +9,10 @@ use std::time::Duration;
 /// Default cap on OS threads a runtime may create (Go's default too).
 pub const DEFAULT_MAX_THREADS: usize = 10_000;
 
+/// Most processor slots a runtime may have (`max_procs`, `FFIBER_MAXPROCS`).
+/// Go had the same cap (`_MaxGomaxprocs`) until 1.10.
+pub const MAX_PROCS: usize = 1024;
+
 /// A runtime: `max_procs` processor slots, the OS threads that serve them,
 /// and the green threads they run.
 ///
@@ -100,13 +104,14 @@ impl std::fmt::Debug for Runtime {
 
 impl RuntimeBuilder {
     /// Number of processor slots (Go's `GOMAXPROCS`). Overrides
-    /// `FFIBER_MAXPROCS`.
+    /// `FFIBER_MAXPROCS`. More than [`MAX_PROCS`] makes `build` fail.
     pub fn max_procs(mut self, n: usize) -> Self {
         self.max_procs = Some(n.max(1));
         self
     }
 
-    /// Default stack reservation for green threads (at least 16 KiB).
+    /// Default stack reservation for green threads (at least 16 KiB; more
+    /// than [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) makes `build` fail).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes.max(crate::stack::MIN_STACK_SIZE);
         self
@@ -132,9 +137,21 @@ impl RuntimeBuilder {
                 Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
         };
+        if procs > MAX_PROCS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "ffiber: max_procs = {procs} is more than the {MAX_PROCS} processor slots a runtime may have \
+                     (each costs memory and a share of every steal; this machine has {} CPUs). \
+                     Use at most the number of CPUs: more slots than CPUs only add switching.",
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                ),
+            ));
+        }
+        let stack_size = crate::stack::checked_size(self.stack_size)?;
         crate::signal::install()?;
         install_panic_hook();
-        let sched = Sched::new(procs, self.stack_size, self.max_threads);
+        let sched = Sched::new(procs, stack_size, self.max_threads);
         crate::sched::register_latest(&sched);
         Ok(Runtime { sched })
     }

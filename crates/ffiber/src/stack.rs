@@ -26,6 +26,7 @@
 //! `KEEP_BYTES` resident.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Bytes at the top of a pooled stack that are left committed: enough for a
 /// green thread's first frames, and the budget a parked green thread has.
@@ -36,6 +37,27 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 /// Smallest stack we hand out: room for the entry frames and a panic.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// Largest stack a green thread may reserve: 1 GiB, Go's limit too. A
+/// request above it is refused with an error (it is almost certainly a
+/// mistake, and sizes near `usize::MAX` would wrap around when rounded).
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Checks a requested stack size and rounds it as [`round_size`] does.
+pub(crate) fn checked_size(size: usize) -> io::Result<usize> {
+    if size > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "ffiber: a stack of {size} bytes was asked for; the most a green thread may reserve is {} MiB \
+                 (ffiber::MAX_STACK_SIZE). Pages are committed only when touched, so a few MiB is plenty \
+                 for deep recursion; C called through ffiber::ffi runs on the OS thread's stack anyway.",
+                MAX_STACK_SIZE >> 20
+            ),
+        ));
+    }
+    Ok(round_size(size))
+}
 
 /// The system page size.
 pub fn page_size() -> usize {
@@ -50,12 +72,25 @@ pub fn page_size() -> usize {
 /// stops at `vm.max_map_count / 2` (about 32,000) live green threads.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
+/// Set once `MADV_GUARD_INSTALL` failed (an older kernel), or at start with
+/// `FFIBER_NO_GUARD_REGIONS=1` (to test the fallback on a newer one).
+static NO_LIGHT_GUARDS: AtomicBool = AtomicBool::new(false);
+
+/// Whether stacks get guard regions that cost no mapping of their own.
+fn light_guards() -> bool {
+    static ENV: std::sync::Once = std::sync::Once::new();
+    ENV.call_once(|| {
+        if std::env::var_os("FFIBER_NO_GUARD_REGIONS").is_some_and(|v| v == "1") {
+            NO_LIGHT_GUARDS.store(true, Ordering::Relaxed);
+        }
+    });
+    !NO_LIGHT_GUARDS.load(Ordering::Relaxed)
+}
+
 /// Makes `[base, base + len)` fault on any access: a light guard region where
 /// the kernel has them, else a `PROT_NONE` page.
 fn install_guard(base: *mut libc::c_void, len: usize) -> io::Result<()> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static NO_LIGHT_GUARDS: AtomicBool = AtomicBool::new(false);
-    if !NO_LIGHT_GUARDS.load(Ordering::Relaxed) {
+    if light_guards() {
         // SAFETY: the range is inside a private anonymous mapping the caller
         // owns and nothing lives there yet.
         if unsafe { libc::madvise(base, len, MADV_GUARD_INSTALL) } == 0 {
@@ -71,10 +106,49 @@ fn install_guard(base: *mut libc::c_void, len: usize) -> io::Result<()> {
 }
 
 /// The usable size of a stack asked for with `size` bytes: at least
-/// [`MIN_STACK_SIZE`], rounded up to whole pages.
+/// [`MIN_STACK_SIZE`], at most [`MAX_STACK_SIZE`], rounded up to whole
+/// pages (callers check the upper bound first, with [`checked_size`]).
 pub fn round_size(size: usize) -> usize {
     let page = page_size();
-    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+    size.clamp(MIN_STACK_SIZE, MAX_STACK_SIZE).div_ceil(page) * page
+}
+
+/// Turns a bare `ENOMEM` from mapping a stack into a message that names the
+/// likely limit: without guard regions (kernels before 6.13) each stack
+/// costs two memory mappings and `vm.max_map_count` (65,530 by default)
+/// caps the number of live green threads near 32,000.
+fn explain_map_failure(e: io::Error) -> io::Error {
+    if e.raw_os_error() != Some(libc::ENOMEM) {
+        return e;
+    }
+    let live = LIVE_STACKS.load(Ordering::Relaxed);
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "ffiber: cannot map a stack for green thread number {} ({e}). The usual cause is the \
+             kernel's limit on memory mappings per process, vm.max_map_count = {}: {} Raise it \
+             (sysctl -w vm.max_map_count=1048576), keep fewer green threads alive at once, or check \
+             that the address space is not exhausted (ulimit -v).",
+            live + 1,
+            max_map_count(),
+            if light_guards() {
+                "each stack costs one mapping on this kernel."
+            } else {
+                "each stack costs two mappings on this kernel (no guard regions before Linux 6.13)."
+            }
+        ),
+    )
+}
+
+/// Stacks mapped and not yet unmapped, in the whole process.
+static LIVE_STACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// The kernel's `vm.max_map_count` (read once; 65,530 if unreadable).
+fn max_map_count() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65_530)
+    })
 }
 
 /// One guarded stack mapping. Unmapped on drop.
@@ -93,6 +167,16 @@ impl Stack {
     /// one guard page below them.
     pub fn new(size: usize) -> io::Result<Stack> {
         let page = page_size();
+        if !light_guards() {
+            // Each stack splits into two mappings. Stop well before the
+            // kernel's limit: past it, creating an OS thread (its stack and
+            // signal stack are mappings too) aborts the process inside std.
+            let max_maps = max_map_count();
+            let headroom = (max_maps / 8).max(4096);
+            if 2 * (LIVE_STACKS.load(Ordering::Relaxed) + 1) + headroom > max_maps {
+                return Err(explain_map_failure(io::Error::from_raw_os_error(libc::ENOMEM)));
+            }
+        }
         let len = round_size(size) + page;
         // SAFETY: an anonymous mapping at an address of the kernel's choice
         // touches no existing memory.
@@ -107,10 +191,11 @@ impl Stack {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+            return Err(explain_map_failure(io::Error::last_os_error()));
         }
+        LIVE_STACKS.fetch_add(1, Ordering::Relaxed);
         let stack = Stack { base: base.cast(), len };
-        install_guard(base, page)?; // on error `stack` unmaps on drop
+        install_guard(base, page).map_err(explain_map_failure)?; // on error `stack` unmaps on drop
         Ok(stack)
     }
 
@@ -162,5 +247,6 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: we own the mapping [base, base + len) and nothing runs on it.
         unsafe { libc::munmap(self.base.cast(), self.len) };
+        LIVE_STACKS.fetch_sub(1, Ordering::Relaxed);
     }
 }

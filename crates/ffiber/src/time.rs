@@ -161,8 +161,25 @@ pub(crate) fn park_until(g: &Arc<G>, deadline: Instant) {
 ///     assert!(t.elapsed() >= Duration::from_millis(5));
 /// });
 /// ```
+///
+/// A duration too long to add to the clock (`Duration::MAX`) sleeps for
+/// ever, as `std::thread::sleep` does in practice.
 pub fn sleep(dur: Duration) {
-    sleep_until(Instant::now() + dur)
+    match deadline_after(dur) {
+        Some(d) => sleep_until(d),
+        None if crate::sched::current_g_arc().is_some() => loop {
+            crate::sched::m::park_current();
+        },
+        None => loop {
+            std::thread::sleep(Duration::from_secs(u32::MAX as u64));
+        },
+    }
+}
+
+/// `now + timeout`, or `None` ("no deadline") when that instant cannot be
+/// represented (`Duration::MAX` and the like).
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Sleeps until `deadline` (see [`sleep`]).

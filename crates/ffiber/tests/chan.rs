@@ -420,7 +420,7 @@ fn select_never_reports_open_channels_closed() {
             drop((t0, t1));
             let consumers: Vec<_> = (0..4)
                 .map(|_| {
-                    let (r0, r1, errors) = (r0.clone(), r1.clone(), errors.clone());
+                    let (r0, r1) = (r0.clone(), r1.clone());
                     ffiber::go(move || {
                         let mut got = 0u64;
                         let mut closed = [false; 2];

@@ -334,9 +334,10 @@ impl<T> Sender<T> {
         }
     }
 
-    /// Sends, waiting at most `timeout`.
+    /// Sends, waiting at most `timeout` (a timeout too long to add to the
+    /// clock, such as `Duration::MAX`, waits as long as it takes).
     pub fn send_timeout(&self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_deadline(v, Some(Instant::now() + timeout))
+        self.send_deadline(v, crate::time::deadline_after(timeout))
     }
 
     fn send_deadline(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
@@ -412,7 +413,8 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// Receives, waiting at most `timeout`.
+    /// Receives, waiting at most `timeout` (a timeout too long to add to
+    /// the clock, such as `Duration::MAX`, waits as long as it takes).
     ///
     /// ```
     /// use std::time::Duration;
@@ -423,7 +425,7 @@ impl<T> Receiver<T> {
     /// });
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_deadline(Some(Instant::now() + timeout))
+        self.recv_deadline(crate::time::deadline_after(timeout))
     }
 
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {

@@ -56,9 +56,10 @@ pub enum SelectMode {
 }
 
 impl SelectMode {
-    /// A mode that waits at most `timeout`.
+    /// A mode that waits at most `timeout`; one too long to add to the
+    /// clock (`Duration::MAX`) waits as long as it takes.
     pub fn timeout(timeout: Duration) -> SelectMode {
-        SelectMode::Deadline(Instant::now() + timeout)
+        crate::time::deadline_after(timeout).map_or(SelectMode::Block, SelectMode::Deadline)
     }
 }
 

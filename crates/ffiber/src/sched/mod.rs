@@ -169,9 +169,11 @@ impl Sched {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Converts an instant into the runtime's clock.
+    /// Converts an instant into the runtime's clock. Instants past what
+    /// the clock holds (584 years) saturate just below `u64::MAX` ("no
+    /// timer"), rather than wrapping around to an early deadline.
     pub(crate) fn when(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.epoch).as_nanos() as u64
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX).min(u64::MAX - 1)
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Idle> {
@@ -276,7 +278,15 @@ impl Sched {
                 if spinning {
                     self.nmspinning.fetch_sub(1, SeqCst);
                 }
-                eprintln!("ffiber: could not start an OS thread for the scheduler: {e}");
+                static SAID: AtomicBool = AtomicBool::new(false);
+                if !SAID.swap(true, Relaxed) {
+                    eprintln!(
+                        "ffiber: could not start an OS thread for the scheduler ({e}); green threads \
+                         wait for the threads that exist. The limits are ulimit -u, \
+                         kernel.threads-max and vm.max_map_count (each OS thread costs mappings \
+                         for its stack). Said once; later failures are silent."
+                    );
+                }
             }
         }
     }
@@ -796,7 +806,10 @@ pub(crate) fn new_g(
     stack_size: Option<usize>,
     entry: Arc<dyn crate::thread::Entry>,
 ) -> std::io::Result<Arc<G>> {
-    let size = stack_size.map_or(sched.gfree.size(), crate::stack::round_size);
+    let size = match stack_size {
+        Some(s) => crate::stack::checked_size(s)?,
+        None => sched.gfree.size(),
+    };
     if size == sched.gfree.size()
         && let Some(mut g) = gfree::with_p_cache(sched, |cache| sched.gfree.get(cache))
     {

@@ -174,6 +174,8 @@ impl Builder {
 
     /// Reserves `bytes` of stack (rounded up to pages, at least 16 KiB)
     /// instead of the runtime's default. Only touched pages use memory.
+    /// Above [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE) (1 GiB), `spawn`
+    /// fails with an error.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self

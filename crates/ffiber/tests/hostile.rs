@@ -1,0 +1,173 @@
+//! Misuse and absurd inputs (issue 15): each either works or fails with a
+//! message; never a hang, a panic deep in the runtime, or a wrong answer.
+//! Cases that must die or change process-wide settings run in a child
+//! process (this binary again, with one test selected).
+
+use ffiber::Runtime;
+use ffiber::chan::{self, RecvTimeoutError};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CHILD: &str = "FFIBER_HOSTILE_CHILD";
+
+fn run_child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD, "1").env("RUST_BACKTRACE", "0");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn is_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+#[test]
+fn duration_max_means_no_deadline() {
+    Runtime::builder().max_procs(2).build().unwrap().block_on(|| {
+        // A value is waiting: every form returns it at once.
+        let (tx, rx) = chan::bounded::<u32>(1);
+        tx.send_timeout(1, Duration::MAX).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::MAX), Ok(1));
+        tx.send(2).unwrap();
+        let got = ffiber::select! {
+            recv(rx) -> v => v.unwrap(),
+            default(Duration::MAX) => 0,
+        };
+        assert_eq!(got, 2);
+        // Nothing waiting: Duration::MAX waits until a value comes.
+        let (tx2, rx2) = chan::bounded::<u32>(0);
+        let h = ffiber::go(move || {
+            ffiber::sleep(Duration::from_millis(20));
+            tx2.send(3).unwrap();
+            ffiber::sleep(Duration::from_millis(20));
+            drop(tx2);
+        });
+        assert_eq!(rx2.recv_timeout(Duration::MAX), Ok(3));
+        assert_eq!(rx2.recv_timeout(Duration::MAX), Err(RecvTimeoutError::Disconnected));
+        h.join().unwrap();
+        // A sleep of Duration::MAX never ends (and does not wake early):
+        // a sleeper parked for ever, while the rest keeps running.
+        let sleeper = ffiber::go(|| ffiber::sleep(Duration::MAX));
+        let t = Instant::now();
+        ffiber::sleep(Duration::from_millis(30));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        assert!(!sleeper.is_finished(), "sleep(Duration::MAX) returned");
+        // Long but representable: far in the future, not wrapped around.
+        let (_tx3, rx3) = chan::bounded::<u32>(0);
+        let long = ffiber::go(move || rx3.recv_timeout(Duration::from_secs(600 * 365 * 24 * 3600)));
+        ffiber::sleep(Duration::from_millis(30));
+        assert!(!long.is_finished(), "a 600-year timeout fired early");
+    });
+}
+
+#[test]
+fn absurd_stack_sizes_are_refused_with_a_message() {
+    Runtime::builder().max_procs(1).build().unwrap().block_on(|| {
+        for size in [usize::MAX, usize::MAX - 4095, (1 << 30) + 1] {
+            let err = ffiber::Builder::new().stack_size(size).spawn(|| ()).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("the most a green thread may reserve is 1024 MiB"), "{err}");
+        }
+        // The largest allowed one works (only touched pages cost memory).
+        let h = ffiber::Builder::new().stack_size(ffiber::MAX_STACK_SIZE).spawn(|| 7).unwrap();
+        assert_eq!(h.join().unwrap(), 7);
+    });
+    let err = Runtime::builder().stack_size(usize::MAX).build().unwrap_err();
+    assert!(err.to_string().contains("the most a green thread may reserve"), "{err}");
+}
+
+#[test]
+fn absurd_max_procs_is_refused_with_a_message() {
+    let err = Runtime::builder().max_procs(10_000_000).build().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("max_procs = 10000000 is more than the 1024"), "{err}");
+    assert_eq!(Runtime::builder().max_procs(ffiber::MAX_PROCS).build().unwrap().block_on(|| 1), 1);
+}
+
+/// Without guard regions (forced here; the default before Linux 6.13) a
+/// stack costs two mappings: spawning past `vm.max_map_count` fails with an
+/// error naming it, well before OS-thread creation would abort the process.
+#[test]
+fn running_out_of_mappings_names_vm_max_map_count() {
+    if is_child() {
+        let out = Runtime::builder().max_procs(2).build().unwrap().block_on(|| {
+            let (tx, rx) = chan::bounded::<()>(0);
+            let mut handles = Vec::new();
+            let err = loop {
+                let rx = rx.clone();
+                match ffiber::Builder::new().spawn(move || rx.recv().ok()) {
+                    Ok(h) => handles.push(h),
+                    Err(e) => break e,
+                }
+                assert!(handles.len() < 2_000_000, "no limit reached");
+            };
+            // The runtime still works: OS threads can be made, the parked
+            // green threads all wake.
+            let os = std::thread::spawn(|| 5).join().unwrap();
+            drop(tx);
+            let n = handles.len();
+            handles.into_iter().for_each(|h| assert_eq!(h.join().unwrap(), None));
+            format!("{n} {os} {err}")
+        });
+        println!("RESULT {out}");
+        return;
+    }
+    let out = run_child("running_out_of_mappings_names_vm_max_map_count", &[("FFIBER_NO_GUARD_REGIONS", "1")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|x| x.1))
+        .unwrap_or_else(|| panic!("no result: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(line.contains(" 5 ffiber: cannot map a stack for green thread number"), "{line}");
+    assert!(line.contains("vm.max_map_count = ") && line.contains("two mappings"), "{line}");
+}
+
+/// When OS threads cannot be created (here: a limit on threads, which
+/// applies once the child drops root), the runtime says so once and the
+/// program still finishes on the threads it has.
+#[test]
+fn failing_thread_creation_is_reported_once_and_the_program_finishes() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to drop to an unprivileged user, where RLIMIT_NPROC applies");
+        return;
+    }
+    if is_child() {
+        let rt = Runtime::builder().max_procs(2).build().unwrap();
+        rt.block_on(|| ffiber::go(|| ()).join().unwrap());
+        let threads = std::fs::read_dir("/proc/self/task").unwrap().count() as u64;
+        let lim = libc::rlimit { rlim_cur: threads + 2, rlim_max: threads + 2 };
+        // SAFETY: plain system calls on our own process's credentials and
+        // limits; glibc applies setuid to every thread.
+        unsafe {
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
+            assert_eq!(libc::setgid(65534), 0);
+            assert_eq!(libc::setuid(65534), 0);
+        }
+        let done = rt.block_on(|| {
+            let hs: Vec<_> = (0..40)
+                .map(|_| {
+                    ffiber::go(|| {
+                        for _ in 0..3 {
+                            // SAFETY: usleep has no preconditions.
+                            ffiber::ffi::call_mode(ffiber::ffi::Mode::Blocking, || unsafe { libc::usleep(5_000) });
+                        }
+                        1
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
+        });
+        println!("RESULT {done}");
+        return;
+    }
+    let out = run_child("failing_thread_creation_is_reported_once_and_the_program_finishes", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("RESULT 40"), "{stdout}\n{stderr}");
+    assert_eq!(stderr.matches("could not start an OS thread").count(), 1, "{stderr}");
+}
