@@ -171,3 +171,72 @@ fn failing_thread_creation_is_reported_once_and_the_program_finishes() {
     assert!(stdout.contains("RESULT 40"), "{stdout}\n{stderr}");
     assert_eq!(stderr.matches("could not start an OS thread").count(), 1, "{stderr}");
 }
+
+/// Issue 15, item 3: joining a green thread whose runtime was dropped
+/// returns an error instead of waiting for ever — whether the join starts
+/// after the drop, is already waiting when it happens, or comes from a
+/// green thread of another runtime.
+#[test]
+fn join_after_the_runtime_is_dropped_returns_an_error() {
+    let rt = Runtime::builder().max_procs(2).build().unwrap();
+    let (tx, rx) = chan::bounded::<()>(0);
+    let rx2 = rx.clone();
+    let late = rt.spawn(move || rx.recv().is_ok());
+    let waiting = rt.spawn(move || rx2.recv().is_ok());
+    let named = ffiber::Builder::new().name("stuck");
+    let (tx3, rx3) = chan::bounded::<()>(0);
+    let other_rt_joined = {
+        let h = rt.block_on(move || named.spawn(move || rx3.recv().is_ok()).unwrap());
+        let other = Runtime::builder().max_procs(1).build().unwrap();
+        std::thread::spawn(move || other.block_on(move || h.join()))
+    };
+    let joiner = std::thread::spawn(move || waiting.join());
+    std::thread::sleep(Duration::from_millis(50));
+    drop(rt);
+    let msg = |r: std::thread::Result<bool>| *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(msg(late.join()).contains("was dropped before the green thread finished"));
+    assert!(msg(joiner.join().unwrap()).contains("was dropped before"));
+    assert!(msg(other_rt_joined.join().unwrap()).contains("(stuck) was dropped before"));
+    drop((tx, tx3));
+}
+
+/// Issue 15, item 4: `run` returns when its closure does, whatever other
+/// green threads are doing (they are abandoned, as goroutines are when
+/// Go's `main` returns).
+#[test]
+fn run_returns_while_other_green_threads_loop() {
+    for procs in [1, 2, 8] {
+        let t = Instant::now();
+        let v = Runtime::builder().max_procs(procs).build().unwrap().block_on(|| {
+            for _ in 0..4 {
+                ffiber::go(|| {
+                    loop {
+                        ffiber::yield_now()
+                    }
+                });
+                ffiber::go(|| {
+                    loop {
+                        ffiber::sleep(Duration::from_micros(50))
+                    }
+                });
+            }
+            ffiber::sleep(Duration::from_millis(5));
+            42
+        });
+        assert_eq!(v, 42);
+        assert!(t.elapsed() < Duration::from_secs(30), "{procs} Ps: took {:?}", t.elapsed());
+    }
+    // A loop that never yields keeps its OS thread; with a second P the
+    // main green thread still finishes, and the runtime does not wait for
+    // the loop beyond a short grace.
+    let v = Runtime::builder().max_procs(2).build().unwrap().block_on(|| {
+        ffiber::go(|| {
+            loop {
+                std::hint::spin_loop()
+            }
+        });
+        ffiber::sleep(Duration::from_millis(5));
+        7
+    });
+    assert_eq!(v, 7);
+}

@@ -104,6 +104,9 @@ pub(crate) struct Sched {
     max_threads: usize,
     warned_max_threads: AtomicBool,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Joiners outside the runtime (see [`RuntimeWatch`]), woken at shutdown.
+    watchers: Mutex<Vec<(u64, crate::sync::park::Unparker)>>,
+    next_watch: AtomicU64,
     /// The foreign-call monitor (Go's `sysmon`), started by the first call.
     pub(crate) monitor: crate::ffi::monitor::Monitor,
 }
@@ -156,6 +159,8 @@ impl Sched {
             max_threads: max_threads.max(max_procs),
             warned_max_threads: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
+            watchers: Mutex::new(Vec::new()),
+            next_watch: AtomicU64::new(0),
             monitor: Default::default(),
         })
     }
@@ -184,6 +189,9 @@ impl Sched {
     /// point, waits up to `grace` for them, and frees queued green threads.
     pub(crate) fn shut_down(self: &Arc<Self>, grace: Duration) {
         self.shutdown.store(true, SeqCst);
+        for (_, w) in self.watchers.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            w.unpark();
+        }
         self.monitor.stop();
         for m in self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             m.unpark();
@@ -817,6 +825,52 @@ pub(crate) fn new_g(
         return Ok(g);
     }
     Ok(G::new(sched.clone(), name, Stack::new(size)?, entry))
+}
+
+/// A weak reference to a runtime, for waiting on one of its green threads
+/// from outside it without waiting for ever: [`watch`](Self::watch)
+/// registers the caller to be woken when the runtime shuts down, and
+/// [`is_shut_down`](Self::is_shut_down) tells. The order (register, then
+/// test the flag; the shutdown sets the flag, then wakes the registered)
+/// means a joiner either sees the flag or is woken.
+pub(crate) struct RuntimeWatch(std::sync::Weak<Sched>);
+
+impl RuntimeWatch {
+    pub(crate) fn of(sched: &Arc<Sched>) -> RuntimeWatch {
+        RuntimeWatch(Arc::downgrade(sched))
+    }
+
+    /// True once the runtime shut down (or is gone).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.0.upgrade().is_none_or(|s| s.shutdown.load(SeqCst))
+    }
+
+    /// Registers the caller for the shutdown's wake-up until the guard
+    /// drops — unless it is a green thread of this very runtime, which
+    /// stops with it anyway (the common case costs no lock).
+    pub(crate) fn watch(&self) -> Option<WatchGuard> {
+        let m = m::current_m();
+        // SAFETY: `m` is this thread's M, alive while its thread runs.
+        if !m.is_null() && std::ptr::eq(Arc::as_ptr(unsafe { &(*m).sched }), self.0.as_ptr()) {
+            return None;
+        }
+        let sched = self.0.upgrade()?;
+        let id = sched.next_watch.fetch_add(1, Relaxed);
+        sched.watchers.lock().unwrap_or_else(|e| e.into_inner()).push((id, crate::sync::park::Unparker::current()));
+        Some(WatchGuard { sched, id })
+    }
+}
+
+/// Takes a [`RuntimeWatch::watch`] registration back.
+pub(crate) struct WatchGuard {
+    sched: Arc<Sched>,
+    id: u64,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.sched.watchers.lock().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != self.id);
+    }
 }
 
 /// The most recently built runtime (weakly): what a thread C created

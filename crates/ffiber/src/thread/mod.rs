@@ -209,7 +209,7 @@ impl Builder {
         let g = sched::new_g(sched, name, self.stack_size, task.clone())?;
         let thread = GreenThread::of(&g);
         sched::ready(g);
-        Ok(JoinHandle { task, thread })
+        Ok(JoinHandle { task, thread, rt: sched::RuntimeWatch::of(sched) })
     }
 }
 
@@ -241,6 +241,7 @@ where
 pub struct JoinHandle<T> {
     task: Arc<dyn task::Joinable<T>>,
     thread: GreenThread,
+    rt: sched::RuntimeWatch,
 }
 
 impl<T> JoinHandle<T> {
@@ -248,8 +249,31 @@ impl<T> JoinHandle<T> {
     /// `Err(payload)` if it panicked — the panic never takes the process
     /// down. From a green thread this parks only the caller; from a plain OS
     /// thread it blocks that thread.
+    ///
+    /// If the green thread's [`Runtime`](crate::Runtime) is dropped before
+    /// it finishes, the green thread never will: `join` then returns
+    /// `Err` with a `String` payload that says so, instead of waiting for
+    /// ever.
+    ///
+    /// ```
+    /// let rt = ffiber::Runtime::builder().max_procs(1).build().unwrap();
+    /// let (tx, rx) = ffiber::chan::bounded::<()>(0);
+    /// let h = rt.spawn(move || rx.recv().is_ok()); // waits for a value that never comes
+    /// drop(rt);
+    /// let err = h.join().unwrap_err();
+    /// assert!(err.downcast_ref::<String>().unwrap().contains("was dropped before"));
+    /// drop(tx);
+    /// ```
     pub fn join(self) -> std::thread::Result<T> {
-        self.task.join()
+        self.task.join(&self.rt).unwrap_or_else(|()| {
+            Err(Box::new(format!(
+                "ffiber: the runtime of green thread {} ({}) was dropped before the green thread finished; \
+                 it will never finish. Join green threads before dropping their Runtime (ffiber::run and \
+                 Runtime::block_on return when the main closure does).",
+                self.thread.id,
+                self.thread.name().unwrap_or("unnamed")
+            )))
+        })
     }
 
     /// True once the green thread has finished.

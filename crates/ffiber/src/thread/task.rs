@@ -18,6 +18,7 @@
 //! after seeing `WAITING`, and the joiner reads `result` only after seeing
 //! `DONE` (acquire).
 
+use crate::sched::RuntimeWatch;
 use crate::sync::park::{self, Unparker};
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
@@ -36,8 +37,10 @@ pub(crate) trait Entry: Send + Sync {
 
 /// The joining side.
 pub(crate) trait Joinable<T>: Send + Sync {
-    /// Waits for the result and takes it; called at most once.
-    fn join(&self) -> std::thread::Result<T>;
+    /// Waits for the result and takes it; called at most once. Gives up
+    /// with `Err(())` once `rt` (the green thread's runtime) has shut down
+    /// and the result is not there.
+    fn join(&self, rt: &RuntimeWatch) -> Result<std::thread::Result<T>, ()>;
     fn is_finished(&self) -> bool;
 }
 
@@ -100,13 +103,23 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn join(&self) -> std::thread::Result<T> {
+    fn join(&self, rt: &RuntimeWatch) -> Result<std::thread::Result<T>, ()> {
         if self.state.load(Acquire) != DONE {
+            // A joiner outside the runtime (an OS thread, or a green thread
+            // of another runtime) would wait for ever if the runtime shut
+            // down first: it registers to be woken by the shutdown.
+            let _watch = rt.watch();
             // SAFETY: the JoinHandle (unique, and `join` consumes it) is the
             // only writer of `waiter`, and writes it before publishing WAITING.
             unsafe { *self.waiter.get() = Some(Unparker::current()) };
             if self.state.compare_exchange(RUNNING, WAITING, AcqRel, Acquire).is_ok() {
                 while self.state.load(Acquire) != DONE {
+                    if rt.is_shut_down() {
+                        // The waiter slot keeps our handle: a green thread
+                        // still running may complete and unpark us late,
+                        // which is a harmless spurious wake-up.
+                        return Err(());
+                    }
                     park::park(None);
                 }
             } else {
@@ -120,7 +133,7 @@ where
         // SAFETY: DONE was observed with acquire: the green thread wrote the
         // result before publishing it and will not touch it again.
         let r = unsafe { (*self.result.get()).take() };
-        r.expect("ffiber: a green thread's result was taken twice")
+        Ok(r.expect("ffiber: a green thread's result was taken twice"))
     }
 
     fn is_finished(&self) -> bool {
