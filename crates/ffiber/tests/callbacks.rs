@@ -131,13 +131,36 @@ fn callbacks_from_a_thread_c_created() {
 /// Runs `test` in a child process (it is expected to abort) and returns
 /// its stderr.
 fn child_stderr(test: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    use std::io::Read;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--include-ignored"])
         .env("FFIBER_CALLBACK_CHILD", "1")
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success(), "the child was expected to abort");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).ok();
+        s
+    });
+    // A watchdog: a child that hangs is a failure, not a hung test run.
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("the child hung: {}", reader.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = reader.join().unwrap();
+    assert!(!status.success(), "the child was expected to abort: {err}");
+    err
 }
 
 fn in_child() -> bool {
@@ -378,4 +401,50 @@ fn retakes_after_a_callback_reannounced_the_call_lose_no_p() {
         // Both Ps still work.
         common::assert_every_p_runs(2);
     });
+}
+
+/// A callback that blocks on the runtime for a while.
+#[ffiber::export(name = "ffiber_test_sleeps_long")]
+fn sleeps_long(x: i32) -> i32 {
+    ffiber::sleep(Duration::from_millis(30));
+    x
+}
+
+unsafe extern "C" {
+    safe fn ffiber_test_sleeps_long(x: i32) -> i32;
+}
+
+/// Issue 15, item 5: callbacks that block each keep their OS thread (the C
+/// frames below them live there). With every allowed thread held that way,
+/// nothing is left to run the rest: the runtime stops with a message that
+/// names the cause and the fix, instead of hanging.
+#[test]
+fn blocking_callbacks_past_max_threads_fail_with_a_message() {
+    if in_child() {
+        let rt = Runtime::builder().max_procs(2).max_threads(6).build().unwrap();
+        rt.block_on(|| {
+            let hs: Vec<_> =
+                (0..16).map(|i| ffiber::go(move || ffi::call(|| c::apply(ffiber_test_sleeps_long, i)))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+        });
+        return;
+    }
+    let err = child_stderr("blocking_callbacks_past_max_threads_fail_with_a_message");
+    assert!(
+        err.contains("fatal: all 6 OS threads allowed to the runtime are held by green threads waiting on them"),
+        "{err}"
+    );
+    assert!(err.contains("max_threads"), "{err}");
+}
+
+/// Below the limit the same program runs to the end.
+#[test]
+fn blocking_callbacks_under_max_threads_finish() {
+    let rt = Runtime::builder().max_procs(2).max_threads(40).build().unwrap();
+    let sum = rt.block_on(|| {
+        let hs: Vec<_> =
+            (0..16).map(|i| ffiber::go(move || ffi::call(|| c::apply(ffiber_test_sleeps_long, i)))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+    });
+    assert_eq!(sum, (1..=16).sum::<i32>()); // apply adds 1
 }

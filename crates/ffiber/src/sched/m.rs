@@ -59,6 +59,10 @@ pub(crate) struct M {
     pub(crate) wake_spinning: AtomicBool,
     /// A green thread locked to this M, handed back to it to run.
     pub(crate) next_g: Mutex<Option<Arc<G>>>,
+    /// The M waits in `stop_locked_m` for its locked green thread (a
+    /// callback from C that blocked, or a `lock_os_thread` green thread
+    /// that parked): it can run nothing else meanwhile.
+    pub(crate) locked_wait: AtomicBool,
     /// The OS thread id, for diagnostics and tests.
     pub(crate) tid: AtomicUsize,
     /// Foreign-call state shared with the monitor (`ffi::state`).
@@ -164,6 +168,7 @@ impl M {
             next_p: AtomicUsize::new(NO_P),
             wake_spinning: AtomicBool::new(false),
             next_g: Mutex::new(None),
+            locked_wait: AtomicBool::new(false),
             tid: AtomicUsize::new(0),
             call: Default::default(),
             stack_lo: AtomicUsize::new(0),

@@ -235,6 +235,17 @@ impl Sched {
         // its M exits at its next scheduling point; we do not wait for it.
     }
 
+    /// True if every M waits in `stop_locked_m` with nothing handed to it:
+    /// none holds a P, none is in C (it would come back and take one), none
+    /// is idle. Then no M can ever run the green threads that would wake
+    /// the locked ones — timers, run queues and hand-offs all need an M
+    /// holding a P — so, with no thread left to create, the program is
+    /// stuck for good.
+    fn all_ms_wait_for_locked_gs(&self) -> bool {
+        let ms = self.all_ms.lock().unwrap_or_else(|e| e.into_inner());
+        !ms.is_empty() && ms.iter().all(|m| m.locked_wait.load(SeqCst) && m.next_p.load(SeqCst) == NO_P)
+    }
+
     /// Runs `f` over every M (under the list's lock: `f` must not start Ms).
     pub(crate) fn for_each_m(&self, mut f: impl FnMut(&Arc<M>)) {
         self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).iter().for_each(&mut f);
@@ -252,6 +263,9 @@ impl Sched {
     /// Starts a new M (OS thread) that begins by taking P `p`.
     fn new_m(self: &Arc<Self>, p: usize, spinning: bool) {
         let at_limit = self.live_ms.load(SeqCst) >= self.max_threads;
+        if at_limit && !self.shutdown.load(SeqCst) && self.all_ms_wait_for_locked_gs() {
+            thread_exhaustion(self.max_threads);
+        }
         if at_limit && !self.shutdown.load(SeqCst) && !self.warned_max_threads.swap(true, SeqCst) {
             eprintln!(
                 "ffiber: all {} OS threads allowed to the runtime are busy (most are probably blocked in \
@@ -768,6 +782,7 @@ fn stop_m(m: &Arc<M>) {
 /// sleep until the G is handed back. Returns the G to run.
 pub(crate) fn stop_locked_m(m: &Arc<M>) -> Option<Arc<G>> {
     let sched = &m.sched;
+    m.locked_wait.store(true, SeqCst);
     // SAFETY: on m's own thread.
     let p = unsafe { std::mem::replace(&mut (*m.local()).p, NO_P) };
     if p != NO_P {
@@ -775,11 +790,13 @@ pub(crate) fn stop_locked_m(m: &Arc<M>) -> Option<Arc<G>> {
     }
     loop {
         if let Some(g) = m.next_g.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            m.locked_wait.store(false, SeqCst);
             let got = acquire_next_p(m);
             debug_assert!(got, "locked G handed back without a P");
             return Some(g);
         }
         if sched.shutdown.load(SeqCst) {
+            m.locked_wait.store(false, SeqCst);
             return None;
         }
         m.park(None);
@@ -957,4 +974,21 @@ pub fn debug_dump() -> String {
     drop(idle);
     s.for_each_m(|m| out += &format!(" m(word={:x} next_p={})", m.call.load(), m.next_p.load(SeqCst)));
     out
+}
+
+/// Go's "thread exhaustion", for the one case where it is certain: every OS
+/// thread the runtime may have is held by a green thread locked to it that
+/// waits for the others.
+#[cold]
+fn thread_exhaustion(max: usize) -> ! {
+    eprintln!(
+        "ffiber: fatal: all {max} OS threads allowed to the runtime are held by green threads waiting on them \
+         (callbacks from C that block on the runtime — sleep, channels, locks, join — keep their OS \
+         thread, because the C frames below them live on its stack; so do green threads that called \
+         lock_os_thread and then blocked), and no thread is left to run the green threads that would \
+         wake them. The program cannot make progress. Raise the limit with \
+         Runtime::builder().max_threads(n), or have callbacks hand their waiting to a green thread \
+         (send on a channel and return) instead of blocking inside C."
+    );
+    std::process::abort()
 }
