@@ -43,3 +43,16 @@ int apply_in_c_thread(int_fn f, int n) {
 
 /* Hands an opaque context back to a callback, as C libraries do. */
 int call_with_ctx(int (*f)(void *ctx, int), void *ctx, int x) { return f(ctx, x); }
+
+/* What some C libraries do at init: take SIGSEGV for themselves, with a
+   handler that does not run on the alternate signal stack. */
+#include <signal.h>
+#include <string.h>
+static void plain_segv_handler(int sig) { (void)sig; signal(SIGSEGV, SIG_DFL); }
+int install_plain_segv_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = plain_segv_handler;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGSEGV, &sa, 0);
+}

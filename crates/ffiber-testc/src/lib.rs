@@ -43,6 +43,7 @@ pub mod sys {
         pub fn apply_then_sleep(f: super::IntFn, x: i32, us: u32) -> i32;
         pub fn apply_in_c_thread(f: super::IntFn, n: i32) -> i32;
         pub fn call_with_ctx(f: super::CtxFn, ctx: *mut libc::c_void, x: i32) -> i32;
+        pub fn install_plain_segv_handler() -> i32;
     }
 }
 
@@ -110,6 +111,14 @@ pub fn fail_with(e: i32) -> i32 {
 
 /// A C `int (*)(int)`.
 pub type IntFn = extern "C" fn(i32) -> i32;
+
+/// Replaces the process's SIGSEGV handler with a plain one (no
+/// `SA_ONSTACK`, no chaining), as some C libraries do at init. Returns 0.
+pub fn install_plain_segv_handler() -> i32 {
+    // SAFETY: no arguments; it changes a process-wide disposition, which is
+    // what the caller asks for.
+    unsafe { sys::install_plain_segv_handler() }
+}
 
 /// C calls `f(x)` and returns that plus one.
 pub fn apply(f: IntFn, x: i32) -> i32 {

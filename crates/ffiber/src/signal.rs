@@ -144,6 +144,19 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         unsafe { libc::abort() };
     }
     if g.is_null() {
+        if mp.is_null() {
+            foreign_thread_fault(&mut w, sig, addr);
+        } else {
+            w.str("ffiber: ");
+            w.str(signame(sig));
+            w.str(" at address 0x");
+            w.hex(addr as u64);
+            w.str(
+                " on one of the runtime's OS threads, outside any green thread (in the scheduler itself): \
+                   this is probably a bug in ffiber; please report it with a backtrace\n",
+            );
+            w.flush();
+        }
         return chain(sig, info, ctx);
     }
     // SAFETY: `g` is the green thread running on this thread when the fault
@@ -166,7 +179,18 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         // SAFETY: abort is async-signal-safe and ends the process.
         unsafe { libc::abort() };
     }
-    let Some(f) = foreign else { return chain(sig, info, ctx) };
+    let Some(f) = foreign else {
+        w.str("ffiber: ");
+        w.str(signame(sig));
+        w.str(" at address 0x");
+        w.hex(addr as u64);
+        w.str(if addr < 4096 { " (a null pointer)" } else { "" });
+        w.str(" in green thread ");
+        green(&mut w, g);
+        w.str(", in Rust code outside any foreign call: unsafe code (or a library it uses) followed a bad pointer\n");
+        w.flush();
+        return chain(sig, info, ctx);
+    };
     if sig != libc::SIGILL && sys_lo != 0 && addr < sys_lo && addr >= sys_lo.saturating_sub(SYSTEM_GUARD_SPAN) {
         w.str("ffiber: the foreign call to ");
         w.str(f);
@@ -185,11 +209,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         unsafe { libc::abort() };
     }
     w.str("ffiber: ");
-    w.str(match sig {
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGILL => "SIGILL",
-        _ => "SIGSEGV",
-    });
+    w.str(signame(sig));
     w.str(" at address 0x");
     w.hex(addr as u64);
     w.str(" inside the foreign call to ");
@@ -203,6 +223,150 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     });
     w.flush();
     chain(sig, info, ctx);
+}
+
+fn signame(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        _ => "SIGSEGV",
+    }
+}
+
+/// A fault on a thread that is not one of the runtime's: if it is running
+/// an exported function that C called on a thread C created, say so — and
+/// whether it overflowed that thread's stack.
+fn foreign_thread_fault(w: &mut Writer, sig: libc::c_int, addr: usize) {
+    let (name, lo) = FOREIGN_CB.with(|c| c.get());
+    let Some(name) = name else { return };
+    let overflow =
+        sig != libc::SIGILL && lo != 0 && addr < lo + crate::stack::page_size() && addr + SYSTEM_GUARD_SPAN >= lo;
+    w.str("ffiber: ");
+    if overflow {
+        w.str("the exported function ");
+        w.str(name);
+        w.str(", called from a thread C created (tid ");
+        // SAFETY: gettid is async-signal-safe.
+        w.num(unsafe { libc::gettid() } as u64);
+        w.str(
+            "), overflowed that thread's stack: it, or what it calls, recurses too deep. The stack's size is \
+               set by whoever created the thread (pthread_attr_setstacksize)\n",
+        );
+        w.flush();
+        // SAFETY: abort is async-signal-safe and ends the process.
+        unsafe { libc::abort() };
+    }
+    w.str(signame(sig));
+    w.str(" at address 0x");
+    w.hex(addr as u64);
+    w.str(" in the exported function ");
+    w.str(name);
+    w.str(", called from a thread C created (or in C it called)\n");
+    w.flush();
+}
+
+thread_local! {
+    /// On a thread C created: the exported function running (innermost)
+    /// and the low end of the thread's stack (0: unknown). Read by the
+    /// fault handler, so const-initialised and without a destructor.
+    static FOREIGN_CB: std::cell::Cell<(Option<&'static str>, usize)> = const { std::cell::Cell::new((None, 0)) };
+}
+
+/// Marks the calling thread (one C created) as running the exported
+/// function `name` until the guard drops, and gives it an alternate signal
+/// stack on first use, so that its faults — even a stack overflow — are
+/// explained.
+pub(crate) fn enter_foreign_callback(name: &'static str) -> ForeignCallback {
+    let (prev, mut lo) = FOREIGN_CB.with(|c| c.get());
+    if lo == 0 {
+        on_thread_start();
+        lo = thread_stack_lo();
+    }
+    FOREIGN_CB.with(|c| c.set((Some(name), lo)));
+    ForeignCallback { prev }
+}
+
+/// Restores the enclosing callback's name (see [`enter_foreign_callback`]).
+pub(crate) struct ForeignCallback {
+    prev: Option<&'static str>,
+}
+
+impl Drop for ForeignCallback {
+    fn drop(&mut self) {
+        FOREIGN_CB.with(|c| c.set((self.prev, c.get().1)));
+    }
+}
+
+/// The lowest usable address of the calling thread's stack (0 if unknown).
+fn thread_stack_lo() -> usize {
+    // SAFETY: pthread_getattr_np fills `attr` for the calling thread, which
+    // we read and then destroy; all pointers are to our locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return 0;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size = 0usize;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        if ok { addr as usize } else { 0 }
+    }
+}
+
+/// Checks that our fault handler is still the one installed for `SIGSEGV`
+/// and `SIGBUS`, and says so once if C code replaced it (called now and then
+/// by the monitor and when an M starts). Without ours, stack overflows in
+/// green threads are no longer explained; without `SA_ONSTACK` on the new
+/// handler, an overflow kills the process without a word.
+pub(crate) fn check_handlers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if SAID.load(Ordering::Relaxed) || !matches!(INSTALLED.get(), Some(Ok(()))) {
+        return;
+    }
+    for (sig, sname) in [(libc::SIGSEGV, "SIGSEGV"), (libc::SIGBUS, "SIGBUS")] {
+        // SAFETY: querying a disposition writes only `cur`.
+        let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut cur) } != 0 {
+            continue;
+        }
+        if cur.sa_sigaction == handler as *const () as usize || SAID.swap(true, Ordering::Relaxed) {
+            continue;
+        }
+        eprintln!(
+            "ffiber: the {sname} handler was replaced after the runtime installed its own (now {}{}), most likely \
+             by a C library. Stack overflows in green threads will no longer be reported{}. If the library can \
+             be told not to install signal handlers, or to chain to the previous one, do that; else install it \
+             before building the ffiber runtime, which then chains to it.",
+            match cur.sa_sigaction {
+                libc::SIG_DFL => "the default action".to_string(),
+                libc::SIG_IGN => "ignored".to_string(),
+                a => format!("a handler at {a:#x}"),
+            },
+            if cur.sa_flags & libc::SA_ONSTACK == 0 { ", without SA_ONSTACK" } else { "" },
+            if cur.sa_flags & libc::SA_ONSTACK == 0 && cur.sa_sigaction > libc::SIG_IGN {
+                ", and since it does not run on the alternate signal stack, an overflow kills the process \
+                 with no message at all"
+            } else {
+                ""
+            },
+        );
+    }
+}
+
+/// [`check_handlers`] at most every 100 ms (for paths that run often: an M
+/// going idle).
+pub(crate) fn check_handlers_now_and_then() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    static NEXT_MS: AtomicU64 = AtomicU64::new(0);
+    let now = EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64;
+    let next = NEXT_MS.load(Ordering::Relaxed);
+    if now >= next && NEXT_MS.compare_exchange(next, now + 100, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        check_handlers();
+    }
 }
 
 /// How far below an M's system stack a fault still counts as its overflow

@@ -68,6 +68,62 @@ fn other_segfaults_are_not_swallowed() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "status {:?}, stderr: {err}", out.status);
     assert!(!err.contains("overflowed"), "a plain segfault was reported as an overflow: {err}");
+    // Issue 15, item 7: not silent either — it names the green thread.
+    assert!(
+        err.contains("ffiber: SIGSEGV at address 0x0000000000000010 (a null pointer) in green thread ")
+            && err.contains("(unnamed), in Rust code outside any foreign call"),
+        "{err}"
+    );
+}
+
+#[ffiber::export(name = "ffiber_test_recurse_forever")]
+fn recurse_forever(x: i32) -> i32 {
+    eat_stack(1 << 40) as i32 + x
+}
+
+unsafe extern "C" {
+    safe fn ffiber_test_recurse_forever(x: i32) -> i32;
+}
+
+/// Issue 15, item 7: unbounded recursion in an exported function that C
+/// calls on a thread it created: named, not a silent SIGSEGV.
+#[test]
+fn a_callback_overflowing_a_c_threads_stack_is_named() {
+    if is_child() {
+        ffiber::run(|| ffiber::ffi::call(|| ffiber_testc::apply_in_c_thread(ffiber_test_recurse_forever, 1)));
+        return;
+    }
+    let out = run_child("a_callback_overflowing_a_c_threads_stack_is_named");
+    let err = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "status {:?}, stderr: {err}", out.status);
+    assert!(
+        err.contains("ffiber: the exported function ffiber_test_recurse_forever, called from a thread C created (tid ")
+            && err.contains("overflowed that thread's stack"),
+        "{err}"
+    );
+}
+
+/// Issue 15, item 8: a C library that replaces the SIGSEGV handler after
+/// the runtime started is noticed and named once.
+#[test]
+fn a_replaced_fault_handler_is_reported_once() {
+    if is_child() {
+        ffiber::run(|| {
+            assert_eq!(ffiber::ffi::call(ffiber_testc::install_plain_segv_handler), 0);
+            // The runtime notices within ~100 ms of work and idling.
+            for _ in 0..6 {
+                ffiber::go(|| ffiber::sleep(Duration::from_millis(30))).join().unwrap();
+                ffiber::sleep(Duration::from_millis(30));
+            }
+        });
+        return;
+    }
+    let out = run_child("a_replaced_fault_handler_is_reported_once");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("the SIGSEGV handler was replaced").count(), 1, "{err}");
+    assert!(err.contains("without SA_ONSTACK") && err.contains("kills the process with no message"), "{err}");
 }
 
 #[test]

@@ -236,6 +236,7 @@ fn nocallback_violation(name: &str, outer: &str) -> ! {
 #[cold]
 fn on_foreign_thread<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     crate::sched::adopt_runtime();
+    let _fault_context = crate::signal::enter_foreign_callback(name);
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {

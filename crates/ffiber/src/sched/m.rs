@@ -243,6 +243,7 @@ pub(crate) fn m_main(m: Arc<M>) {
     m.tid.store(unsafe { libc::gettid() } as usize, Relaxed);
     m.stack_lo.store(thread_stack_lo(), Relaxed);
     crate::signal::on_thread_start();
+    crate::signal::check_handlers();
     let sched = m.sched.clone();
     super::acquire_next_p(&m);
     while let Some(g) = super::find_runnable(&m) {

@@ -715,6 +715,7 @@ fn stop_m(m: &Arc<M>) {
         if sched.shutdown.load(SeqCst) {
             return;
         }
+        crate::signal::check_handlers_now_and_then();
         sched.idle().ms.push(m.clone());
         // Become the watcher if there is none: claim first (so an adder sees
         // us), then compute the deadline.
