@@ -81,6 +81,7 @@ mod arch;
 pub mod chan;
 mod check;
 pub mod ffi;
+mod fork;
 mod loom;
 mod runtime;
 mod sched;

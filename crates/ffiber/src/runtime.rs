@@ -149,6 +149,8 @@ impl RuntimeBuilder {
             ));
         }
         let stack_size = crate::stack::checked_size(self.stack_size)?;
+        crate::fork::check("a runtime was built");
+        crate::fork::install();
         crate::signal::install()?;
         install_panic_hook();
         let sched = Sched::new(procs, stack_size, self.max_threads);

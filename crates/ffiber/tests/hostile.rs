@@ -240,3 +240,97 @@ fn run_returns_while_other_green_threads_loop() {
     });
     assert_eq!(v, 7);
 }
+
+/// Waits for `pid` up to 20 s; its exit code, or None if it hung (killed).
+fn wait_child(pid: libc::pid_t) -> Option<i32> {
+    let t = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, writing our local.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Issue 15, item 6: `fork()` from a busy runtime. A child that uses the
+/// runtime stops with a message (it used to hang in `stop_m`); a child
+/// that execs or exits, as `std::process::Command` does, works.
+#[test]
+fn fork_children_may_exec_and_otherwise_stop_with_a_message() {
+    if is_child() {
+        let codes = Runtime::builder().max_procs(4).build().unwrap().block_on(|| {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (tx, rx) = chan::bounded::<u64>(0);
+            let busy: Vec<_> = (0..8)
+                .map(|i| {
+                    let (stop, tx, rx) = (stop.clone(), tx.clone(), rx.clone());
+                    ffiber::go(move || {
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            if i % 2 == 0 {
+                                let _ = tx.send_timeout(i, Duration::from_micros(100));
+                            } else {
+                                let _ = rx.recv_timeout(Duration::from_micros(100));
+                            }
+                            ffiber::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            let mut codes = Vec::new();
+            for round in 0..20 {
+                ffiber::sleep(Duration::from_millis(2));
+                // SAFETY: fork; the child below calls only what this test
+                // is about (the runtime, or exec/_exit) and never returns.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    if round % 2 == 0 {
+                        ffiber::sleep(Duration::from_millis(1)); // must stop with the message
+                        // SAFETY: ending the child.
+                        unsafe { libc::_exit(0) };
+                    }
+                    // SAFETY: exec of a static path with a null-terminated argv.
+                    unsafe {
+                        let argv = [c"true".as_ptr(), std::ptr::null()];
+                        libc::execv(c"/bin/true".as_ptr(), argv.as_ptr());
+                        libc::_exit(127);
+                    }
+                }
+                codes.push((round, wait_child(pid)));
+            }
+            // std::process::Command from a green thread of a busy runtime.
+            let st = std::process::Command::new("true").status().unwrap();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            busy.into_iter().for_each(|h| h.join().unwrap());
+            codes.push((99, st.code()));
+            codes
+        });
+        for (round, code) in codes {
+            println!("RESULT {round} {code:?}");
+        }
+        return;
+    }
+    let out = run_child("fork_children_may_exec_and_otherwise_stop_with_a_message", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let results: Vec<_> = stdout.lines().filter_map(|l| l.split_once("RESULT ").map(|x| x.1.to_string())).collect();
+    assert_eq!(results.len(), 21, "{stdout}\n{stderr}");
+    for r in &results {
+        let (round, code) = r.split_once(' ').unwrap();
+        let round: u32 = round.parse().unwrap();
+        let want = if round == 99 || round % 2 == 1 { "Some(0)" } else { "Some(70)" };
+        assert_eq!(code, want, "round {round}: {stdout}\n{stderr}");
+    }
+    assert_eq!(stderr.matches("this process is a child of fork() and tried to use the ffiber runtime").count(), 10);
+}

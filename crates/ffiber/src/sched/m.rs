@@ -373,6 +373,7 @@ pub(crate) fn current_g() -> *const G {
 /// Stops the running green thread and lets g0 do `action` with it. Returns
 /// when the green thread is resumed — possibly on another M.
 pub(crate) fn switch_to_g0(action: Action) {
+    crate::fork::check("a green thread blocked, yielded or exited");
     let m = current_m();
     assert!(!m.is_null(), "ffiber: switch_to_g0 outside a green thread");
     // SAFETY: we are a green thread running on `m`'s thread, so `local` is

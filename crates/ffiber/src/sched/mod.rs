@@ -262,6 +262,7 @@ impl Sched {
 
     /// Starts a new M (OS thread) that begins by taking P `p`.
     fn new_m(self: &Arc<Self>, p: usize, spinning: bool) {
+        crate::fork::check("the scheduler needed an OS thread");
         let at_limit = self.live_ms.load(SeqCst) >= self.max_threads;
         if at_limit && !self.shutdown.load(SeqCst) && self.all_ms_wait_for_locked_gs() {
             thread_exhaustion(self.max_threads);

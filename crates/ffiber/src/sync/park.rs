@@ -36,6 +36,7 @@ impl Unparker {
 
 /// Parks the caller until unparked or `deadline`; may return spuriously.
 pub(crate) fn park(deadline: Option<Instant>) {
+    crate::fork::check("a thread waited on a channel, lock or join");
     match (crate::sched::current_g_arc(), deadline) {
         (Some(_), None) => crate::sched::m::park_current(),
         (Some(g), Some(d)) => crate::time::park_until(&g, d),

@@ -204,6 +204,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        crate::fork::check("a green thread was spawned");
         let task = task::Task::new(f);
         let name: Option<Arc<str>> = self.name.map(Into::into);
         let g = sched::new_g(sched, name, self.stack_size, task.clone())?;
