@@ -64,15 +64,69 @@
 //! assert_eq!(total, 4950);
 //! ```
 //!
-//! ## Green threads move between OS threads
+//! ## Safety: green threads move between OS threads
 //!
-//! After any blocking call or `yield_now`, a green thread may continue on a
-//! different OS thread. Values of `thread_local!` variables, and C libraries
-//! that keep per-thread state, can change under it. Use
-//! [`lock_os_thread`] to pin a green thread to its OS thread when that
-//! matters. (Beware also that the compiler may keep a thread-local's
-//! address in a register for the whole of a function, across such a call:
-//! read thread-locals from a function marked `#[inline(never)]`.)
+//! After any blocking call or [`yield_now`], a green thread may continue on
+//! a different OS thread. What the green thread owns moves with it — its
+//! stack, and its green-thread locals ([`local!`]) — and only it uses them,
+//! so Rust's `Send`/`Sync` reasoning holds for those. What belongs to the
+//! OS thread does not move: `thread_local!` values, state keyed by the
+//! thread (`std::thread::current()`, the reentrant lock behind
+//! `std::io::stdout().lock()`), and C libraries' per-thread state (`errno`
+//! across calls, OpenGL contexts, interpreter thread states).
+//!
+//! **What exactly is unsound.** Holding a reference to an OS thread's
+//! value across a point where the green thread can switch — `yield_now`,
+//! `sleep`, a channel operation, [`sync::Mutex::lock`], `join`, a callback
+//! that blocks. After the switch the reference points into the first OS
+//! thread's storage, which the green thread now running there may use at
+//! the same moment: a data race on a value that is not `Sync`, from safe
+//! code. `thread_local!(static C: Cell<u64>)` with
+//! `C.with(|c| { let v = c.get(); ffiber::yield_now(); c.set(v + 1) })` in
+//! eight green threads loses thousands of 160,000 updates. Even two
+//! separate `with` calls in one function can hit it: the compiler may keep
+//! a thread-local's address in a register across the switch.
+//!
+//! **Why `go` stays safe anyway.** Rust cannot express "this closure must
+//! not hold a thread-local borrow across a switch", and the hole is the
+//! same in every stackful runtime (`may` makes its spawn `unsafe` for it).
+//! We keep [`go`] safe and document this one exception because an `unsafe`
+//! spawn would put the same unenforced obligation on every spawn of every
+//! program without making any of them safer, while the hole needs two
+//! things visible in one place — a thread-local (or a thread-keyed lock)
+//! and a blocking call inside its borrow — and both ways out are here:
+//!
+//! - [`local!`] declares **green-thread-local** values (like tokio's
+//!   `task_local!`, without the scope): each green thread gets its own,
+//!   which moves with it and is dropped when it finishes. Use it instead
+//!   of `thread_local!` in code that runs on green threads.
+//! - [`lock_os_thread`] pins a green thread to its OS thread (Go's
+//!   `runtime.LockOSThread`): use it for C libraries with per-thread state
+//!   and for Rust code you do not control that keeps thread-locals across
+//!   calls. While pinned, no other green thread runs on that OS thread.
+//!
+//! ```
+//! use std::cell::Cell;
+//! ffiber::local! { static COUNT: Cell<u64> = Cell::new(0); }
+//! let total: u64 = ffiber::run(|| {
+//!     let hs: Vec<_> = (0..8)
+//!         .map(|_| {
+//!             ffiber::go(|| {
+//!                 for _ in 0..1000 {
+//!                     COUNT.with(|c| {
+//!                         let v = c.get();
+//!                         ffiber::yield_now(); // fine: the value is this green thread's
+//!                         c.set(v + 1);
+//!                     });
+//!                 }
+//!                 COUNT.with(Cell::get)
+//!             })
+//!         })
+//!         .collect();
+//!     hs.into_iter().map(|h| h.join().unwrap()).sum()
+//! });
+//! assert_eq!(total, 8000);
+//! ```
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -82,6 +136,7 @@ pub mod chan;
 mod check;
 pub mod ffi;
 mod fork;
+mod local;
 mod loom;
 mod runtime;
 mod sched;
@@ -95,6 +150,7 @@ mod time;
 
 pub use ffi::Handle;
 pub use ffiber_macros::{cgo, export, main};
+pub use local::LocalKey;
 pub use runtime::{DEFAULT_MAX_THREADS, MAX_PROCS, Runtime, RuntimeBuilder, run};
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use thread::{

@@ -69,6 +69,9 @@ pub(crate) struct GInner {
     /// A panic caught in a callback from C, to re-raise when the foreign
     /// call that led to it returns (`ffi::callback`).
     pub(crate) cb_panic: Option<Box<dyn std::any::Any + Send>>,
+    /// Green-thread-local values (`ffiber::local!`), touched only by the
+    /// green thread itself while it runs.
+    pub(crate) locals: crate::local::Locals,
 }
 
 // SAFETY: `inner` is touched only by the G's single current owner (module
@@ -108,6 +111,7 @@ impl G {
                 lock_depth: 0,
                 locked_m: std::ptr::null(),
                 cb_panic: None,
+                locals: Vec::new(),
             }),
         }
     }
@@ -130,6 +134,7 @@ impl G {
         inner.lock_depth = 0;
         inner.locked_m = std::ptr::null();
         inner.cb_panic = None;
+        debug_assert!(inner.locals.is_empty(), "an exited green thread kept its locals");
     }
 
     /// Raw access to the owner-only state.

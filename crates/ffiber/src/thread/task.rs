@@ -83,7 +83,15 @@ where
         // of `f`.
         let f = unsafe { (*self.f.get()).take() };
         let Some(f) = f else { return };
-        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        let mut r = panic::catch_unwind(AssertUnwindSafe(f));
+        // The green thread's locals go before its result is published, as
+        // a thread's locals are destroyed before its join returns. A panic
+        // in one of their destructors is the green thread's panic.
+        if let Err(p) = panic::catch_unwind(crate::local::drop_current)
+            && r.is_ok()
+        {
+            r = Err(p);
+        }
         // SAFETY: the green thread alone writes `result`, before DONE; the
         // slot is empty, so no user destructor runs here.
         unsafe { *self.result.get() = Some(r) };
