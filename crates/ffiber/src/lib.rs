@@ -152,6 +152,8 @@ pub use ffi::Handle;
 pub use ffiber_macros::{cgo, export, main};
 pub use local::LocalKey;
 pub use runtime::{DEFAULT_MAX_THREADS, MAX_PROCS, Runtime, RuntimeBuilder, run};
+#[doc(hidden)]
+pub use stack::live_stacks;
 pub use stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use thread::{
     Builder, GreenId, GreenThread, JoinHandle, current, go, lock_os_thread, try_current, unlock_os_thread, yield_now,

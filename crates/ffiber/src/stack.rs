@@ -143,6 +143,13 @@ fn explain_map_failure(e: io::Error) -> io::Error {
 /// Stacks mapped and not yet unmapped, in the whole process.
 static LIVE_STACKS: AtomicUsize = AtomicUsize::new(0);
 
+/// Green-thread stacks mapped and not yet unmapped in the whole process
+/// (live, pooled or quarantined): a leak check for tests.
+#[doc(hidden)]
+pub fn live_stacks() -> usize {
+    LIVE_STACKS.load(Ordering::Relaxed)
+}
+
 /// The kernel's `vm.max_map_count` (read once; 65,530 if unreadable).
 fn max_map_count() -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
