@@ -138,13 +138,102 @@ impl CType {
         }
     }
 
-    /// Alignment in bytes (x86-64 SysV).
+    /// Alignment in bytes (x86-64 SysV). A record's is what the C compiler
+    /// said (`_Alignof`, see [`set_probed_aligns`]) when it can be named;
+    /// else inferred: 1 for a record found packed.
     pub fn align(&self) -> u64 {
+        if let Some(a) = self.probed_align() {
+            return a;
+        }
         match self.resolved() {
-            // Named bitfields count with their declared type (SysV ABI).
-            CType::Record { fields, .. } => fields.iter().map(|f| f.ty.align()).max().unwrap_or(1),
+            CType::Record { .. } if self.is_packed() => 1,
+            CType::Record { .. } => self.natural_align(),
             CType::Array { elem, .. } => elem.align(),
             t => t.size().unwrap_or(1).clamp(1, 16),
+        }
+    }
+
+    /// The compiler's `_Alignof` for this record, if it has a name C can
+    /// spell (a typedef on the way to it, or its tag) and was probed.
+    fn probed_align(&self) -> Option<u64> {
+        PROBED_ALIGNS.with(|m| {
+            let m = m.borrow();
+            let mut t = self;
+            loop {
+                match t {
+                    CType::Typedef { name, target } => {
+                        if matches!(target.resolved(), CType::Record { .. })
+                            && let Some(a) = m.get(name)
+                        {
+                            return Some(*a);
+                        }
+                        t = target;
+                    }
+                    CType::Record { union, name, .. } if !name.is_empty() => {
+                        let kind = if *union { "union" } else { "struct" };
+                        return m.get(&format!("{kind} {name}")).or_else(|| m.get(name)).copied();
+                    }
+                    _ => return None,
+                }
+            }
+        })
+    }
+
+    /// Every record this type holds or points to, with a C spelling for it
+    /// (`struct tag`, `union tag`, or a typedef name), for the alignment
+    /// probe.
+    pub fn nameable_records(&self, out: &mut std::collections::BTreeSet<String>) {
+        match self {
+            CType::Typedef { name, target } => {
+                if matches!(target.resolved(), CType::Record { .. }) && !name.is_empty() {
+                    out.insert(name.clone());
+                }
+                target.nameable_records(out);
+            }
+            CType::Record { union, name, fields, .. } => {
+                if !name.is_empty() {
+                    let kind = if *union { "union" } else { "struct" };
+                    if !out.insert(format!("{kind} {name}")) {
+                        return; // seen (and recursive through pointers)
+                    }
+                }
+                fields.iter().for_each(|f| f.ty.nameable_records(out));
+            }
+            CType::Pointer { pointee, .. } => pointee.nameable_records(out),
+            CType::Array { elem, .. } => elem.nameable_records(out),
+            CType::Func { params, ret, .. } => {
+                params.iter().for_each(|p| p.nameable_records(out));
+                ret.nameable_records(out);
+            }
+            _ => {}
+        }
+    }
+
+    /// A record's alignment were it not packed: its members' largest.
+    /// Named bitfields count with their declared type (SysV ABI).
+    pub fn natural_align(&self) -> u64 {
+        match self.resolved() {
+            CType::Record { fields, .. } => fields.iter().map(|f| f.ty.align()).max().unwrap_or(1),
+            _ => self.align(),
+        }
+    }
+
+    /// Whether a record is `__attribute__((packed))`, as far as its layout
+    /// shows: a member off its (recursively computed) alignment, or a size
+    /// that is not a multiple of the natural alignment. (A packed record
+    /// whose members all happen to sit aligned is laid out exactly like an
+    /// unpacked one; only its own alignment differs, which DWARF does not
+    /// record.)
+    pub fn is_packed(&self) -> bool {
+        if let Some(a) = self.probed_align() {
+            return a < self.natural_align();
+        }
+        match self.resolved() {
+            CType::Record { fields, size, .. } => {
+                fields.iter().any(|f| f.bits.is_none() && f.offset % f.ty.align() != 0)
+                    || size % self.natural_align() != 0
+            }
+            _ => false,
         }
     }
 
@@ -155,4 +244,17 @@ impl CType {
             CType::Void | CType::Bool | CType::Int { .. } | CType::Float { .. } | CType::Pointer { .. }
         )
     }
+}
+
+thread_local! {
+    /// `_Alignof` of the records of the bindings being generated, by C
+    /// spelling (`struct tag`, `union tag`, typedef name).
+    static PROBED_ALIGNS: std::cell::RefCell<std::collections::HashMap<String, u64>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Records the compiler's alignments for [`CType::align`] (for the
+/// bindings generated next on this thread).
+pub fn set_probed_aligns(m: std::collections::HashMap<String, u64>) {
+    PROBED_ALIGNS.with(|p| *p.borrow_mut() = m);
 }

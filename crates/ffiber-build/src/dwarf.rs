@@ -92,6 +92,11 @@ impl Probe {
         Ok(())
     }
 
+    /// Every probe variable's type.
+    pub fn all_types(&self) -> impl Iterator<Item = &CType> {
+        self.types.values()
+    }
+
     /// The type of probe variable `name`.
     pub fn var_type(&self, name: &str) -> Option<&CType> {
         self.types.get(name)
@@ -133,11 +138,30 @@ fn udata(v: Option<AttributeValue<R<'_>>>) -> Option<u64> {
     }
 }
 
-/// The C type at `off` (depth-limited: a recursive struct is named, not expanded).
+/// The C type at `off`. `depth` counts the pointers and function types
+/// followed to get here — the only way C types can recurse — and a record
+/// reached through 8 of them is named, not expanded. Records, arrays and
+/// typedefs held by value cannot recurse and are always expanded (a depth
+/// limit there turned deeply nested members into opaque types of a guessed
+/// alignment); `nest` only guards against malformed debug information.
 fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffset, depth: u32) -> CType {
-    if depth > 16 {
+    type_at_nested(dwarf, unit, off, depth, 0)
+}
+
+fn type_at_nested(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &gimli::Unit<R<'_>>,
+    off: UnitOffset,
+    depth: u32,
+    nest: u32,
+) -> CType {
+    if depth > 16 || nest > 512 {
         return CType::Void;
     }
+    let type_at = |dwarf, unit, o, d: u32| {
+        // By value when the depth did not grow (see above).
+        type_at_nested(dwarf, unit, o, d, nest + 1)
+    };
     let Ok(e) = unit.entry(off) else { return CType::Void };
     let attr = |a| e.attr_value(a).ok().flatten();
     let inner = |depth| match attr(gimli::DW_AT_type) {
@@ -165,8 +189,8 @@ fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffs
             };
             CType::Pointer { pointee: Box::new(inner(depth + 1)), is_const }
         }
-        gimli::DW_TAG_const_type | gimli::DW_TAG_volatile_type | gimli::DW_TAG_restrict_type => inner(depth + 1),
-        gimli::DW_TAG_typedef => CType::Typedef { name: name.unwrap_or_default(), target: Box::new(inner(depth + 1)) },
+        gimli::DW_TAG_const_type | gimli::DW_TAG_volatile_type | gimli::DW_TAG_restrict_type => inner(depth),
+        gimli::DW_TAG_typedef => CType::Typedef { name: name.unwrap_or_default(), target: Box::new(inner(depth)) },
         gimli::DW_TAG_subroutine_type => {
             let ret = Box::new(inner(depth + 1));
             let mut params = Vec::new();
@@ -191,7 +215,7 @@ fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffs
             CType::Func { params, ret, variadic }
         }
         gimli::DW_TAG_enumeration_type => match attr(gimli::DW_AT_type) {
-            Some(AttributeValue::UnitRef(o)) => type_at(dwarf, unit, o, depth + 1),
+            Some(AttributeValue::UnitRef(o)) => type_at(dwarf, unit, o, depth),
             _ => CType::Int { size: size.unwrap_or(4), signed: false },
         },
         gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type => {
@@ -216,7 +240,7 @@ fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffs
                     let fname =
                         attr_string(dwarf, unit, c.attr_value(gimli::DW_AT_name).ok().flatten()).unwrap_or_default();
                     let ty = match c.attr_value(gimli::DW_AT_type) {
-                        Ok(Some(AttributeValue::UnitRef(o))) => type_at(dwarf, unit, o, depth + 1),
+                        Ok(Some(AttributeValue::UnitRef(o))) => type_at(dwarf, unit, o, depth),
                         _ => CType::Void,
                     };
                     let offset = udata(c.attr_value(gimli::DW_AT_data_member_location).ok().flatten()).unwrap_or(0);
@@ -251,7 +275,7 @@ fn type_at(dwarf: &gimli::Dwarf<R<'_>>, unit: &gimli::Unit<R<'_>>, off: UnitOffs
                     }
                 }
             }
-            CType::Array { elem: Box::new(inner(depth + 1)), len }
+            CType::Array { elem: Box::new(inner(depth)), len }
         }
         _ => CType::Void,
     }

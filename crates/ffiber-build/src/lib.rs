@@ -415,6 +415,9 @@ impl Build {
         }
         let obj = probe::dwarf_probe(&c, &self.names, &kinds)?;
         let p = dwarf::Probe::load(&obj).map_err(Error::Other)?;
+        let mut spellings = std::collections::BTreeSet::new();
+        p.all_types().for_each(|t| t.nameable_records(&mut spellings));
+        ctype::set_probed_aligns(probe::align_probe(&c, &spellings.into_iter().collect::<Vec<_>>()));
         let code = self.emit(module, &kinds, &p)?;
         let path = out.join(format!("{file}.rs"));
         std::fs::write(&path, code).map_err(|e| Error::Other(format!("writing {}: {e}", path.display())))?;
@@ -839,10 +842,11 @@ fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collection
     let kind = if *union { "union" } else { "struct" };
     // Packed (`__attribute__((packed))`): a member off its natural
     // alignment, or a size that is not a multiple of it.
-    let natural = rec.align();
-    let packed =
-        !*union && (fields.iter().any(|f| f.bits.is_none() && f.offset % f.ty.align() != 0) || size % natural != 0);
-    let align = if packed { 1 } else { natural };
+    // Asked under the Rust name too: an untagged record's only C spelling
+    // is the typedef that named it, which the alignment probe used.
+    let view = CType::Typedef { name: name.to_string(), target: Box::new(rec.clone()) };
+    let packed = view.is_packed();
+    let align = view.align();
     let mut body = String::new();
     let mut asserts = vec![
         format!("assert!(::core::mem::size_of::<{name}>() == {size});"),
@@ -894,9 +898,38 @@ fn record(name: &str, rec: &CType, s: &mut String, emitted: &mut std::collection
     if !*union && at < *size && at.div_ceil(align) * align < *size {
         body += &format!("    _ffiber_pad{pad}: [u8; {}],\n", size - at);
     }
-    // The C alignment, spelled out: bitfield storage is bytes in Rust, so
-    // the declared types that set the C alignment may be missing.
-    let repr = if packed { "C, packed".to_string() } else { format!("C, align({align})") };
+    // The C alignment, where the Rust fields do not already give it
+    // (bitfield storage is bytes in Rust, so the declared types that set
+    // the C alignment may be missing): a zero-length array of an integer
+    // of that alignment, first. Not `repr(align)`, which Rust forbids
+    // inside packed structs, where C allows such a record (at offset 1,
+    // say). Only alignments above 16 need `repr(align)`.
+    let rust_align = fields
+        .iter()
+        .filter(|f| f.bits.is_none() && f.ty.size().is_some())
+        .map(|f| f.ty.align())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let repr = if packed && align == 1 {
+        "C, packed".to_string()
+    } else if packed {
+        // `#pragma pack(N)`: members aligned to at most N.
+        format!("C, packed({align})")
+    } else if align <= rust_align {
+        "C".to_string()
+    } else if align <= 16 {
+        let marker = match align {
+            2 => "u16",
+            4 => "u32",
+            8 => "u64",
+            _ => "u128",
+        };
+        body.insert_str(0, &format!("    _ffiber_align: [{marker}; 0],\n"));
+        "C".to_string()
+    } else {
+        format!("C, align({align})")
+    };
     let c_name = if tag.is_empty() { name.to_string() } else { format!("{kind} {tag}") };
     *s += &format!(
         "/// `{c_name}`: {size} bytes, laid out as the C compiler does (asserted below).\n\

@@ -179,6 +179,36 @@ pub fn dwarf_probe(c: &Compiler, names: &[String], kinds: &[Kind]) -> Result<Pat
     c.compile("ffiber-dwarf", &body, true).map_err(Error::Preamble)
 }
 
+/// The alignment probe: `char v[_Alignof(T)]` for each record spelling,
+/// whose array lengths DWARF then gives (layout inference cannot tell a
+/// packed record whose members all happen to sit aligned from an unpacked
+/// one; the compiler can). A spelling that does not compile (an incomplete
+/// type) is left out, so the probe is retried without the failing ones.
+pub fn align_probe(c: &Compiler, spellings: &[String]) -> std::collections::HashMap<String, u64> {
+    let mut m = std::collections::HashMap::new();
+    if spellings.is_empty() {
+        return m;
+    }
+    let body: String =
+        spellings.iter().enumerate().map(|(i, s)| format!("char __ffiber_al_{i}[_Alignof({s})];\n")).collect();
+    let Ok(obj) = c.compile("ffiber-align", &body, true) else {
+        if spellings.len() > 1 {
+            // Halve until the failing spellings are isolated.
+            let (a, b) = spellings.split_at(spellings.len() / 2);
+            m.extend(align_probe(c, a));
+            m.extend(align_probe(c, b));
+        }
+        return m;
+    };
+    let Ok(p) = crate::dwarf::Probe::load(&obj) else { return m };
+    for (i, s) in spellings.iter().enumerate() {
+        if let Some(crate::ctype::CType::Array { len: Some(n), .. }) = p.var_type(&format!("__ffiber_al_{i}")) {
+            m.insert(s.clone(), *n);
+        }
+    }
+    m
+}
+
 /// Where the probes go: `$OUT_DIR/ffiber-build` (or a temp dir outside
 /// build scripts).
 pub fn scratch(out: &Path) -> PathBuf {

@@ -434,3 +434,47 @@ fn cgo_without_a_build_script_names_the_missing_line() {
     assert!(err.contains("no bindings were generated for `mod c`"), "{err}");
     assert!(err.contains(".file(\"src/lib.rs\")"), "{err}");
 }
+
+/// Three layout bugs the generative test (`tests/layouts.rs`) found, pinned
+/// down: a packed record whose members happen to sit aligned still has
+/// alignment 1 (only the compiler knows: `_Alignof` is probed); a record
+/// whose alignment comes from bitfields can sit inside a packed one (Rust
+/// forbids `repr(align)` there, so the alignment is a zero-length marker);
+/// records nested by value more than 8 deep are expanded, not made opaque
+/// with a guessed alignment.
+#[test]
+fn layouts_of_packed_bitfield_and_deeply_nested_records() {
+    let dir = out();
+    let path = Build::new()
+        .preamble(
+            "typedef struct __attribute__((packed)) { long a[2]; } pk_t;\n\
+             typedef struct { unsigned a : 3; } bits_t;\n\
+             typedef struct __attribute__((packed)) { char c; bits_t b; } holds_t;\n\
+             typedef struct { char c; struct { struct { struct { struct { struct { struct { struct { struct { struct \
+             { double d; } l9; } l8; } l7; } l6; } l5; } l4; } l3; } l2; } l1; } deep_t;\n\
+             typedef union { pk_t p; char c; } pku_t;",
+        )
+        .allow(["pk_t", "holds_t", "deep_t", "pku_t"])
+        .out_dir(&dir)
+        .generate("bugs")
+        .unwrap();
+    let code = std::fs::read_to_string(&path).unwrap();
+    for want in [
+        "assert!(::core::mem::align_of::<pk_t>() == 1);",
+        "assert!(::core::mem::size_of::<holds_t>() == 5);",
+        "assert!(::core::mem::align_of::<bits_t>() == 4);",
+        "assert!(::core::mem::offset_of!(holds_t, b) == 1);",
+        "assert!(::core::mem::align_of::<deep_t>() == 8);",
+        "assert!(::core::mem::offset_of!(deep_t, l1) == 8);",
+        "assert!(::core::mem::align_of::<pku_t>() == 1);",
+    ] {
+        assert!(code.contains(want), "missing {want:?} in\n{code}");
+    }
+    let out = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--edition", "2024", "--crate-type", "lib", "-A", "warnings", "-o"])
+        .arg(dir.join("libbugs.rlib"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{code}", String::from_utf8_lossy(&out.stderr));
+}

@@ -254,8 +254,7 @@ fn round(procs: usize, dur: Duration, seed: u64) {
         for h in producers.into_iter().chain(consumers).chain(workers) {
             h.join().expect("a soak green thread panicked");
         }
-        let v = *lock.lock();
-        v
+        *lock.lock()
     });
     drop(rt);
     let t = &tally;

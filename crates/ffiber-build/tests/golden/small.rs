@@ -5,7 +5,7 @@
 pub const LIMIT: u32 = 16;
 
 /// `struct point`: 8 bytes, laid out as the C compiler does (asserted below).
-#[repr(C, align(4))]
+#[repr(C)]
 #[derive(Clone, Copy)]
 pub struct point_t {
     /// `x` (offset 0).
