@@ -140,6 +140,57 @@ fn explain_map_failure(e: io::Error) -> io::Error {
     )
 }
 
+/// Stacks are carved from slabs of this many bytes, reserved with one
+/// `mmap` each (stacks larger than a quarter of it get their own).
+const SLAB_BYTES: usize = 32 << 20;
+
+/// The slab being carved: `[next, end)` is reserved and unused.
+static SLAB: std::sync::Mutex<(usize, usize)> = std::sync::Mutex::new((0, 0));
+
+/// Reserves `len` bytes of stack address space (read-write, committed on
+/// first touch). One `mmap` per slab rather than per stack: a burst of
+/// spawns then makes few mapping changes, and mapping changes are what
+/// stall every concurrent page fault of the process (the kernel's
+/// per-mapping lock: adjacent stacks merge into one mapping). Each stack
+/// still owns its own range and unmaps it alone (the kernel splits the
+/// mapping), so nothing else changes.
+fn reserve(len: usize) -> io::Result<*mut u8> {
+    if len > SLAB_BYTES / 4 {
+        return map(len);
+    }
+    let mut slab = SLAB.lock().unwrap_or_else(|e| e.into_inner());
+    let (next, end) = *slab;
+    if end - next < len {
+        let base = map(SLAB_BYTES)? as usize;
+        if end > next {
+            // The old slab's tail is too small for this stack: give it back.
+            // SAFETY: `[next, end)` is reserved by us and no stack uses it.
+            unsafe { libc::munmap(next as *mut libc::c_void, end - next) };
+        }
+        *slab = (base, base + SLAB_BYTES);
+    }
+    let at = slab.0;
+    slab.0 += len;
+    Ok(at as *mut u8)
+}
+
+/// One anonymous mapping for stacks.
+fn map(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: an anonymous mapping at an address of the kernel's choice
+    // touches no existing memory.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(base.cast()) }
+}
+
 /// Stacks mapped and not yet unmapped, in the whole process.
 static LIVE_STACKS: AtomicUsize = AtomicUsize::new(0);
 
@@ -185,24 +236,10 @@ impl Stack {
             }
         }
         let len = round_size(size) + page;
-        // SAFETY: an anonymous mapping at an address of the kernel's choice
-        // touches no existing memory.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(explain_map_failure(io::Error::last_os_error()));
-        }
+        let base = reserve(len).map_err(explain_map_failure)?;
         LIVE_STACKS.fetch_add(1, Ordering::Relaxed);
-        let stack = Stack { base: base.cast(), len };
-        install_guard(base, page).map_err(explain_map_failure)?; // on error `stack` unmaps on drop
+        let stack = Stack { base, len };
+        install_guard(base.cast(), page).map_err(explain_map_failure)?; // on error `stack` unmaps on drop
         Ok(stack)
     }
 
@@ -237,6 +274,14 @@ impl Stack {
             libc::madvise(self.base.cast(), self.len, libc::MADV_DONTNEED);
             libc::mprotect(self.base.cast(), self.len, libc::PROT_NONE);
         }
+    }
+
+    /// Commits the top page now (the page a green thread's start frame
+    /// goes in), so that the first switch to it does not fault.
+    pub(crate) fn touch_top(&self) {
+        // SAFETY: the byte just below `top` is inside the stack's usable,
+        // read-write part, and nothing runs on the stack yet.
+        unsafe { std::ptr::write_volatile(self.top().sub(64), 0u8) };
     }
 
     /// Gives back every committed page below the top [`KEEP_BYTES`].

@@ -334,3 +334,49 @@ fn fork_children_may_exec_and_otherwise_stop_with_a_message() {
     }
     assert_eq!(stderr.matches("this process is a child of fork() and tried to use the ffiber runtime").count(), 10);
 }
+
+/// Issue 15, item 10: a burst of 300,000 green threads parked on one
+/// channel, woken by its close and joined, all there; exits keep their
+/// stacks for reuse (no unmapping storm), and once the runtime is idle the
+/// monitor gives back the stacks beyond the pool.
+#[test]
+fn a_burst_of_parked_green_threads_wakes_joins_and_gives_memory_back() {
+    if is_child() {
+        let rt = Runtime::builder().max_procs(2).build().unwrap();
+        let before = ffiber::live_stacks();
+        let woke = rt.block_on(|| {
+            let (tx, rx) = chan::bounded::<()>(0);
+            let wg = std::sync::Arc::new(ffiber::sync::WaitGroup::new());
+            let n = 300_000;
+            wg.add(n);
+            let hs: Vec<_> = (0..n)
+                .map(|_| {
+                    let (rx, wg) = (rx.clone(), wg.clone());
+                    ffiber::go(move || {
+                        wg.done();
+                        rx.recv().is_err()
+                    })
+                })
+                .collect();
+            wg.wait();
+            drop(tx);
+            hs.into_iter().map(|h| h.join().unwrap() as usize).sum::<usize>()
+        });
+        let peak = ffiber::live_stacks() - before;
+        // Idle now: the monitor releases the excess before it parks.
+        let t = Instant::now();
+        while ffiber::live_stacks() - before > 20_000 && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        println!("RESULT {woke} {peak} {}", ffiber::live_stacks() - before);
+        return;
+    }
+    let out = run_child("a_burst_of_parked_green_threads_wakes_joins_and_gives_memory_back", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().find_map(|l| l.split_once("RESULT ").map(|x| x.1)).expect("a result");
+    let v: Vec<usize> = line.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(v[0], 300_000, "every green thread saw the close");
+    assert!(v[1] >= 290_000, "the stacks of the exited green threads were kept for reuse: {line}");
+    assert!(v[2] <= 20_000, "the excess beyond the pool was not given back: {line}");
+}

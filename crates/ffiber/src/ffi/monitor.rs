@@ -172,7 +172,13 @@ fn run(sched: &Arc<Sched>) {
                 poll = (poll * 2).min(max);
             }
         }
+        // Free stacks beyond the pool, left by a burst of green threads:
+        // a few per look while green threads run (`sched::gfree`).
+        sched.gfree.scavenge(false);
         if !in_c && sched.npidle.load(SeqCst) == sched.nprocs() {
+            // Every P idle: nothing runs that unmapping could slow down;
+            // release the whole excess before parking.
+            sched.gfree.scavenge(true);
             // Every P idle: park until one is taken (see the module docs).
             sched.if_all_idle(|| {
                 mon.parked.store(true, Relaxed);

@@ -549,6 +549,13 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             // SAFETY: popped from a queue: ours now.
             return Some(unsafe { g::from_raw(g) });
         }
+        // Nothing of our own to run, and spawns ran out of free Gs: make a
+        // batch of fresh ones (stack mapped, guarded and touched) before
+        // stealing, so that the spawning thread does not pay for them (see
+        // `gfree::FreeGs::prefill`). Then look for work again.
+        if sched.gfree.prefill(sched) {
+            continue;
+        }
         // Steal, as a spinning M, unless half the busy Ps already have one.
         let busy = sched.nprocs() - sched.npidle.load(SeqCst);
         if local.spinning || 2 * sched.nmspinning.load(SeqCst) < busy {
@@ -670,6 +677,13 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
                 let tick = vp.schedtick.load(Relaxed);
                 std::thread::sleep(Duration::from_micros(3));
                 if vp.schedtick.load(Relaxed) == tick {
+                    // A busy victim that keeps readying green threads (a
+                    // spawning loop) queued more meanwhile: take half of
+                    // those, not just the one in run_next, so that one
+                    // wait serves many.
+                    if let Some(g) = vp.runq.steal_into(&mine.runq) {
+                        return Some(g);
+                    }
                     let g = vp.run_next.swap(std::ptr::null_mut(), AcqRel);
                     if !g.is_null() {
                         return Some(g);
@@ -837,11 +851,13 @@ pub(crate) fn new_g(
         Some(s) => crate::stack::checked_size(s)?,
         None => sched.gfree.size(),
     };
-    if size == sched.gfree.size()
-        && let Some(mut g) = gfree::with_p_cache(sched, |cache| sched.gfree.get(cache))
-    {
-        Arc::get_mut(&mut g).expect("free Gs are not shared").prepare(name, entry);
-        return Ok(g);
+    if size == sched.gfree.size() {
+        if let Some(mut g) = gfree::with_p_cache(sched, |cache| sched.gfree.get(cache)) {
+            Arc::get_mut(&mut g).expect("free Gs are not shared").prepare(name, entry);
+            return Ok(g);
+        }
+        // Out of free Gs: a burst of spawns. Idle Ms will make some ahead.
+        sched.gfree.want_more(sched);
     }
     Ok(G::new(sched.clone(), name, Stack::new(size)?, entry))
 }
