@@ -29,6 +29,10 @@ const METRICS: &[(&str, &str, &str)] = &[
     ("yield_ns", "yield switch (1 P)", "ns/switch"),
     ("pingpong_ns", "channel ping-pong", "ns/round trip"),
     ("parked_kib", "memory per parked thread", "KiB RSS"),
+    ("park300k_spawn_ns", "300,000 parked on one channel: spawn+park", "ns/thread"),
+    ("park300k_wake_ns", "300,000 parked: close, wake+join", "ns/thread"),
+    ("park1m_spawn_ns", "1,000,000 parked on one channel: spawn+park", "ns/thread"),
+    ("park1m_wake_ns", "1,000,000 parked: close, wake+join", "ns/thread"),
 ];
 
 struct Options {
@@ -93,7 +97,7 @@ fn main() {
         }
     }
     let mut tables = Vec::new();
-    if opts.wants(&["runtime", "spawn", "yield", "ping", "memory"]) {
+    if opts.wants(&["runtime", "spawn", "yield", "ping", "memory", "park"]) {
         tables.push(runtime_table(&opts));
         emit(&opts, tables.last());
     }
@@ -392,7 +396,10 @@ fn runtime_table(opts: &Options) -> report::Table {
     t.notes.push(
         "Lower is better. ffiber/Go < 1 means ffiber is faster (or smaller). Go's yield row runs with GOMAXPROCS(1) and \
          ffiber's with max_procs 1; may's workers are fixed per process, so its yield row uses all of them. may's \
-         ping-pong uses its unbounded mpsc channels (it has no rendezvous channel); ffiber and Go use unbuffered ones."
+         ping-pong uses its unbounded mpsc channels (it has no rendezvous channel); ffiber and Go use unbuffered ones. \
+         The parked rows: N green threads / goroutines each mark a WaitGroup and block receiving on one unbuffered \
+         channel (spawn+park: until all have marked), then the channel is closed and all are joined (wake+join); may has \
+         no multi-consumer channel, so it has no such rows."
             .into(),
     );
     t

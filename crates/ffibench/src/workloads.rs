@@ -99,6 +99,34 @@ pub fn ffiber(n: impl Fn(usize) -> usize) {
         (after - before) / parked as f64
     });
     println!("parked_kib={kib:.2}");
+
+    for (label, base) in [("park300k", 300_000), ("park1m", 1_000_000)] {
+        let n = n(base);
+        let (spawn_ns, wake_ns) = rt.block_on(move || {
+            let (tx, rx) = ffiber::chan::bounded::<()>(0);
+            let wg = std::sync::Arc::new(ffiber::sync::WaitGroup::new());
+            wg.add(n);
+            let t = Instant::now();
+            let hs: Vec<_> = (0..n)
+                .map(|_| {
+                    let (rx, wg) = (rx.clone(), wg.clone());
+                    ffiber::go(move || {
+                        wg.done();
+                        rx.recv().is_err()
+                    })
+                })
+                .collect();
+            wg.wait();
+            let spawn = per(t.elapsed(), n);
+            let t = Instant::now();
+            drop(tx);
+            let woke = hs.into_iter().map(|h| h.join().unwrap()).filter(|&closed| closed).count();
+            assert_eq!(woke, n, "every parked green thread sees the close");
+            (spawn, per(t.elapsed(), n))
+        });
+        println!("{label}_spawn_ns={spawn_ns:.1}");
+        println!("{label}_wake_ns={wake_ns:.1}");
+    }
 }
 
 /// may: the same workloads with may's coroutines (may's default config).

@@ -100,6 +100,30 @@ func parkedKiB(n int) float64 {
 	return (after - before) / float64(n)
 }
 
+// parked starts n goroutines that each mark a WaitGroup and block receiving
+// on one unbuffered channel; returns ns per goroutine to get them all there
+// (spawn+park), and to close the channel and join them all (wake+join).
+func parked(n int) (float64, float64) {
+	ch := make(chan struct{})
+	var started, done sync.WaitGroup
+	started.Add(n)
+	done.Add(n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		go func() {
+			started.Done()
+			<-ch
+			done.Done()
+		}()
+	}
+	started.Wait()
+	spawn := float64(time.Since(start).Nanoseconds()) / float64(n)
+	start = time.Now()
+	close(ch)
+	done.Wait()
+	return spawn, float64(time.Since(start).Nanoseconds()) / float64(n)
+}
+
 func main() {
 	scale := 1.0
 	if len(os.Args) > 1 {
@@ -112,4 +136,11 @@ func main() {
 	fmt.Printf("yield_ns=%.1f\n", yieldSwitch(n(1000000)))
 	fmt.Printf("pingpong_ns=%.1f\n", pingPong(n(200000)))
 	fmt.Printf("parked_kib=%.2f\n", parkedKiB(n(20000)))
+	for _, c := range []struct {
+		label string
+		base  int
+	}{{"park300k", 300000}, {"park1m", 1000000}} {
+		s, w := parked(n(c.base))
+		fmt.Printf("%s_spawn_ns=%.1f\n%s_wake_ns=%.1f\n", c.label, s, c.label, w)
+	}
 }
