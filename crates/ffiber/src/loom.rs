@@ -1,5 +1,6 @@
 //! Atomics used by the lock-free protocols, swapped for loom's under
-//! `--cfg loom` so `tests/loom_queue.rs` can model-check them.
+//! `--cfg loom` so that the model in `sched/queue.rs`
+//! (`loom_push_pop_steal`, run by `scripts/test.sh`) can check them.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, Ordering};

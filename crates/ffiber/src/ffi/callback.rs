@@ -37,7 +37,7 @@
 //! C frames on this OS thread's stack are waiting for it, so wherever it
 //! parks it must resume here (`switch_to_g0` takes the lock, seeing
 //! `cb_depth > 0`; the last callback to return undoes it). While it is
-//! parked, g0 runs in the reserve above the C frames (`ffi::G0_RESERVE`).
+//! parked, g0 runs in the reserve above the C frames (`sched::m::G0_RESERVE`).
 //!
 //! Under a [`Mode::NonBlocking`] call the M kept its P and announced
 //! nothing; the callback keeps the P and only hides the outer call's name
@@ -59,9 +59,10 @@
 //!
 //! **Called from Rust directly** (not from C): the function just runs.
 
-use super::{Mode, reacquire_p, state};
+use super::Mode;
 use crate::sched::NO_P;
 use crate::sched::m::{self, M, MLocal};
+use crate::sched::syscall as state;
 use std::panic::{self, AssertUnwindSafe};
 
 /// Runs `f`, the body of an exported function called by C `name`. See the
@@ -150,37 +151,6 @@ fn mode_of(m: &M) -> Mode {
     // SAFETY: our own M's state, on its thread.
     let p = unsafe { (*m.local()).p };
     if p == NO_P { Mode::Blocking } else { Mode::NonBlocking }
-}
-
-/// Leaves the lazy state of the innermost callback on this M: the outer
-/// call's exit protocol (for `Blocking` calls: take any P), after which the
-/// green thread holds a P and may block. Called by everything that needs
-/// the P (see the module docs); a no-op outside a lazy callback.
-#[cold]
-pub(crate) fn reclaim(m: &M) {
-    // SAFETY: on `m`'s thread; no switch while `l` lives (`reacquire_p`
-    // may switch, and we do not touch `l` after it).
-    unsafe {
-        let l = &mut *m.local();
-        if !l.cb_lazy {
-            return;
-        }
-        l.cb_lazy = false;
-        // Foreign calls the callback makes from now on are announced
-        // themselves (the callback restores the name on its way out).
-        l.foreign = None;
-    }
-    // A lazy callback's call is announced (its word says `IN_C`) or
-    // `Blocking` (a `NonBlocking` call's callbacks keep the P: never lazy).
-    let v = m.call.current();
-    if v & state::IN_C == 0 {
-        reacquire_p(m, NO_P);
-    } else if m.call.exit(v, v & state::NOCB != 0) {
-        // SAFETY: as above; the exit protocol says the P is still ours.
-        unsafe { (*m.local()).p = state::p_of(v) };
-    } else {
-        reacquire_p(m, state::p_of(v));
-    }
 }
 
 /// A callback that reclaimed its P returns to C: re-enter the state the

@@ -45,14 +45,12 @@
 
 mod callback;
 mod handle;
-pub(crate) mod monitor;
-pub(crate) mod state;
 
 pub use callback::callback;
-pub(crate) use callback::reclaim;
 pub use handle::Handle;
 
-use crate::sched::m::{self, Action, M};
+use crate::sched::m;
+use crate::sched::syscall::{self as state, reacquire_p, reclaim};
 
 use crate::sched::NO_P;
 use std::mem::MaybeUninit;
@@ -62,7 +60,7 @@ use std::panic::{self, AssertUnwindSafe};
 ///
 /// | mode | stack | scheduler told | if C blocks | C may call back |
 /// | --- | --- | --- | --- | --- |
-/// | `Default` | system | yes (a store + a CAS) | monitor hands the P off | yes |
+/// | `Default` | system | yes (a store in, a store and a load out) | monitor hands the P off | yes |
 /// | `NoCallback` | system | yes | monitor hands the P off | no (checked) |
 /// | `NonBlocking` | system | no | the P's other green threads wait | yes |
 /// | `Blocking` | system | P given away before the call | nothing waits | yes |
@@ -482,12 +480,6 @@ fn reraise() {
     }
 }
 
-/// Space kept free for the scheduler (g0) above the C frames on an M's
-/// system stack. A green thread that blocks in a callback lets g0 run
-/// while C frames are live below it; g0's own work (finding the next green
-/// thread, parking the M) stays well inside this.
-pub(crate) const G0_RESERVE: usize = 256 * 1024;
-
 /// The register pass-through form, for generated bindings: calls the C
 /// function `f` in `mode` with its arguments already laid out in argument
 /// registers, and returns its return registers. No closure, no argument
@@ -699,21 +691,4 @@ fn plain<F: FnOnce() -> R, R, const ERRNO: bool>(f: F) -> (R, i32) {
     // SAFETY: as above.
     let errno = if ERRNO { unsafe { *libc::__errno_location() } } else { 0 };
     (r, errno)
-}
-
-/// The slow way back from a foreign call whose P was taken (or given away):
-/// take `old` back if it is idle, else any idle P; else queue this green
-/// thread on the global queue and let the M sleep. Returns running on some
-/// M that holds a P (Go's `exitsyscall`).
-#[cold]
-fn reacquire_p(m: &M, old: usize) {
-    // SAFETY: on `m`'s thread; the P was taken, so we hold none.
-    unsafe { (*m.local()).p = NO_P };
-    let sched = &m.sched;
-    if let Some(p) = crate::sched::take_idle_p_prefer(sched, old) {
-        // SAFETY: as above; the P came off the idle list, so it is ours.
-        m::hold_p(m, unsafe { &mut *m.local() }, p);
-        return;
-    }
-    m::switch_to_g0(Action::Requeue);
 }

@@ -33,7 +33,6 @@
 
 use super::{M, Sched};
 use crate::stack::Stack;
-use crate::thread::Entry;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -41,6 +40,13 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 pub(crate) const EMPTY: u8 = 0;
 pub(crate) const PARKED: u8 = 1;
 pub(crate) const NOTIFIED: u8 = 2;
+
+/// What a green thread runs: called once, on the green thread, and never
+/// unwinds. (`thread::task::Task` implements it: the spawned closure and
+/// the slot its result goes to.)
+pub(crate) trait Entry: Send + Sync {
+    fn run(&self);
+}
 
 /// A green thread.
 pub(crate) struct G {

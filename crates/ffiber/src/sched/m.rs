@@ -48,6 +48,12 @@ pub(crate) enum Action {
     Requeue,
 }
 
+/// Space kept free for the scheduler (g0) above the C frames on an M's
+/// system stack. A green thread that blocks in a callback lets g0 run
+/// while C frames are live below it; g0's own work (finding the next green
+/// thread, parking the M) stays well inside this.
+pub(crate) const G0_RESERVE: usize = 256 * 1024;
+
 /// An OS thread of the runtime.
 pub(crate) struct M {
     pub(crate) sched: Arc<Sched>,
@@ -65,8 +71,8 @@ pub(crate) struct M {
     pub(crate) locked_wait: AtomicBool,
     /// The OS thread id, for diagnostics and tests.
     pub(crate) tid: AtomicUsize,
-    /// Foreign-call state shared with the monitor (`ffi::state`).
-    pub(crate) call: crate::ffi::state::CallState,
+    /// Foreign-call state shared with the monitor (`sched::syscall`).
+    pub(crate) call: super::syscall::CallState,
     /// Lowest address of the OS thread's own (system) stack, for the fault
     /// handler; 0 until the thread has started.
     pub(crate) stack_lo: AtomicUsize,
@@ -77,7 +83,7 @@ pub(crate) struct MLocal {
     /// g0's saved stack pointer while a green thread runs.
     pub(crate) g0_sp: *mut u8,
     /// Where a foreign call from the running green thread puts its C
-    /// frames: `ffi::G0_RESERVE` below g0's frame, 16-byte aligned. Set
+    /// frames: [`G0_RESERVE`] below g0's frame, 16-byte aligned. Set
     /// before each switch to a green thread, so the call path loads it
     /// rather than computing it.
     pub(crate) sys_top: usize,
@@ -276,7 +282,7 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
         (*local).cur_g = Some(g);
         // g0 stops a few frames below here (`switch` saves its registers
         // below this frame): C may use what lies a reserve below that.
-        (*local).sys_top = (arch::stack_pointer() - crate::ffi::G0_RESERVE) & !15;
+        (*local).sys_top = (arch::stack_pointer() - G0_RESERVE) & !15;
         (*local).schedtick = (*local).schedtick.wrapping_add(1);
         if (*local).p != NO_P {
             m.sched.ps[(*local).p].schedtick.store((*local).schedtick, Relaxed);
@@ -384,7 +390,7 @@ pub(crate) fn switch_to_g0(action: Action) {
         let local = (*m).local();
         if (*local).cb_lazy {
             // Blocking inside a callback that has not taken its P back yet.
-            crate::ffi::reclaim(&*m);
+            super::syscall::reclaim(&*m);
         }
         if let Some(f) = (*local).foreign {
             panic!(

@@ -29,7 +29,7 @@
 //!
 //! # Timers
 //!
-//! Each P has a heap of timers (`time::Timers`). A running M fires its own
+//! Each P has a heap of timers (`timers::Timers`). A running M fires its own
 //! P's due timers each time it looks for work, and other Ps' while stealing.
 //! When every M is idle, one of them is the *timer watcher*: it parks with a
 //! timeout equal to the earliest deadline over all Ps, and adding an earlier
@@ -46,9 +46,11 @@ pub(crate) mod g;
 pub(crate) mod gfree;
 pub(crate) mod m;
 pub(crate) mod queue;
+pub(crate) mod syscall;
+pub(crate) mod sysmon;
+pub(crate) mod timers;
 
 use crate::stack::Stack;
-use crate::time::Timers;
 use crossbeam_utils::CachePadded;
 use g::G;
 use m::M;
@@ -57,6 +59,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use timers::Timers;
 
 /// "No P held".
 pub(crate) const NO_P: usize = usize::MAX;
@@ -77,6 +80,20 @@ pub(crate) struct P {
     /// Free Gs with their stacks ([`gfree`]); touched only by the M that
     /// holds this P.
     pub(crate) gfree: UnsafeCell<Vec<Arc<G>>>,
+}
+
+impl P {
+    /// Green threads wait in this P's run queue or `run_next`.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.runq.is_empty() || !self.run_next.load(SeqCst).is_null()
+    }
+
+    /// Whoever holds this P has something to do by `now_ns` (runtime
+    /// clock): a queued green thread or a due timer. What the monitor's
+    /// retake, `handoff_p` and the idle checks ask, in one place.
+    pub(crate) fn has_work(&self, now_ns: u64) -> bool {
+        self.has_queued() || self.next_when.load(SeqCst) <= now_ns
+    }
 }
 
 // SAFETY: `gfree` is touched only by the M holding the P, and holding a P
@@ -107,13 +124,25 @@ pub(crate) struct Sched {
     /// Joiners outside the runtime (see [`RuntimeWatch`]), woken at shutdown.
     watchers: Mutex<Vec<(u64, crate::sync::park::Unparker)>>,
     next_watch: AtomicU64,
-    /// The foreign-call monitor (Go's `sysmon`), started by the first call.
-    pub(crate) monitor: crate::ffi::monitor::Monitor,
+    /// The monitor (Go's `sysmon`), started the first time a P leaves the
+    /// idle list (only an M holding a P can go into C).
+    pub(crate) monitor: sysmon::Monitor,
 }
 
 struct Idle {
     ps: Vec<usize>,
     ms: Vec<Arc<M>>,
+}
+
+/// Which idle P [`Sched::take_p`] takes.
+#[derive(Clone, Copy)]
+pub(crate) enum Which {
+    /// Any idle P (the most recently released).
+    Any,
+    /// This one if it is idle, else any.
+    Prefer(usize),
+    /// Only this one.
+    Exactly(usize),
 }
 
 impl Idle {
@@ -129,7 +158,7 @@ impl Idle {
 impl Sched {
     pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize) -> Arc<Sched> {
         let max_procs = max_procs.max(1);
-        crate::ffi::state::init();
+        syscall::init();
         crate::check::init();
         Arc::new(Sched {
             ps: (0..max_procs)
@@ -326,6 +355,22 @@ impl Sched {
         all
     }
 
+    /// Takes an idle P off the list, with the idle list's lock held
+    /// (`idle`): the one place that pops, counts (`npidle`) and tells the
+    /// monitor (a P leaving the idle list wakes a parked monitor, see
+    /// `sched::sysmon`), so the three never drift apart.
+    fn take_p(self: &Arc<Self>, idle: &mut Idle, which: Which) -> Option<usize> {
+        let i = match which {
+            Which::Any => idle.ps.len().checked_sub(1),
+            Which::Prefer(p) => idle.ps.iter().rposition(|&x| x == p).or_else(|| idle.ps.len().checked_sub(1)),
+            Which::Exactly(p) => idle.ps.iter().position(|&x| x == p),
+        }?;
+        let p = idle.ps.swap_remove(i);
+        self.npidle.fetch_sub(1, SeqCst);
+        self.monitor.p_left_idle(self);
+        Some(p)
+    }
+
     fn put_idle_p(&self, p: usize) {
         let mut idle = self.idle();
         idle.push_p(p);
@@ -337,9 +382,7 @@ impl Sched {
         let mut idle = self.idle();
         let p = if p != NO_P {
             p
-        } else if let Some(p) = idle.ps.pop() {
-            self.npidle.fetch_sub(1, SeqCst);
-            self.monitor.p_left_idle(self);
+        } else if let Some(p) = self.take_p(&mut idle, Which::Any) {
             p
         } else {
             drop(idle);
@@ -366,7 +409,7 @@ impl Sched {
     /// there is work or timers on it, else to the idle list.
     pub(crate) fn handoff_p(self: &Arc<Self>, p: usize) {
         let pp = &self.ps[p];
-        if !pp.runq.is_empty() || !pp.run_next.load(SeqCst).is_null() || self.global.len() > 0 {
+        if pp.has_queued() || self.global.len() > 0 {
             return self.start_m(p, false);
         }
         if self.nmspinning.load(SeqCst) + self.npidle.load(SeqCst) == 0
@@ -383,10 +426,8 @@ impl Sched {
         // Work may have been pushed to the global queue by a readier that saw
         // no idle P a moment ago: look again now that the P is idle.
         if self.global.len() > 0
-            && let Some(p) = idle.ps.pop()
+            && let Some(p) = self.take_p(&mut idle, Which::Any)
         {
-            self.npidle.fetch_sub(1, SeqCst);
-            self.monitor.p_left_idle(self);
             drop(idle);
             self.start_m(p, false);
         }
@@ -418,7 +459,7 @@ impl Sched {
     /// Fires due timers on every P (the watcher, holding no P).
     fn run_all_timers(&self) {
         for p in self.ps.iter() {
-            crate::time::run_timers(self, p);
+            timers::run_timers(self, p);
         }
     }
 }
@@ -529,7 +570,7 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             continue;
         }
         let pp = &sched.ps[local.p];
-        crate::time::run_timers(sched, pp);
+        timers::run_timers(sched, pp);
         if local.schedtick % GLOBAL_FAIRNESS_TICK == 0
             && let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None)
         {
@@ -599,41 +640,27 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
 }
 
 fn any_work(sched: &Sched) -> bool {
-    sched.global.len() > 0 || sched.ps.iter().any(|p| !p.runq.is_empty() || !p.run_next.load(SeqCst).is_null())
+    sched.global.len() > 0 || sched.ps.iter().any(|p| p.has_queued())
 }
 
 /// An idle P for an M coming back from a foreign call: `prefer` (its old
 /// one) if it is idle, else any idle P.
 pub(crate) fn take_idle_p_prefer(sched: &Arc<Sched>, prefer: usize) -> Option<usize> {
-    let mut idle = sched.idle();
-    let i = idle.ps.iter().rposition(|&p| p == prefer).or_else(|| idle.ps.len().checked_sub(1))?;
-    let p = idle.ps.swap_remove(i);
-    sched.npidle.fetch_sub(1, SeqCst);
-    sched.monitor.p_left_idle(sched);
-    Some(p)
+    sched.take_p(&mut sched.idle(), Which::Prefer(prefer))
 }
 
 /// Starts an M for idle P `p` if it is still idle (the monitor, for a P
 /// with a due timer that nobody is watching). Returns whether it did.
 pub(crate) fn start_idle_p(sched: &Arc<Sched>, p: usize) -> bool {
-    {
-        let mut idle = sched.idle();
-        let Some(i) = idle.ps.iter().position(|&x| x == p) else { return false };
-        idle.ps.swap_remove(i);
-        sched.npidle.fetch_sub(1, SeqCst);
-        sched.monitor.p_left_idle(sched);
-        sched.monitor.p_left_idle(sched);
+    if sched.take_p(&mut sched.idle(), Which::Exactly(p)).is_none() {
+        return false;
     }
     sched.start_m(p, false);
     true
 }
 
 fn take_idle_p(sched: &Arc<Sched>) -> Option<usize> {
-    let mut idle = sched.idle();
-    let p = idle.ps.pop()?;
-    sched.npidle.fetch_sub(1, SeqCst);
-    sched.monitor.p_left_idle(sched);
-    Some(p)
+    sched.take_p(&mut sched.idle(), Which::Any)
 }
 
 /// Tries every other P (from a pseudo-random start), a few rounds: fires its
@@ -652,12 +679,12 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
                 continue;
             }
             let vp = &sched.ps[victim];
-            crate::time::run_timers(sched, vp);
+            timers::run_timers(sched, vp);
             // The victim's timers ready their green threads onto our own P
             // (`ready` puts them where the caller runs): run those. Stealing
             // into a queue that is no longer empty could overflow it.
             let mine = &sched.ps[me];
-            if !mine.run_next.load(Relaxed).is_null() || !mine.runq.is_empty() {
+            if mine.has_queued() {
                 let rn = mine.run_next.swap(std::ptr::null_mut(), Acquire);
                 if !rn.is_null() {
                     return Some(rn);
@@ -845,7 +872,7 @@ pub(crate) fn new_g(
     sched: &Arc<Sched>,
     name: Option<Arc<str>>,
     stack_size: Option<usize>,
-    entry: Arc<dyn crate::thread::Entry>,
+    entry: Arc<dyn g::Entry>,
 ) -> std::io::Result<Arc<G>> {
     let size = match stack_size {
         Some(s) => crate::stack::checked_size(s)?,
@@ -950,7 +977,7 @@ pub(crate) fn current_p() -> Option<usize> {
     // on the M's own thread.
     if !m.is_null() && unsafe { (*(*m).local()).cb_lazy } {
         // SAFETY: as above; `m` is alive while its thread runs.
-        crate::ffi::reclaim(unsafe { &*m });
+        syscall::reclaim(unsafe { &*m });
     }
     // SAFETY: reading our own M's `p` on its thread.
     let p = (!m.is_null()).then(|| unsafe { (*(*m).local()).p })?;

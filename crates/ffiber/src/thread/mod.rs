@@ -7,8 +7,6 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-pub(crate) use task::Entry;
-
 /// A green thread's unique id (never reused within a process).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct GreenId(pub(crate) u64);

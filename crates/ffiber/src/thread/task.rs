@@ -19,6 +19,7 @@
 //! `DONE` (acquire).
 
 use crate::sched::RuntimeWatch;
+use crate::sched::g::Entry;
 use crate::sync::park::{self, Unparker};
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
@@ -28,12 +29,6 @@ use std::sync::atomic::{AtomicU8, Ordering::*};
 const RUNNING: u8 = 0;
 const WAITING: u8 = 1;
 const DONE: u8 = 2;
-
-/// What a green thread runs: called once, on the green thread, and never
-/// unwinds.
-pub(crate) trait Entry: Send + Sync {
-    fn run(&self);
-}
 
 /// The joining side.
 pub(crate) trait Joinable<T>: Send + Sync {

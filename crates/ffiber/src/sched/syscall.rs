@@ -54,6 +54,8 @@
 //! is a bit of its word (`SYM`, set when the M is created), so the exit
 //! decides on the copy of the word it holds in a register.
 
+use super::NO_P;
+use super::m::{self, Action, M};
 use crossbeam_utils::CachePadded;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -263,4 +265,52 @@ pub(crate) fn membarrier() {
     // Registration succeeded, so this cannot fail; if it somehow did, the
     // protocol's guarantee would be gone: stop rather than corrupt state.
     assert_eq!(r, 0, "ffiber: membarrier failed after registration");
+}
+
+/// Leaves the lazy state of the innermost callback on this M: the outer
+/// call's exit protocol (for `Blocking` calls: take any P), after which the
+/// green thread holds a P and may block. Called by everything that needs
+/// the P (see the module docs); a no-op outside a lazy callback.
+#[cold]
+pub(crate) fn reclaim(m: &M) {
+    // SAFETY: on `m`'s thread; no switch while `l` lives (`reacquire_p`
+    // may switch, and we do not touch `l` after it).
+    unsafe {
+        let l = &mut *m.local();
+        if !l.cb_lazy {
+            return;
+        }
+        l.cb_lazy = false;
+        // Foreign calls the callback makes from now on are announced
+        // themselves (the callback restores the name on its way out).
+        l.foreign = None;
+    }
+    // A lazy callback's call is announced (its word says `IN_C`) or
+    // `Blocking` (a `NonBlocking` call's callbacks keep the P: never lazy).
+    let v = m.call.current();
+    if v & IN_C == 0 {
+        reacquire_p(m, NO_P);
+    } else if m.call.exit(v, v & NOCB != 0) {
+        // SAFETY: as above; the exit protocol says the P is still ours.
+        unsafe { (*m.local()).p = p_of(v) };
+    } else {
+        reacquire_p(m, p_of(v));
+    }
+}
+
+/// The slow way back from a foreign call whose P was taken (or given away):
+/// take `old` back if it is idle, else any idle P; else queue this green
+/// thread on the global queue and let the M sleep. Returns running on some
+/// M that holds a P (Go's `exitsyscall`).
+#[cold]
+pub(crate) fn reacquire_p(m: &M, old: usize) {
+    // SAFETY: on `m`'s thread; the P was taken, so we hold none.
+    unsafe { (*m.local()).p = NO_P };
+    let sched = &m.sched;
+    if let Some(p) = crate::sched::take_idle_p_prefer(sched, old) {
+        // SAFETY: as above; the P came off the idle list, so it is ours.
+        m::hold_p(m, unsafe { &mut *m.local() }, p);
+        return;
+    }
+    m::switch_to_g0(Action::Requeue);
 }

@@ -28,7 +28,7 @@
 //! else (a per-call check of a "parked" flag, the earlier design, cost
 //! 0.3 ns a call — 7% of the whole call).
 
-use super::state::{self, IN_C};
+use super::syscall::{self as state, IN_C};
 use crate::sched::Sched;
 use crate::sched::m::M;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -217,11 +217,7 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
         let since = seen.iter().find(|(x, s)| Arc::ptr_eq(x, m) && s.cstate == v).map_or(now, |(_, s)| s.since);
         current.push((m.clone(), Seen { cstate: v, since }));
         let p = &sched.ps[state::p_of(v)];
-        let timer = p.next_when.load(Acquire);
-        let has_work = !p.runq.is_empty()
-            || !p.run_next.load(Acquire).is_null()
-            || timer <= now_ns
-            || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
+        let has_work = p.has_work(now_ns) || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
         if has_work && now.duration_since(since) >= RETAKE_AFTER {
             candidates.push((m.clone(), v));
         }
