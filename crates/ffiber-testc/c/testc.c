@@ -69,3 +69,17 @@ int recurse(int n) {
 static int *kept;
 void keep_pointer(int *p) { kept = p; }
 void write_kept(int v) { *kept = v; }
+
+/* Busy-waits `us` microseconds without a system call that sleeps: a C
+   computation that keeps its thread (what a NonBlocking call may do). */
+unsigned long spin_us(unsigned us) {
+    struct timespec a, b;
+    unsigned long n = 0;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (;;) {
+        for (int i = 0; i < 1000; i++) n++;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        long d = (b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000;
+        if (d >= (long)us) return n;
+    }
+}

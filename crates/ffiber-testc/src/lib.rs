@@ -32,6 +32,7 @@ pub mod sys {
         pub fn make_big(x: i64) -> Big;
         pub fn sleep_ms(ms: i32);
         pub fn sleep_us(us: u32);
+        pub fn spin_us(us: u32) -> u64;
         pub fn deep_stack(kib: i32) -> i64;
         pub fn fail_with(e: i32) -> i32;
         pub fn crash_null(x: i32) -> i32;
@@ -87,6 +88,13 @@ pub fn make_big(x: i64) -> Big {
 pub fn sleep_ms(ms: i32) {
     // SAFETY: plain value in.
     unsafe { sys::sleep_ms(ms) }
+}
+
+/// Busy-waits `us` microseconds in C (no sleeping system call); returns
+/// the loop's count.
+pub fn spin_us(us: u32) -> u64 {
+    // SAFETY: plain value in.
+    unsafe { sys::spin_us(us) }
 }
 
 /// Blocks the calling OS thread for `us` microseconds (nanosleep).

@@ -33,6 +33,7 @@ pub struct RuntimeBuilder {
     max_procs: Option<usize>,
     stack_size: usize,
     max_threads: usize,
+    preempt: Option<bool>,
 }
 
 impl Runtime {
@@ -43,6 +44,7 @@ impl Runtime {
             max_procs: None,
             stack_size: crate::stack::DEFAULT_STACK_SIZE,
             max_threads: DEFAULT_MAX_THREADS,
+            preempt: None,
         }
     }
 
@@ -51,9 +53,17 @@ impl Runtime {
         Self::builder().build()
     }
 
-    /// Number of processor slots (green threads running in parallel at most).
+    /// Number of processor slots (green threads running in parallel at
+    /// most, spares aside: see [`RuntimeBuilder::preempt`]).
     pub fn max_procs(&self) -> usize {
         self.sched.nprocs()
+    }
+
+    /// Spare processor slots running now (preemption by hand-off; for tests
+    /// and diagnostics).
+    #[doc(hidden)]
+    pub fn active_spares(&self) -> usize {
+        self.sched.active_spares()
     }
 
     /// Runs `f` as the main green thread (named "main") and returns its
@@ -117,6 +127,35 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Fairness for CPU-bound green threads (default on; `FFIBER_PREEMPT=0`
+    /// turns it off unless this is set): when a green thread keeps its
+    /// processor slot for 10 ms without a scheduling point while others
+    /// wait, those others move to a spare slot run by another OS thread.
+    /// The long-running green thread is never interrupted. See the crate
+    /// docs ("Scheduling").
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// let rt = ffiber::Runtime::builder().max_procs(1).preempt(true).build().unwrap();
+    /// let done = rt.block_on(|| {
+    ///     let stop = Arc::new(AtomicBool::new(false));
+    ///     let s = stop.clone();
+    ///     // Spins without a scheduling point, on the only processor slot.
+    ///     let hog = ffiber::go(move || while !s.load(Ordering::Relaxed) { std::hint::spin_loop() });
+    ///     // Still gets to run, on a spare slot.
+    ///     let other = ffiber::go(|| 42).join().unwrap();
+    ///     stop.store(true, Ordering::Relaxed);
+    ///     hog.join().unwrap();
+    ///     other
+    /// });
+    /// assert_eq!(done, 42);
+    /// ```
+    pub fn preempt(mut self, on: bool) -> Self {
+        self.preempt = Some(on);
+        self
+    }
+
     /// Most OS threads the runtime may create (default 10,000).
     pub fn max_threads(mut self, n: usize) -> Self {
         self.max_threads = n.max(1);
@@ -153,7 +192,8 @@ impl RuntimeBuilder {
         crate::fork::install();
         crate::signal::install()?;
         install_panic_hook();
-        let sched = Sched::new(procs, stack_size, self.max_threads);
+        let preempt = self.preempt.unwrap_or_else(crate::sched::preempt::enabled_by_env);
+        let sched = Sched::new(procs, stack_size, self.max_threads, preempt);
         crate::sched::register_latest(&sched);
         Ok(Runtime { sched })
     }

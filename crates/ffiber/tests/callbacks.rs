@@ -380,7 +380,8 @@ fn retakes_after_a_callback_reannounced_the_call_lose_no_p() {
         eprintln!("still running after 30 s (a P was lost?); scheduler: {}", ffiber::debug_dump());
         std::process::exit(1);
     });
-    rt(2).block_on(|| {
+    // No spares: `assert_every_p_runs` must see the two regular Ps run.
+    Runtime::builder().max_procs(2).preempt(false).build().unwrap().block_on(|| {
         let callers: Vec<_> = (0..6)
             .map(|i| {
                 ffiber::go(move || {

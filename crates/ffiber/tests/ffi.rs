@@ -247,7 +247,8 @@ fn retake_races_lose_no_p() {
         std::thread::sleep(Duration::from_secs(8));
         eprintln!("retake_races_lose_no_p still running after 8 s; scheduler: {}", ffiber::debug_dump());
     });
-    rt(2).block_on(|| {
+    // No spares: `assert_every_p_runs` must see the two regular Ps run.
+    Runtime::builder().max_procs(2).preempt(false).build().unwrap().block_on(|| {
         let calls = Arc::new(AtomicUsize::new(0));
         let callers: Vec<_> = (0..8)
             .map(|i| {

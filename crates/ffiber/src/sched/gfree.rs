@@ -144,7 +144,7 @@ impl FreeGs {
         }
     }
 
-    fn put_global(&self, spill: Vec<Arc<G>>) {
+    pub(crate) fn put_global(&self, spill: Vec<Arc<G>>) {
         let mut list = self.lock();
         list.extend(spill);
         self.len.store(list.len(), std::sync::atomic::Ordering::Relaxed);
@@ -252,4 +252,18 @@ pub(crate) fn with_p_cache<R>(sched: &Sched, f: impl FnOnce(Option<&mut Vec<Arc<
         }
     }
     f(None)
+}
+
+/// Moves P `pp`'s free-G cache to the global list (a retiring spare P).
+///
+/// # Safety
+///
+/// The caller holds `pp` (or nobody can take it meanwhile): the cache is
+/// the holder's alone (`P::gfree`).
+pub(crate) unsafe fn spill_cache(sched: &Sched, pp: &super::P) {
+    // SAFETY: forwarded to the caller.
+    let cache = std::mem::take(unsafe { &mut *pp.gfree.get() });
+    if !cache.is_empty() {
+        sched.gfree.put_global(cache);
+    }
 }

@@ -45,6 +45,7 @@
 pub(crate) mod g;
 pub(crate) mod gfree;
 pub(crate) mod m;
+pub(crate) mod preempt;
 pub(crate) mod queue;
 pub(crate) mod syscall;
 pub(crate) mod sysmon;
@@ -124,6 +125,10 @@ pub(crate) struct Sched {
     /// Joiners outside the runtime (see [`RuntimeWatch`]), woken at shutdown.
     watchers: Mutex<Vec<(u64, crate::sync::park::Unparker)>>,
     next_watch: AtomicU64,
+    /// Regular Ps (`max_procs`): `ps[..nregular]`; the rest are spares
+    /// (`preempt`), one per regular P if preemption is on.
+    nregular: usize,
+    pub(crate) spares: Box<[preempt::Spare]>,
     /// The monitor (Go's `sysmon`), started the first time a P leaves the
     /// idle list (only an M holding a P can go into C).
     pub(crate) monitor: sysmon::Monitor,
@@ -156,12 +161,15 @@ impl Idle {
 }
 
 impl Sched {
-    pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize) -> Arc<Sched> {
+    pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize, preempt: bool) -> Arc<Sched> {
         let max_procs = max_procs.max(1);
+        let nspare = if preempt { max_procs } else { 0 };
         syscall::init();
         crate::check::init();
         Arc::new(Sched {
-            ps: (0..max_procs)
+            nregular: max_procs,
+            spares: (0..nspare).map(|_| preempt::Spare::default()).collect(),
+            ps: (0..max_procs + nspare)
                 .map(|_| {
                     CachePadded::new(P {
                         runq: LocalQueue::new(),
@@ -185,7 +193,7 @@ impl Sched {
             next_m_id: AtomicUsize::new(0),
             all_ms: Mutex::new(Vec::new()),
             live_ms: AtomicUsize::new(0),
-            max_threads: max_threads.max(max_procs),
+            max_threads: max_threads.max(max_procs + nspare),
             warned_max_threads: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             watchers: Mutex::new(Vec::new()),
@@ -194,8 +202,14 @@ impl Sched {
         })
     }
 
+    /// Regular Ps: `max_procs`.
     pub(crate) fn nprocs(&self) -> usize {
-        self.ps.len()
+        self.nregular
+    }
+
+    /// Whether P `p` is on the idle list (a lock: for rare paths).
+    pub(crate) fn idle_contains(&self, p: usize) -> bool {
+        self.idle().ps.contains(&p)
     }
 
     /// Nanoseconds since the runtime's epoch.
@@ -283,7 +297,7 @@ impl Sched {
     pub(crate) fn m_exited(&self, m: &Arc<M>) {
         // SAFETY: called on m's own thread at exit.
         let p = unsafe { std::mem::replace(&mut (*m.local()).p, NO_P) };
-        if p != NO_P {
+        if p != NO_P && !self.is_spare(p) {
             self.idle().push_p(p);
         }
         self.live_ms.fetch_sub(1, SeqCst);
@@ -372,6 +386,11 @@ impl Sched {
     }
 
     fn put_idle_p(&self, p: usize) {
+        if self.is_spare(p) {
+            // A spare that could not get an M: nothing was queued on it yet.
+            self.spares[p - self.nregular].deactivate();
+            return;
+        }
         let mut idle = self.idle();
         idle.push_p(p);
         self.npidle.fetch_add(1, SeqCst);
@@ -408,6 +427,9 @@ impl Sched {
     /// Gives away P `p` that an M is about to stop running: to a new M if
     /// there is work or timers on it, else to the idle list.
     pub(crate) fn handoff_p(self: &Arc<Self>, p: usize) {
+        if self.is_spare(p) {
+            return preempt::retire_released(self, p);
+        }
         let pp = &self.ps[p];
         if pp.has_queued() || self.global.len() > 0 {
             return self.start_m(p, false);
@@ -569,6 +591,10 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             stop_m(m);
             continue;
         }
+        if sched.is_spare(local.p) && preempt::hog_over(sched, local.p, false) {
+            preempt::retire(sched, local);
+            continue;
+        }
         let pp = &sched.ps[local.p];
         timers::run_timers(sched, pp);
         if local.schedtick % GLOBAL_FAIRNESS_TICK == 0
@@ -608,6 +634,16 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
                 // SAFETY: stolen: ours now.
                 return Some(unsafe { g::from_raw(g) });
             }
+        }
+        // A spare with nothing to run: wait while its hog lasts, holding
+        // it (see `preempt`); retire once the hog is over.
+        if sched.is_spare(local.p) {
+            if preempt::hog_over(sched, local.p, true) {
+                preempt::retire(sched, local);
+            } else {
+                preempt::wait(sched, m, local);
+            }
+            continue;
         }
         // Nothing: give the P back and sleep. The global queue is checked
         // under the idle lock so a pusher that saw no idle P is not missed.
@@ -667,7 +703,8 @@ fn take_idle_p(sched: &Arc<Sched>) -> Option<usize> {
 /// due timers, then steals half its queue; in the last round also its
 /// `run_next`.
 fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
-    let n = sched.nprocs();
+    // Spares too: a retired one is empty, an active one may hold work.
+    let n = sched.ps.len();
     if n == 1 {
         return None;
     }

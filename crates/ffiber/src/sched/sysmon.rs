@@ -148,6 +148,7 @@ fn run(sched: &Arc<Sched>) {
     let mut quiet = 0u32;
     let mut last_in_c = Instant::now();
     let mut last_check = Instant::now();
+    let mut hog_seen = Vec::new();
     while !mon.stop.load(SeqCst) {
         let now = Instant::now();
         if now.duration_since(last_check) >= HANDLER_CHECK {
@@ -157,6 +158,9 @@ fn run(sched: &Arc<Sched>) {
             crate::signal::check_handlers();
         }
         let (in_c, retook, wake_at) = scan(sched, &mut seen, now, asym);
+        // Green threads that keep their P without a scheduling point while
+        // others wait: hand the waiting work to a spare P (`preempt`).
+        let hogged = super::preempt::check_hogs(sched, &mut hog_seen, now);
         if in_c {
             last_in_c = now;
         }
@@ -168,7 +172,7 @@ fn run(sched: &Arc<Sched>) {
         } else {
             quiet += 1;
             if quiet > IDLE_SCANS {
-                let max = if now.duration_since(last_in_c) >= QUIET_LONG { POLL_QUIET } else { POLL_MAX };
+                let max = if now.duration_since(last_in_c) >= QUIET_LONG && !hogged { POLL_QUIET } else { POLL_MAX };
                 poll = (poll * 2).min(max);
             }
         }

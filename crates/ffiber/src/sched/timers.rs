@@ -137,3 +137,26 @@ pub(crate) fn run_timers(sched: &Sched, p: &P) {
         g.unpark();
     }
 }
+
+/// Moves every timer of `from` to `to` (a retiring spare P's timers go to
+/// the P it covered). A moved entry keeps its cancel flag, so cancelling
+/// still works; its handle's P index now names `from`, whose cancelled
+/// count it then adjusts — only a heuristic for rebuilding the heap.
+pub(crate) fn move_all(from: &P, to: &P) {
+    let entries: Vec<Entry> = {
+        let mut t = from.timers.lock().unwrap_or_else(|e| e.into_inner());
+        t.cancelled = 0;
+        from.next_when.store(u64::MAX, Ordering::SeqCst);
+        std::mem::take(&mut t.heap).into_vec()
+    };
+    if entries.is_empty() {
+        return;
+    }
+    let mut t = to.timers.lock().unwrap_or_else(|e| e.into_inner());
+    for mut e in entries {
+        t.seq += 1;
+        e.seq = t.seq;
+        t.heap.push(e);
+    }
+    to.next_when.store(t.earliest(), Ordering::SeqCst);
+}

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 /// Asserts that `procs` Ps all still run green threads: starts `procs`
 /// green threads that spin until every one of them is running at once,
 /// which only happens if no P was lost (a P lost to a broken hand-off
-/// leaves one spinner waiting forever). Call from inside the runtime.
+/// leaves one spinner waiting forever). Call from inside the runtime, one
+/// built with `preempt(false)`: spare Ps would run a spinner too.
 pub fn assert_every_p_runs(procs: usize) {
     let arrived = Arc::new(AtomicUsize::new(0));
     let spinners: Vec<_> = (0..procs)

@@ -1,0 +1,235 @@
+//! Fairness for CPU-bound green threads: *preemption by hand-off*.
+//!
+//! Scheduling is cooperative: a green thread that computes without a
+//! scheduling point keeps its P. Go takes such a goroutine off its thread
+//! after 10 ms (sysmon's `retake`, with a signal since 1.14). We do not
+//! interrupt it. Interrupting Rust code is unsound here in ways Go's
+//! compiler-controlled code is not — the interrupted green thread may be
+//! inside `malloc`, inside a `RefCell` borrow of a thread-local, holding a
+//! lock keyed by its OS thread (stdout's), or keep a thread-local's address
+//! in a register, so nothing else may run on that OS thread until it
+//! resumes — and a signal that lands in C or in a system call breaks C
+//! libraries with `EINTR` (golang/go #38033, #36281).
+//!
+//! Instead the work that waits moves. When the monitor sees a P that has
+//! run the same green thread for [`HOG_AFTER`] (its `schedtick` has not
+//! moved) outside any announced foreign call, while something waits on it
+//! (a queued green thread, a due timer, or global work with no idle P), it
+//! activates a **spare P** for it and starts an M on that: an extra
+//! processor slot beyond `max_procs`, one per regular P at most. The spare
+//! M steals the hogged P's queue (and runs its timers) like any thief; the
+//! long-running green thread keeps its OS thread, untouched, and the kernel
+//! time-slices the two threads. A `NonBlocking` C call that spins is a hog
+//! like any other (it does not announce itself), so it is covered too.
+//!
+//! **Retirement.** The spare lives until the hog reaches the scheduler — its
+//! P's `schedtick` moves, or the P goes idle — then gives everything back:
+//! its queued green threads to the global queue, its timers to the hogged
+//! P, its free Gs to the global list. While the hog lasts and the spare has
+//! nothing to run, its M waits holding the spare (timers that its green
+//! threads set fire there on time), looking again every millisecond for
+//! work readied onto the hogged P.
+//!
+//! **Bounds and costs.** At most `max_procs` spares (so at most twice
+//! `max_procs` threads run green threads), only while a hog lasts, and
+//! nothing on the fast paths: the monitor reads each P's `schedtick` as it
+//! scans; spares are ordinary Ps to every queue operation. What it cannot
+//! do: give the hog's own P back to its queue while the hog runs (the
+//! waiting work runs on the spare instead), or stop a hog (a loop that
+//! never ends still never ends; the program's other green threads just do
+//! not wait for it). `FFIBER_PREEMPT=0` or `Runtime::builder().preempt(false)`
+//! turns it off.
+
+use super::{NO_P, Sched, m, timers};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::*};
+use std::time::{Duration, Instant};
+
+/// How long a P must run one green thread, with work waiting, before a
+/// spare takes the work (Go's `forcePreemptNS`).
+pub(crate) const HOG_AFTER: Duration = Duration::from_millis(10);
+
+/// How often a spare with nothing to run looks at its hogged P again.
+const SPARE_POLL: Duration = Duration::from_millis(1);
+
+/// One spare P's state.
+#[derive(Default)]
+pub(crate) struct Spare {
+    /// An M runs it (set by the monitor, cleared by that M at retirement).
+    active: AtomicBool,
+    /// The regular P it covers, and that P's `schedtick` when it was found
+    /// hogged.
+    cover: AtomicUsize,
+    tick: AtomicU32,
+}
+
+/// Whether preemption by hand-off is on for a new runtime: the builder's
+/// choice, else `FFIBER_PREEMPT` (`0` turns it off).
+pub(crate) fn enabled_by_env() -> bool {
+    std::env::var("FFIBER_PREEMPT").map_or(true, |v| v.trim() != "0")
+}
+
+impl Sched {
+    /// Whether P `p` is a spare.
+    pub(crate) fn is_spare(&self, p: usize) -> bool {
+        p >= self.nprocs()
+    }
+
+    fn spare(&self, p: usize) -> &Spare {
+        &self.spares[p - self.nprocs()]
+    }
+
+    /// Spares running now (for tests and diagnostics).
+    pub(crate) fn active_spares(&self) -> usize {
+        self.spares.iter().filter(|s| s.active.load(SeqCst)).count()
+    }
+}
+
+/// What the monitor remembers of each regular P between scans.
+#[derive(Clone, Copy)]
+pub(crate) struct Seen {
+    tick: u32,
+    since: Instant,
+}
+
+/// The monitor's look for hogs: for every regular P that has run one green
+/// thread for [`HOG_AFTER`] outside an announced foreign call while work
+/// waits, activates a spare. Returns
+/// whether any P is hogged (the monitor then keeps polling at least every
+/// millisecond).
+pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant) -> bool {
+    if sched.spares.is_empty() {
+        return false;
+    }
+    let n = sched.nprocs();
+    if seen.len() != n {
+        *seen = (0..n).map(|i| Seen { tick: sched.ps[i].schedtick.load(Relaxed), since: now }).collect();
+        return false;
+    }
+    let now_ns = sched.now();
+    let mut hogged = false;
+    for (i, s) in seen.iter_mut().enumerate() {
+        let tick = sched.ps[i].schedtick.load(Relaxed);
+        if tick != s.tick {
+            *s = Seen { tick, since: now };
+            continue;
+        }
+        if now.duration_since(s.since) < HOG_AFTER {
+            continue;
+        }
+        let p = &sched.ps[i];
+        let waiting = p.has_work(now_ns) || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
+        if !waiting {
+            continue;
+        }
+        // Idle Ps run nothing, and a P whose M is in an announced foreign
+        // call is the monitor's retake's business (rare path: two locks).
+        if sched.idle_contains(i) || in_announced_call(sched, i) {
+            s.since = now;
+            continue;
+        }
+        hogged = true;
+        if sched.spares.iter().any(|sp| sp.active.load(SeqCst) && sp.cover.load(SeqCst) == i) {
+            continue;
+        }
+        let Some(k) = sched.spares.iter().position(|sp| !sp.active.load(SeqCst)) else { continue };
+        let sp = &sched.spares[k];
+        sp.cover.store(i, SeqCst);
+        sp.tick.store(tick, SeqCst);
+        sp.active.store(true, SeqCst);
+        sched.start_m(n + k, false);
+    }
+    hogged || sched.active_spares() > 0
+}
+
+/// Whether P `p`'s M is in an announced foreign call.
+fn in_announced_call(sched: &Sched, p: usize) -> bool {
+    let mut found = false;
+    sched.for_each_m(|m| {
+        let v = m.call.load();
+        found |= v & 3 == super::syscall::IN_C && super::syscall::p_of(v) == p;
+    });
+    found
+}
+
+/// Whether spare `p`'s hog is over: the covered P scheduled again, or went
+/// idle (`check_idle`: a lock, so only on the spare's waiting path).
+pub(crate) fn hog_over(sched: &Sched, p: usize, check_idle: bool) -> bool {
+    let sp = sched.spare(p);
+    let cover = sp.cover.load(SeqCst);
+    sched.ps[cover].schedtick.load(Relaxed) != sp.tick.load(SeqCst) || (check_idle && sched.idle_contains(cover))
+}
+
+/// Retires spare `p`, held by the calling M (`local`): its queued green
+/// threads go to the global queue, its timers to the P it covered, its
+/// free Gs to the global list; the M then holds no P.
+pub(crate) fn retire(sched: &Arc<Sched>, local: &mut m::MLocal) {
+    let p = std::mem::replace(&mut local.p, NO_P);
+    debug_assert!(sched.is_spare(p));
+    if local.spinning {
+        local.spinning = false;
+        sched.nmspinning.fetch_sub(1, SeqCst);
+    }
+    retire_released(sched, p);
+}
+
+/// Retires spare `p` that its M has let go of (`handoff_p`: a `Blocking`
+/// call, a locked green thread parking, the monitor retaking it from a long
+/// foreign call): as [`retire`]. The caller owns the P until this returns.
+pub(crate) fn retire_released(sched: &Arc<Sched>, p: usize) {
+    let pp = &sched.ps[p];
+    let mut moved = 0;
+    {
+        // Under the idle lock, as every push to the global queue that must
+        // not be missed by an M deciding to sleep (see `find_runnable`).
+        let _idle = sched.idle();
+        let rn = pp.run_next.swap(std::ptr::null_mut(), SeqCst);
+        if !rn.is_null() {
+            sched.global.push(rn);
+            moved += 1;
+        }
+        while let Some(g) = pp.runq.pop() {
+            sched.global.push(g);
+            moved += 1;
+        }
+    }
+    let cover = sched.spare(p).cover.load(SeqCst);
+    timers::move_all(pp, &sched.ps[cover]);
+    // SAFETY: the caller owns the spare until `deactivate` below, and
+    // nobody takes a spare that is not active.
+    unsafe { super::gfree::spill_cache(sched, pp) };
+    sched.spare(p).deactivate();
+    if moved > 0 {
+        super::wakep(sched);
+    }
+    // The covered P's timers (now including ours) may be due with no M
+    // watching them.
+    let next = sched.ps[cover].next_when.load(SeqCst);
+    if next != u64::MAX {
+        sched.timer_added(next);
+    }
+}
+
+impl Spare {
+    /// Marks the spare free for the monitor to use again.
+    pub(crate) fn deactivate(&self) {
+        self.active.store(false, SeqCst);
+    }
+}
+
+/// A spare with nothing to run while its hog lasts: wait (holding the
+/// spare) until its earliest timer or [`SPARE_POLL`], whichever first.
+pub(crate) fn wait(sched: &Sched, m: &m::M, local: &mut m::MLocal) {
+    if local.spinning {
+        local.spinning = false;
+        sched.nmspinning.fetch_sub(1, SeqCst);
+    }
+    let next = sched.ps[local.p].next_when.load(SeqCst);
+    let mut timeout = SPARE_POLL;
+    if next != u64::MAX {
+        timeout = timeout.min(Duration::from_nanos(next.saturating_sub(sched.now())));
+    }
+    if !timeout.is_zero() {
+        m.park(Some(timeout));
+    }
+}
