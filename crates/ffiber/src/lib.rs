@@ -14,10 +14,15 @@
 //! - **OS threads** (M) run green threads while they hold one of `max_procs`
 //!   **processor slots** (P). Each P has a lock-free run queue; idle OS
 //!   threads steal half of a busy P's queue.
-//! - Scheduling is **cooperative**: a green thread gives up its P when it
-//!   blocks (channel operations, [`sleep`], [`sync::Mutex`],
-//!   [`JoinHandle::join`]) or calls [`yield_now`]. A CPU-bound loop that does
-//!   none of these keeps its P to itself; add `yield_now()` to long loops.
+//! - Scheduling is **cooperative, with preemption by hand-off**: a green
+//!   thread gives up its P when it blocks (channel operations, [`sleep`],
+//!   [`sync::Mutex`], [`JoinHandle::join`]) or calls [`yield_now`]. A
+//!   CPU-bound loop (or a long `NonBlocking` C call) that does none of these
+//!   keeps its P and its OS thread and is never interrupted; after 10 ms,
+//!   if other green threads wait behind it, they move to a *spare* P run by
+//!   another OS thread, which retires when the loop reaches the scheduler
+//!   (see [`RuntimeBuilder::preempt`]). Nothing else ever runs on a thread
+//!   whose green thread is suspended mid-code, and no signal interrupts C.
 //! - Channels ([`chan`]) with [`select!`], a parking [`sync::Mutex`] and
 //!   [`sync::WaitGroup`] all work from plain OS threads too, so ordinary
 //!   threads can talk to green threads.

@@ -74,8 +74,11 @@ pub fn try_current() -> Option<GreenThread> {
 /// queue. On a plain OS thread, yields the OS thread.
 ///
 /// Green threads are scheduled cooperatively: a loop that never yields,
-/// sleeps, locks, joins or uses a channel keeps its P (and its OS thread) to
-/// itself. Call `yield_now` in long CPU-bound loops.
+/// sleeps, locks, joins or uses a channel keeps its P (and its OS thread).
+/// After 10 ms the green threads waiting behind it move to a spare P (see
+/// [`RuntimeBuilder::preempt`](crate::RuntimeBuilder::preempt)); calling
+/// `yield_now` in long CPU-bound loops still shares the P sooner and keeps
+/// the number of OS threads down.
 pub fn yield_now() {
     if m::current_g().is_null() {
         std::thread::yield_now();
