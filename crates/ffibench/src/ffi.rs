@@ -5,6 +5,8 @@
 //! through the PLT. Prints `metric=value` lines, like every peer.
 
 use ffiber::ffi::{self, Mode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 unsafe extern "C" {
@@ -315,4 +317,115 @@ pub fn ticker_tokio(ms: u64) {
         r
     });
     println!("ticker_p50_us={p50:.1}\nticker_p99_us={p99:.1}");
+}
+
+/// The `hogs` scenario for a runtime: one green thread per P counts in a
+/// tight loop (no scheduling point) for `ms`, first alone, then while a
+/// ticker sleeps 1 ms at a time. Prints the ticker's lateness (p50, p99,
+/// max, µs) and the hogs' work per second with the ticker over without.
+/// `spawn(work, stop)` starts one hog; `sleep` is the runtime's sleep;
+/// `run_ticker` runs a closure as a green thread and waits for it.
+pub fn hogs(
+    ms: u64,
+    procs: usize,
+    spawn: &dyn Fn(Arc<AtomicU64>, Arc<AtomicBool>) -> Box<dyn FnOnce() + Send>,
+    run_ticker: &dyn Fn(Box<dyn FnOnce() -> Vec<f64> + Send>) -> Vec<f64>,
+    sleep: fn(std::time::Duration),
+) {
+    let phase = |with_ticker: bool| -> (f64, Vec<f64>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let work = Arc::new(AtomicU64::new(0));
+        let joins: Vec<_> = (0..procs).map(|_| spawn(work.clone(), stop.clone())).collect();
+        let start = Instant::now();
+        // The hogs stop at the deadline whatever the runtime does (a runtime
+        // that never preempts would not run a ticker that stops them).
+        let stopper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let late = if with_ticker {
+            run_ticker(Box::new(move || {
+                let mut late = Vec::new();
+                let end = start + std::time::Duration::from_millis(ms);
+                // The first wake-up is due 1 ms after the hogs started: a
+                // ticker that could not even start counts as that late.
+                let mut want = start + std::time::Duration::from_millis(1);
+                loop {
+                    let now = Instant::now();
+                    if want > now {
+                        sleep(want - now);
+                    }
+                    late.push(want.elapsed().as_secs_f64() * 1e6);
+                    if Instant::now() >= end {
+                        break late;
+                    }
+                    want = Instant::now() + std::time::Duration::from_millis(1);
+                }
+            }))
+        } else {
+            Vec::new()
+        };
+        stopper.join().unwrap();
+        joins.into_iter().for_each(|j| j());
+        (work.load(Ordering::SeqCst) as f64 / start.elapsed().as_secs_f64(), late)
+    };
+    let (alone, _) = phase(false);
+    let (with, mut late) = phase(true);
+    late.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: usize| late.get(late.len().saturating_sub(1).min(late.len() * q / 100)).copied().unwrap_or(0.0);
+    println!(
+        "hogs_p50_us={:.1}\nhogs_p99_us={:.1}\nhogs_max_us={:.1}",
+        pick(50),
+        pick(99),
+        late.last().copied().unwrap_or(0.0)
+    );
+    println!("hogs_work_ratio={:.3}", with / alone);
+}
+
+/// One hog's loop: counts until `stop`, then adds its count to `work`.
+#[inline(never)]
+pub fn hog_loop(work: &AtomicU64, stop: &AtomicBool) {
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n = n.wrapping_add(1);
+        std::hint::black_box(n);
+    }
+    work.fetch_add(n, Ordering::SeqCst);
+}
+
+/// `hogs` on ffiber (preemption by hand-off on).
+pub fn hogs_ffiber(ms: u64) {
+    let rt = Arc::new(ffiber::Runtime::builder().build().expect("runtime"));
+    let procs = rt.max_procs();
+    let r1 = rt.clone();
+    let r2 = rt.clone();
+    hogs(
+        ms,
+        procs,
+        &move |work, stop| {
+            let h = r1.spawn(move || hog_loop(&work, &stop));
+            Box::new(move || h.join().unwrap())
+        },
+        &move |f| r2.block_on(f),
+        ffiber::sleep,
+    );
+}
+
+/// `hogs` on may: coroutines are never preempted; its timer thread resumes
+/// sleepers whose time came (see the ticker table's note).
+pub fn hogs_may(ms: u64) {
+    let procs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    hogs(
+        ms,
+        procs,
+        &|work, stop| {
+            let h = may::go!(move || hog_loop(&work, &stop));
+            Box::new(move || h.join().unwrap())
+        },
+        &|f| may::go!(f).join().unwrap(),
+        may::coroutine::sleep,
+    );
 }

@@ -109,6 +109,10 @@ fn main() {
         tables.push(ticker_table(&opts));
         emit(&opts, tables.last());
     }
+    if opts.wants(&["hogs", "preempt", "fair"]) {
+        tables.push(hogs_table(&opts));
+        emit(&opts, tables.last());
+    }
     if opts.wants(&["deep", "stack"]) {
         tables.push(deep_table(&opts));
         emit(&opts, tables.last());
@@ -169,6 +173,8 @@ fn internal(args: &[String]) {
         Some("ticker-ffiber") => ffi::ticker_ffiber(n(1000) as u64),
         Some("ticker-may") => ffi::ticker_may(n(1000) as u64),
         Some("ticker-tokio") => ffi::ticker_tokio(n(1000) as u64),
+        Some("hogs-ffiber") => ffi::hogs_ffiber(n(2000) as u64),
+        Some("hogs-may") => ffi::hogs_may(n(2000) as u64),
         Some("tokio") => ffi::tokio_rows(n),
         Some("deep-ffiber") => ffi::deep_ffiber(n(10_000)),
         Some("deep-may") => ffi::deep_may(n(10_000)),
@@ -691,6 +697,50 @@ fn ticker_table(opts: &Options) -> report::Table {
          coroutine whose sleep expired on its timer thread — work woken any other way (a channel, an I/O event) \
          waits for a worker. tokio's tasks use block_in_place, which hands the worker's other tasks to a new thread; \
          tokio's timer has 1 ms resolution, so its ticker is ~1 ms late even when nothing blocks."
+            .into(),
+    );
+    t
+}
+
+/// Issue 12: every P runs a green thread in a tight loop (no scheduling
+/// point) for 2 s while a ticker sleeps 1 ms at a time: the ticker's
+/// lateness, and the hogs' throughput against a run without the ticker.
+fn hogs_table(opts: &Options) -> report::Table {
+    let ms = if opts.quick { 200 } else { 2000 };
+    let go = cgo_peer("hogs", ms);
+    let scale = ms as f64 / 2000.0;
+    let mut peers = vec![self_peer("hogs-ffiber", scale), go, self_peer("hogs-may", scale)];
+    peers[0].name = "ffiber".into();
+    peers[2].name = "may 0.3".into();
+    let (mut samples, errors) = collect("hogs + ticker", &mut peers, opts.runs);
+    let mut t = report::Table {
+        title: format!(
+            "CPU-bound green threads on every P: each counts in a tight loop for {} s while a ticker sleeps 1 ms at a \
+             time (median of runs)",
+            ms as f64 / 1000.0
+        ),
+        ..Default::default()
+    };
+    scenario_rows(
+        &mut t,
+        "ticker lateness / hogs",
+        &peers,
+        &mut samples,
+        &errors,
+        &[
+            ("hogs_p50_us", "lateness p50, µs"),
+            ("hogs_p99_us", "lateness p99, µs"),
+            ("hogs_max_us", "lateness max, µs"),
+            ("hogs_work_ratio", "hogs' work, with ticker / without"),
+        ],
+        |k, m| if k == "hogs_work_ratio" { format!("{m:.3}") } else { format!("{m:.0}") },
+    );
+    t.notes.push(
+        "ffiber never interrupts a green thread: after 10 ms the work waiting behind one moves to a spare processor \
+         slot on another OS thread (preemption by hand-off). Go preempts after 10 ms (sysmon; SIGURG since 1.14). \
+         may never preempts: its ticker cannot even start until the hogs end (its lateness is the whole run). The \
+         first tick is due 1 ms after the hogs start, so the max includes the time to notice the hogs \
+         (ffiber and Go: 10 ms plus a monitor tick)."
             .into(),
     );
     t

@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -100,6 +101,53 @@ func ticker(ms int) {
 	fmt.Printf("ticker_p99_us=%.1f\n", late[len(late)*99/100])
 }
 
+// hogs: one goroutine per P counts in a tight loop for ms milliseconds,
+// first alone, then while a ticker sleeps 1 ms at a time; prints the
+// ticker's lateness (p50, p99, max) and the hogs' work per second in both.
+func hogs(ms int) {
+	procs := runtime.GOMAXPROCS(0)
+	phase := func(withTicker bool) (float64, []float64) {
+		var stop atomic.Bool
+		counts := make([]uint64, procs)
+		var wg sync.WaitGroup
+		for i := 0; i < procs; i++ {
+			wg.Add(1)
+			go func(i int) {
+				n := uint64(0)
+				for !stop.Load() {
+					n++
+				}
+				counts[i] = n
+				wg.Done()
+			}(i)
+		}
+		start := time.Now()
+		var late []float64
+		if withTicker {
+			deadline := start.Add(time.Duration(ms) * time.Millisecond)
+			for time.Now().Before(deadline) {
+				want := time.Now().Add(time.Millisecond)
+				time.Sleep(time.Millisecond)
+				late = append(late, float64(time.Since(want).Microseconds()))
+			}
+		} else {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+		}
+		stop.Store(true)
+		wg.Wait()
+		total := uint64(0)
+		for _, c := range counts {
+			total += c
+		}
+		return float64(total) / time.Since(start).Seconds(), late
+	}
+	alone, _ := phase(false)
+	with, late := phase(true)
+	sort.Float64s(late)
+	fmt.Printf("hogs_p50_us=%.1f\nhogs_p99_us=%.1f\nhogs_max_us=%.1f\n", late[len(late)/2], late[len(late)*99/100], late[len(late)-1])
+	fmt.Printf("hogs_work_ratio=%.3f\n", with/alone)
+}
+
 // deep: n goroutines, each calling C that uses 256 KiB of stack.
 func deep(n int) {
 	var wg sync.WaitGroup
@@ -154,6 +202,8 @@ func main() {
 		ticker(n)
 	case "deep":
 		deep(n)
+	case "hogs":
+		hogs(n)
 	default:
 		fmt.Fprintln(os.Stderr, "usage: cgo-bench calls|callback|ticker N")
 		os.Exit(2)
