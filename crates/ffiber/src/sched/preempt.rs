@@ -90,6 +90,36 @@ impl Sched {
 pub(crate) struct Seen {
     tick: u32,
     since: Instant,
+    /// The queue's `taken` count and `run_next` at the last scan.
+    taken: u32,
+    next: usize,
+    /// The global queue's `taken` count at the last scan.
+    global_taken: usize,
+    /// When one of those last moved.
+    progress: Instant,
+}
+
+/// How long queued work may go untaken before it counts as waiting (a busy
+/// thief takes a batch, then runs it).
+const STUCK_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How late a due timer on a hogged P may be before it counts as waiting.
+const TIMER_SLACK_NS: u64 = 1_000_000;
+
+/// Whether work waits on P `i` without anyone getting to it since the last
+/// scan: queued green threads nobody took (a thief draining the queue of a
+/// spawning loop is progress: no spare needed), global work nobody took
+/// while no P is idle, or a timer overdue by a millisecond.
+fn stuck_work(sched: &Sched, i: usize, s: &mut Seen, now: Instant, now_ns: u64) -> bool {
+    let p = &sched.ps[i];
+    let (taken, next, global_taken) = (p.runq.taken(), p.run_next.load(SeqCst) as usize, sched.global.taken());
+    if (taken, next, global_taken) != (s.taken, s.next, s.global_taken) {
+        (s.taken, s.next, s.global_taken, s.progress) = (taken, next, global_taken, now);
+    }
+    let stuck = now.duration_since(s.progress) >= STUCK_AFTER;
+    (stuck && p.has_queued())
+        || (stuck && sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0)
+        || p.next_when.load(SeqCst).saturating_add(TIMER_SLACK_NS) <= now_ns
 }
 
 /// The monitor's look for hogs: for every regular P that has run one green
@@ -103,7 +133,16 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
     }
     let n = sched.nprocs();
     if seen.len() != n {
-        *seen = (0..n).map(|i| Seen { tick: sched.ps[i].schedtick.load(Relaxed), since: now }).collect();
+        *seen = (0..n)
+            .map(|i| Seen {
+                tick: sched.ps[i].schedtick.load(Relaxed),
+                since: now,
+                taken: 0,
+                next: 0,
+                global_taken: 0,
+                progress: now,
+            })
+            .collect();
         return false;
     }
     let now_ns = sched.now();
@@ -111,15 +150,11 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
     for (i, s) in seen.iter_mut().enumerate() {
         let tick = sched.ps[i].schedtick.load(Relaxed);
         if tick != s.tick {
-            *s = Seen { tick, since: now };
+            *s = Seen { tick, since: now, ..*s };
             continue;
         }
-        if now.duration_since(s.since) < HOG_AFTER {
-            continue;
-        }
-        let p = &sched.ps[i];
-        let waiting = p.has_work(now_ns) || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
-        if !waiting {
+        let waiting = stuck_work(sched, i, s, now, now_ns);
+        if now.duration_since(s.since) < HOG_AFTER || !waiting {
             continue;
         }
         // Idle Ps run nothing, and a P whose M is in an announced foreign

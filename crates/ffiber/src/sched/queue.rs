@@ -42,6 +42,13 @@ impl<T, const N: usize> LocalQueue<T, N> {
     }
 
     /// Number of queued items; a snapshot that may be stale at once.
+    /// How many items have ever been taken off the queue (its `head`,
+    /// wrapping): the monitor compares two readings to tell a queue that is
+    /// being drained from one that is stuck.
+    pub(crate) fn taken(&self) -> u32 {
+        self.head.load(Acquire)
+    }
+
     pub(crate) fn len(&self) -> usize {
         let h = self.head.load(Acquire);
         let t = self.tail.load(Acquire);
@@ -155,6 +162,8 @@ impl<T, const N: usize> LocalQueue<T, N> {
 pub(crate) struct GlobalQueue<T> {
     q: Mutex<VecDeque<SendPtr<T>>>,
     len: AtomicUsize,
+    /// Items ever taken off (under the lock): progress, for the monitor.
+    taken: AtomicUsize,
 }
 
 struct SendPtr<T>(*mut T);
@@ -164,11 +173,16 @@ unsafe impl<T> Send for SendPtr<T> {}
 
 impl<T> GlobalQueue<T> {
     pub(crate) fn new() -> Self {
-        Self { q: Mutex::new(VecDeque::new()), len: AtomicUsize::new(0) }
+        Self { q: Mutex::new(VecDeque::new()), len: AtomicUsize::new(0), taken: AtomicUsize::new(0) }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::SeqCst)
+    }
+
+    /// How many items have ever been taken off (see the field).
+    pub(crate) fn taken(&self) -> usize {
+        self.taken.load(Ordering::Relaxed)
     }
 
     pub(crate) fn push(&self, item: *mut T) {
@@ -190,6 +204,7 @@ impl<T> GlobalQueue<T> {
             return None;
         }
         let mut q = self.q.lock().unwrap_or_else(|e| e.into_inner());
+        let before = q.len();
         let first = q.pop_front()?.0;
         if let Some((local, nprocs)) = local {
             let share = (q.len() / nprocs.max(1)).min(N / 2);
@@ -201,6 +216,7 @@ impl<T> GlobalQueue<T> {
                 }
             }
         }
+        self.taken.fetch_add(before - q.len(), Ordering::Relaxed);
         self.len.store(q.len(), Ordering::SeqCst);
         Some(first)
     }
