@@ -14,7 +14,8 @@
 //! Instead the work that waits moves. When the monitor sees a P that has
 //! run the same green thread for [`HOG_AFTER`] (its `schedtick` has not
 //! moved) outside any announced foreign call, while something waits on it
-//! (a queued green thread, a due timer, or global work with no idle P), it
+//! that nobody gets to (queued or global green threads nobody took for
+//! 2 ms, or a timer overdue by 1 ms), it
 //! activates a **spare P** for it and starts an M on that: an extra
 //! processor slot beyond `max_procs`, one per regular P at most. The spare
 //! M steals the hogged P's queue (and runs its timers) like any thief; the
