@@ -16,7 +16,10 @@
 //! joining, a channel or lock wait on an OS thread, building a runtime —
 //! stops the child with a message instead of hanging: a `pthread_atfork`
 //! child handler sets a flag, and those entry points test it (one relaxed
-//! load of a static, next to work that costs far more).
+//! load of a static, next to work that costs far more) *before* they take
+//! any lock — a lock held at fork time by another thread is held for ever
+//! in the child (the first version checked only when switching, and a
+//! child sleeping from a green thread hung on its P's timer lock first).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 

@@ -195,6 +195,9 @@ pub(crate) struct Chan<T> {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A forked child stops here rather than wait for a lock that a thread
+    // which does not exist in it may hold (see `fork`).
+    crate::fork::check("a channel was used");
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -974,7 +974,13 @@ impl Drop for WatchGuard {
 
 /// The most recently built runtime (weakly): what a thread C created
 /// adopts on its first callback (see `ffi::callback`).
-static LATEST: Mutex<std::sync::Weak<Sched>> = Mutex::new(std::sync::Weak::new());
+static LATEST: Mutex<Vec<std::sync::Weak<Sched>>> = Mutex::new(Vec::new());
+
+/// The most recently built runtime that is still running, if any.
+fn latest_running() -> Option<Arc<Sched>> {
+    let list = LATEST.lock().unwrap_or_else(|e| e.into_inner());
+    list.iter().rev().filter_map(std::sync::Weak::upgrade).find(|s| !s.shutdown.load(SeqCst))
+}
 
 thread_local! {
     /// The runtime a non-runtime thread adopted for spawning.
@@ -983,21 +989,26 @@ thread_local! {
 
 /// Records a newly built runtime as the one foreign threads adopt.
 pub(crate) fn register_latest(sched: &Arc<Sched>) {
-    *LATEST.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(sched);
+    let mut list = LATEST.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|w| w.strong_count() > 0);
+    list.push(Arc::downgrade(sched));
 }
 
-/// Lets this (non-runtime) thread spawn green threads on the latest live
-/// runtime, unless it already adopted one that is still alive.
+/// Lets this (non-runtime) thread spawn green threads on the most recently
+/// built runtime that still runs, unless it already adopted one that does
+/// (a runtime that was dropped is not adopted, nor kept).
 pub(crate) fn adopt_runtime() {
     ADOPTED.with(|a| {
-        if a.borrow().strong_count() == 0 {
-            *a.borrow_mut() = LATEST.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let running = a.borrow().upgrade().is_some_and(|s| !s.shutdown.load(SeqCst));
+        if !running {
+            *a.borrow_mut() = latest_running().as_ref().map_or_else(std::sync::Weak::new, Arc::downgrade);
         }
     });
 }
 
 /// The runtime of the calling green thread, or the one this thread adopted.
 pub(crate) fn current_sched() -> Option<Arc<Sched>> {
+    crate::fork::check("the runtime was used");
     let m = m::current_m();
     if m.is_null() {
         return ADOPTED.with(|a| a.borrow().upgrade());
@@ -1023,6 +1034,9 @@ pub(crate) fn current_p() -> Option<usize> {
 
 /// The running green thread, as a shared handle.
 pub(crate) fn current_g_arc() -> Option<Arc<G>> {
+    // Every runtime operation of a green thread starts here (sleeping,
+    // parking, spawning): a forked child stops before it takes any lock.
+    crate::fork::check("a green thread used the runtime");
     let m = m::current_m();
     // SAFETY: reading our own M's `cur_g` on its thread; it is the running G.
     (!m.is_null()).then(|| unsafe { (*(*m).local()).cur_g.clone() })?
@@ -1031,7 +1045,7 @@ pub(crate) fn current_g_arc() -> Option<Arc<G>> {
 /// A one-line summary of the scheduler's state, for diagnosing hangs.
 #[doc(hidden)]
 pub fn debug_dump() -> String {
-    let Some(s) = LATEST.lock().unwrap_or_else(|e| e.into_inner()).upgrade() else { return "no runtime".into() };
+    let Some(s) = latest_running() else { return "no runtime".into() };
     let mut out = String::new();
     for (i, p) in s.ps.iter().enumerate() {
         out += &format!(
