@@ -125,9 +125,8 @@ fn stuck_work(sched: &Sched, i: usize, s: &mut Seen, now: Instant, now_ns: u64) 
 
 /// The monitor's look for hogs: for every regular P that has run one green
 /// thread for [`HOG_AFTER`] outside an announced foreign call while work
-/// waits, activates a spare. Returns
-/// whether any P is hogged (the monitor then keeps polling at least every
-/// millisecond).
+/// waits, activates a spare. Returns whether any P is, or may soon be,
+/// hogged (the monitor then keeps polling at least every millisecond).
 pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant) -> bool {
     if sched.spares.is_empty() {
         return false;
@@ -155,6 +154,15 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
             continue;
         }
         let waiting = stuck_work(sched, i, s, now, now_ns);
+        let p = &sched.ps[i];
+        if now.duration_since(s.since) >= HOG_AFTER / 2
+            && (p.has_queued() || p.next_when.load(SeqCst) != u64::MAX || sched.global.len() > 0)
+        {
+            // Maybe a hog soon: keep the monitor looking every millisecond
+            // (it may poll every 10 ms when no M is in C), so that a hog is
+            // noticed at 10 ms, not 20.
+            hogged = true;
+        }
         if now.duration_since(s.since) < HOG_AFTER || !waiting {
             continue;
         }
