@@ -280,7 +280,7 @@ pub(crate) fn enter_foreign_callback(name: &'static str) -> ForeignCallback {
     let (prev, mut lo) = FOREIGN_CB.with(|c| c.get());
     if lo == 0 {
         on_thread_start();
-        lo = thread_stack_lo();
+        lo = crate::sched::m::thread_stack_lo();
     }
     FOREIGN_CB.with(|c| c.set((Some(name), lo)));
     ForeignCallback { prev }
@@ -294,23 +294,6 @@ pub(crate) struct ForeignCallback {
 impl Drop for ForeignCallback {
     fn drop(&mut self) {
         FOREIGN_CB.with(|c| c.set((self.prev, c.get().1)));
-    }
-}
-
-/// The lowest usable address of the calling thread's stack (0 if unknown).
-fn thread_stack_lo() -> usize {
-    // SAFETY: pthread_getattr_np fills `attr` for the calling thread, which
-    // we read and then destroy; all pointers are to our locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return 0;
-        }
-        let mut addr: *mut libc::c_void = std::ptr::null_mut();
-        let mut size = 0usize;
-        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
-        libc::pthread_attr_destroy(&mut attr);
-        if ok { addr as usize } else { 0 }
     }
 }
 

@@ -225,7 +225,7 @@ impl Parker {
 pub(crate) const SYSTEM_STACK_SIZE: usize = 8 << 20;
 
 /// Lowest address of the calling thread's stack (0 if unknown).
-fn thread_stack_lo() -> usize {
+pub(crate) fn thread_stack_lo() -> usize {
     // SAFETY: pthread_getattr_np fills `attr` for the calling thread; we read
     // the stack bounds and destroy it. All pointers are to our locals.
     unsafe {
