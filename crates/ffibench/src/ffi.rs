@@ -331,6 +331,7 @@ pub fn hogs(
     spawn: &dyn Fn(Arc<AtomicU64>, Arc<AtomicBool>) -> Box<dyn FnOnce() + Send>,
     run_ticker: &dyn Fn(Box<dyn FnOnce() -> Vec<f64> + Send>) -> Vec<f64>,
     sleep: fn(std::time::Duration),
+    blocking: &dyn Fn(&mut dyn FnMut()),
 ) {
     let phase = |with_ticker: bool| -> (f64, Vec<f64>) {
         let stop = Arc::new(AtomicBool::new(false));
@@ -368,7 +369,14 @@ pub fn hogs(
         } else {
             Vec::new()
         };
-        stopper.join().unwrap();
+        // Waiting for the OS thread blocks the caller's thread: say so to a
+        // runtime that runs the caller as a green thread (go-lib).
+        let mut stopper = Some(stopper);
+        blocking(&mut || {
+            if let Some(s) = stopper.take() {
+                s.join().unwrap();
+            }
+        });
         joins.into_iter().for_each(|j| j());
         (work.load(Ordering::SeqCst) as f64 / start.elapsed().as_secs_f64(), late)
     };
@@ -411,6 +419,7 @@ pub fn hogs_ffiber(ms: u64) {
         },
         &move |f| r2.block_on(f),
         ffiber::sleep,
+        &|f| f(),
     );
 }
 
@@ -427,5 +436,32 @@ pub fn hogs_may(ms: u64) {
         },
         &|f| may::go!(f).join().unwrap(),
         may::coroutine::sleep,
+        &|f| f(),
     );
+}
+
+/// `hogs` on go-lib 0.6 (a port of Go's scheduler, with its sysmon
+/// preemption): everything runs inside its main goroutine; hogs are joined
+/// through a WaitGroup each.
+pub fn hogs_golib(ms: u64) {
+    go_lib::__main_entry(move || {
+        let procs = go_lib::gomaxprocs();
+        hogs(
+            ms,
+            procs,
+            &|work, stop| {
+                let wg = Arc::new(go_lib::sync::WaitGroup::new());
+                wg.add(1);
+                let w = wg.clone();
+                go_lib::go!(move || {
+                    hog_loop(&work, &stop);
+                    w.done();
+                });
+                Box::new(move || wg.wait())
+            },
+            &|f| f(),
+            go_lib::sleep,
+            &|f| go_lib::with_syscall(f),
+        );
+    });
 }
