@@ -148,9 +148,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             foreign_thread_fault(&mut w, sig, addr);
         } else {
             w.str("ffiber: ");
-            w.str(signame(sig));
-            w.str(" at address 0x");
-            w.hex(addr as u64);
+            w.fault(sig, addr);
             w.str(
                 " on one of the runtime's OS threads, outside any green thread (in the scheduler itself): \
                    this is probably a bug in ffiber; please report it with a backtrace\n",
@@ -181,9 +179,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
     let Some(f) = foreign else {
         w.str("ffiber: ");
-        w.str(signame(sig));
-        w.str(" at address 0x");
-        w.hex(addr as u64);
+        w.fault(sig, addr);
         w.str(if addr < 4096 { " (a null pointer)" } else { "" });
         w.str(" in green thread ");
         green(&mut w, g);
@@ -209,9 +205,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         unsafe { libc::abort() };
     }
     w.str("ffiber: ");
-    w.str(signame(sig));
-    w.str(" at address 0x");
-    w.hex(addr as u64);
+    w.fault(sig, addr);
     w.str(" inside the foreign call to ");
     w.str(f);
     w.str(" from green thread ");
@@ -256,9 +250,7 @@ fn foreign_thread_fault(w: &mut Writer, sig: libc::c_int, addr: usize) {
         // SAFETY: abort is async-signal-safe and ends the process.
         unsafe { libc::abort() };
     }
-    w.str(signame(sig));
-    w.str(" at address 0x");
-    w.hex(addr as u64);
+    w.fault(sig, addr);
     w.str(" in the exported function ");
     w.str(name);
     w.str(", called from a thread C created (or in C it called)\n");
@@ -405,6 +397,13 @@ struct Writer {
 impl Writer {
     fn new() -> Writer {
         Writer { buf: [0; 512], len: 0 }
+    }
+
+    /// `SIGSEGV at address 0x…`: how every fault message names the fault.
+    fn fault(&mut self, sig: libc::c_int, addr: usize) {
+        self.str(signame(sig));
+        self.str(" at address 0x");
+        self.hex(addr as u64);
     }
 
     fn str(&mut self, s: &str) {

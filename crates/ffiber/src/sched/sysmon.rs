@@ -44,8 +44,6 @@ const POLL_MIN: Duration = Duration::from_micros(20);
 const POLL_MAX: Duration = Duration::from_millis(1);
 const POLL_QUIET: Duration = Duration::from_millis(10);
 const QUIET_LONG: Duration = Duration::from_secs(1);
-/// How often the running monitor checks that the fault handler is ours.
-const HANDLER_CHECK: Duration = Duration::from_millis(100);
 /// Quiet scans (nothing retaken) before polling slows down.
 const IDLE_SCANS: u32 = 50;
 
@@ -147,16 +145,12 @@ fn run(sched: &Arc<Sched>) {
     let mut poll = POLL_MIN;
     let mut quiet = 0u32;
     let mut last_in_c = Instant::now();
-    let mut last_check = Instant::now();
     let mut hog_seen = Vec::new();
     while !mon.stop.load(SeqCst) {
         let now = Instant::now();
-        if now.duration_since(last_check) >= HANDLER_CHECK {
-            // A C library may have replaced the fault handler (see
-            // `signal::check_handlers`); one system call per 100 ms.
-            last_check = now;
-            crate::signal::check_handlers();
-        }
+        // A C library may have replaced the fault handler (see
+        // `signal::check_handlers`): one system call per 100 ms.
+        crate::signal::check_handlers_now_and_then();
         let (in_c, retook, wake_at) = scan(sched, &mut seen, now, asym);
         // Green threads that keep their P without a scheduling point while
         // others wait: hand the waiting work to a spare P (`preempt`).
