@@ -115,8 +115,8 @@ fn a_long_nonblocking_c_spin_does_not_stop_the_others() {
                 .map(|_| {
                     let d = spin_done.clone();
                     ffiber::go(move || {
-                        // 400 ms of C that never sleeps, not announced.
-                        let n = ffi::call_mode(Mode::NonBlocking, || ffiber_testc::spin_us(400_000));
+                        // 1 s of C (ample margin over the 10 ms hand-off on a loaded machine) that never sleeps, not announced.
+                        let n = ffi::call_mode(Mode::NonBlocking, || ffiber_testc::spin_us(1_000_000));
                         d.store(true, SeqCst);
                         n
                     })
@@ -133,7 +133,7 @@ fn a_long_nonblocking_c_spin_does_not_stop_the_others() {
     }
 }
 
-/// One P: a green thread queued behind a 200 ms loop. With preemption it
+/// One P: a green thread queued behind a 1 s loop (a wide margin over the 10 ms hand-off). With preemption it
 /// runs while the loop does; without, only after it.
 fn queued_behind_a_bounded_hog(r: &Runtime) -> bool {
     r.block_on(|| {
@@ -144,7 +144,7 @@ fn queued_behind_a_bounded_hog(r: &Runtime) -> bool {
         let d = hog_done.clone();
         let hog = ffiber::go(move || {
             let t = Instant::now();
-            while t.elapsed() < Duration::from_millis(200) {
+            while t.elapsed() < Duration::from_millis(1000) {
                 std::hint::spin_loop();
             }
             d.store(true, SeqCst);
