@@ -76,6 +76,13 @@ pub(crate) struct M {
     /// Lowest address of the OS thread's own (system) stack, for the fault
     /// handler; 0 until the thread has started.
     pub(crate) stack_lo: AtomicUsize,
+    /// The M is (about to be) blocked in the network poller as the timer
+    /// watcher: [`unpark`](M::unpark) must break the poll.
+    pub(crate) in_poll: AtomicBool,
+    /// Set by every [`unpark`](M::unpark) (cleared by the M before it
+    /// decides to sleep): the poll path's way to see an unpark that came
+    /// before `in_poll` was set.
+    pub(crate) unparked: AtomicBool,
 }
 
 /// State only the M's own thread touches.
@@ -178,6 +185,8 @@ impl M {
             tid: AtomicUsize::new(0),
             call: Default::default(),
             stack_lo: AtomicUsize::new(0),
+            in_poll: AtomicBool::new(false),
+            unparked: AtomicBool::new(false),
         })
     }
 
@@ -189,8 +198,16 @@ impl M {
         self.local.get()
     }
 
+    /// Wakes the M from `park`, or from the network poller if it is
+    /// blocked there (`sched::stop_m`).
     pub(crate) fn unpark(&self) {
+        self.unparked.store(true, SeqCst);
         self.parker.unpark();
+        if self.in_poll.load(SeqCst)
+            && let Some(np) = self.sched.netpoll.get()
+        {
+            np.wake();
+        }
     }
 
     pub(crate) fn park(&self, timeout: Option<Duration>) {

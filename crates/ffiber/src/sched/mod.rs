@@ -45,6 +45,7 @@
 pub(crate) mod g;
 pub(crate) mod gfree;
 pub(crate) mod m;
+pub(crate) mod netpoll;
 pub(crate) mod preempt;
 pub(crate) mod queue;
 pub(crate) mod syscall;
@@ -132,6 +133,11 @@ pub(crate) struct Sched {
     /// The monitor (Go's `sysmon`), started the first time a P leaves the
     /// idle list (only an M holding a P can go into C).
     pub(crate) monitor: sysmon::Monitor,
+    /// The network poller (`netpoll`), created when a green thread first
+    /// waits on a descriptor.
+    pub(crate) netpoll: std::sync::OnceLock<Arc<netpoll::Poller>>,
+    /// The timer watcher is blocked in the poller rather than on its futex.
+    watch_polls: AtomicBool,
 }
 
 struct Idle {
@@ -199,6 +205,8 @@ impl Sched {
             watchers: Mutex::new(Vec::new()),
             next_watch: AtomicU64::new(0),
             monitor: Default::default(),
+            netpoll: std::sync::OnceLock::new(),
+            watch_polls: AtomicBool::new(false),
         })
     }
 
@@ -616,6 +624,15 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             // SAFETY: popped from a queue: ours now.
             return Some(unsafe { g::from_raw(g) });
         }
+        // Green threads waiting for I/O whose descriptors became ready
+        // (Go polls here too, before stealing, when no M is blocked in the
+        // poller). They land on our P: look again.
+        if let Some(np) = sched.poller_wanted()
+            && !np.is_blocked()
+            && np.poll(sched, netpoll::Wait::Now) > 0
+        {
+            continue;
+        }
         // Nothing of our own to run, and spawns ran out of free Gs: make a
         // batch of fresh ones (stack mapped, guarded and touched) before
         // stealing, so that the spawning thread does not pay for them (see
@@ -795,14 +812,18 @@ fn stop_m(m: &Arc<M>) {
             return;
         }
         crate::signal::check_handlers_now_and_then();
+        // Wake-ups from here on are seen by a poll below (`M::unpark`).
+        m.unparked.store(false, SeqCst);
         sched.idle().ms.push(m.clone());
         // Become the watcher if there is none: claim first (so an adder sees
         // us), then compute the deadline.
         let mut timeout = None;
+        let mut watcher = false;
         {
             let mut w = sched.watcher.lock().unwrap_or_else(|e| e.into_inner());
             if w.is_none() {
                 *w = Some(m.clone());
+                watcher = true;
                 sched.watch_until.store(u64::MAX - 1, SeqCst);
                 drop(w);
                 let when = sched.earliest_timer();
@@ -810,9 +831,31 @@ fn stop_m(m: &Arc<M>) {
                     sched.watch_until.store(when, SeqCst);
                     timeout = Some(Duration::from_nanos(when.saturating_sub(sched.now())));
                 }
+            } else if sched.poller_wanted().is_some() && !sched.watch_polls.load(SeqCst) {
+                // Green threads wait for I/O but the watcher sleeps on its
+                // futex (it parked before they did): wake it, so that it
+                // parks again in the poller.
+                if let Some(w) = w.as_ref() {
+                    w.unpark();
+                }
             }
         }
-        m.park(timeout);
+        match sched.poller_wanted() {
+            // The watcher waits for I/O and timers at once (module docs).
+            Some(np) if watcher => {
+                sched.watch_polls.store(true, SeqCst);
+                m.in_poll.store(true, SeqCst);
+                // An unpark before `in_poll` was set did not write the
+                // eventfd: it set `unparked`, which we see here (SeqCst on
+                // both sides), so no wake-up is lost.
+                if !m.unparked.load(SeqCst) && !sched.shutdown.load(SeqCst) {
+                    np.poll(sched, timeout.map_or(netpoll::Wait::Forever, netpoll::Wait::For));
+                }
+                m.in_poll.store(false, SeqCst);
+                sched.watch_polls.store(false, SeqCst);
+            }
+            _ => m.park(timeout),
+        }
         let was_watcher = {
             let mut w = sched.watcher.lock().unwrap_or_else(|e| e.into_inner());
             if w.as_ref().is_some_and(|w| Arc::ptr_eq(w, m)) {
@@ -834,10 +877,11 @@ fn stop_m(m: &Arc<M>) {
             }
         };
         if claimed {
-            if was_watcher && sched.earliest_timer() != u64::MAX {
+            if was_watcher && (sched.earliest_timer() != u64::MAX || sched.poller_wanted().is_some()) {
                 // We leave with the watcher's role while timers are pending
-                // (possibly on idle Ps nobody runs): wake another idle M,
-                // which takes the role as it parks again.
+                // (possibly on idle Ps nobody runs) or green threads wait for
+                // I/O: wake another idle M, which takes the role as it parks
+                // again.
                 if let Some(other) = sched.idle().ms.last() {
                     other.unpark();
                 }

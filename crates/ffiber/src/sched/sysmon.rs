@@ -155,6 +155,16 @@ fn run(sched: &Arc<Sched>) {
         // Green threads that keep their P without a scheduling point while
         // others wait: hand the waiting work to a spare P (`preempt`).
         let hogged = super::preempt::check_hogs(sched, &mut hog_seen, now);
+        // Every M busy and nobody polled the network for a while: poll
+        // here, so that I/O waiters are not starved by CPU-bound work
+        // (Go's sysmon does the same). What it finds goes on the global
+        // queue.
+        if let Some(np) = sched.poller_wanted()
+            && !np.is_blocked()
+            && sched.now().saturating_sub(np.last_poll()) >= super::netpoll::POLL_STALE.as_nanos() as u64
+        {
+            np.poll(sched, super::netpoll::Wait::Now);
+        }
         if in_c {
             last_in_c = now;
         }
