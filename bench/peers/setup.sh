@@ -17,8 +17,13 @@ $SUDO apt-get update
 # Node.js with its Node-API headers, Python with cffi.
 $SUDO apt-get install -y --no-install-recommends \
     build-essential pkg-config golang-go luajit default-jdk-headless \
-    nodejs libnode-dev python3 python3-cffi
+    nodejs libnode-dev python3 python3-cffi \
+    wrk libsqlite3-dev
 
 python3 -c 'import cffi' 2>/dev/null || python3 -m pip install --user cffi
+
+# The server table's Go peer uses github.com/mattn/go-sqlite3: fetch it into
+# the module cache now; ffibench builds offline.
+(cd "$(dirname "$0")/go/server" && go mod download)
 
 echo "peers installed; run: cargo run --release"

@@ -16,6 +16,7 @@
 mod ffi;
 mod peers;
 mod report;
+mod server;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -113,6 +114,10 @@ fn main() {
         tables.push(hogs_table(&opts));
         emit(&opts, tables.last());
     }
+    if opts.wants(&["server", "http", "wrk"]) {
+        tables.push(server::table(&opts));
+        emit(&opts, tables.last());
+    }
     if opts.wants(&["deep", "stack"]) {
         tables.push(deep_table(&opts));
         emit(&opts, tables.last());
@@ -180,6 +185,7 @@ fn internal(args: &[String]) {
         Some("deep-ffiber") => ffi::deep_ffiber(n(10_000)),
         Some("deep-may") => ffi::deep_may(n(10_000)),
         Some("may-ffi") => ffi::may_rows(n),
+        Some("server-ffiber") => server::serve_ffiber(args.get(1).map_or("kv.db", String::as_str)),
         other => {
             eprintln!("ffibench: unknown internal peer {other:?}");
             std::process::exit(2);

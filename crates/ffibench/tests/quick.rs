@@ -124,3 +124,23 @@ fn bad_options_are_rejected_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rows needs"));
 }
+
+#[test]
+fn quick_run_prints_the_server_table() {
+    let text = quick();
+    assert!(text.contains("A real HTTP server"), "no server table in\n{text}");
+    let wrk = Command::new("wrk").arg("--version").output().is_ok();
+    for label in ["GET /hello, requests/s", "GET /kv/<key> (SQLite), requests/s", "RSS per idle keep-alive connection"]
+    {
+        let r = row(text, label);
+        if wrk {
+            // label, ffiber, Go
+            assert!(number(r[1]).is_some_and(|v| v > 0.0), "no ffiber figure in {r:?}");
+        } else {
+            assert_eq!(r[1], "not available", "{r:?}");
+        }
+    }
+    if !wrk {
+        assert!(text.contains("wrk not installed — apt-get install wrk"), "{text}");
+    }
+}

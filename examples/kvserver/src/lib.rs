@@ -31,6 +31,8 @@ use std::time::Duration;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Largest request body.
 pub const MAX_BODY: usize = 1 << 20;
+/// Bytes read at a time (the input buffer's size while requests are small).
+const READ_CHUNK: usize = 4096;
 
 /// A bound server, ready to [`serve`](Server::serve).
 pub struct Server {
@@ -45,11 +47,15 @@ struct Shared {
     stopping: AtomicBool,
     requests: AtomicU64,
     next_id: AtomicU64,
-    /// Live connections: a second handle to each (to close idle ones at
-    /// stop) and whether it waits for a new request.
-    conns: ffiber::sync::Mutex<HashMap<u64, (TcpStream, Arc<AtomicBool>)>>,
+    /// Live connections (shared with their green thread, to close idle
+    /// ones at stop) and whether each waits for a new request.
+    conns: ffiber::sync::Mutex<HashMap<u64, Live>>,
     done: ffiber::sync::WaitGroup,
 }
+
+/// A live connection as the stopper sees it: the stream (shared with its
+/// green thread) and whether it waits for a new request.
+type Live = (Arc<TcpStream>, Arc<AtomicBool>);
 
 /// Stops a running server from anywhere (another green thread, a signal
 /// watcher); cloneable.
@@ -130,14 +136,14 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
             let idle = Arc::new(AtomicBool::new(true));
-            if let Ok(second) = stream.try_clone() {
-                shared.conns.lock().insert(id, (second, idle.clone()));
-            }
+            let stream = Arc::new(stream);
+            shared.conns.lock().insert(id, (stream.clone(), idle.clone()));
             shared.done.add(1);
             let (store, sh) = (store.clone(), shared.clone());
             ffiber::go(move || {
-                let _ = serve_conn(stream, &store, &sh, &idle);
+                let _ = serve_conn(&stream, &store, &sh, &idle);
                 sh.conns.lock().remove(&id);
+                drop(stream);
                 sh.done.done();
             });
         }
@@ -273,10 +279,12 @@ fn handle(req: &Request, store: &db::Store, sh: &Shared, out: &mut Vec<u8>, clos
 
 /// Serves one connection until the client closes it, asks to, errs, or
 /// the server stops.
-fn serve_conn(mut s: TcpStream, store: &db::Store, sh: &Shared, idle: &AtomicBool) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut out = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 16 * 1024];
+fn serve_conn(s: &TcpStream, store: &db::Store, sh: &Shared, idle: &AtomicBool) -> io::Result<()> {
+    // Memory per connection matters (thousands sit idle): no big stack
+    // buffer, the input buffer grows only for big requests, and the output
+    // buffer is given back while the connection waits.
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out = Vec::new();
     loop {
         // Answer every whole request buffered (pipelining), then write.
         let mut close = false;
@@ -301,7 +309,7 @@ fn serve_conn(mut s: TcpStream, store: &db::Store, sh: &Shared, idle: &AtomicBoo
             }
         }
         if !out.is_empty() {
-            s.write_all(&out)?;
+            (&mut &*s).write_all(&out)?;
             out.clear();
         }
         if close {
@@ -314,11 +322,19 @@ fn serve_conn(mut s: TcpStream, store: &db::Store, sh: &Shared, idle: &AtomicBoo
             if sh.stopping.load(Ordering::SeqCst) {
                 return Ok(());
             }
+            out = Vec::new();
+            if buf.capacity() > 4 * READ_CHUNK {
+                buf = Vec::with_capacity(READ_CHUNK);
+            }
         }
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(()); // the client went away (mid-request or not)
+        buf.reserve(READ_CHUNK);
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let n = (&mut &*s).read(&mut buf[start..]);
+        buf.truncate(start + *n.as_ref().unwrap_or(&0));
+        match n? {
+            0 => return Ok(()), // the client went away (mid-request or not)
+            _ => continue,
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }

@@ -30,8 +30,16 @@ socket_common!(TcpListener, std::net::TcpListener);
 impl TcpListener {
     /// Binds to `addr` (each resolved address in turn), with
     /// `SO_REUSEADDR` as std sets it.
+    ///
+    /// The backlog is the system's maximum (`net.core.somaxconn`), as Go
+    /// uses, rather than std's 128: a burst of thousands of connects then
+    /// waits in the kernel's queue instead of retransmitting SYNs for
+    /// seconds.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         let l = each_addr(addr, |a| std::net::TcpListener::bind(a))?;
+        // SAFETY: listen(2) on a socket we own; calling it again on a
+        // listening socket only changes the backlog.
+        unsafe { libc::listen(l.as_raw_fd(), somaxconn()) };
         Ok(TcpListener::from(l))
     }
 
@@ -91,6 +99,18 @@ impl TcpListener {
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         Ok(TcpListener::from(self.inner.try_clone()?))
     }
+}
+
+/// `net.core.somaxconn`, read once (4096 if unreadable).
+fn somaxconn() -> libc::c_int {
+    static V: std::sync::OnceLock<libc::c_int> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&n: &libc::c_int| n > 0)
+            .unwrap_or(4096)
+    })
 }
 
 /// Iterator returned by [`TcpListener::incoming`].

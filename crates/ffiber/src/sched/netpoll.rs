@@ -342,10 +342,12 @@ impl Poller {
         for e in &events[..n] {
             let (bits, data) = (e.events, e.u64);
             if data == WAKE_DATA {
+                // Clear the flag before draining: a wake-up in between then
+                // writes again (one spare event) rather than being lost.
+                self.wake_pending.store(false, SeqCst);
                 let mut buf = 0u64;
                 // SAFETY: reads 8 bytes into a local from our eventfd.
                 unsafe { libc::read(self.wakefd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
-                self.wake_pending.store(false, SeqCst);
                 continue;
             }
             let addr = (data & ((1 << SEQ_SHIFT) - 1)) as usize;
