@@ -27,6 +27,15 @@
 //!   [`sync::WaitGroup`] all work from plain OS threads too, so ordinary
 //!   threads can talk to green threads.
 //!
+//! ## Network I/O (Go's netpoller)
+//!
+//! [`net`] has `std::net`'s socket types under the same names; a green
+//! thread that waits on one parks, and the runtime's epoll poller —
+//! polled by idle OS threads, which wait for I/O and timers in one
+//! `epoll_wait` — wakes it. [`io::ForeignFd`] waits on an fd a C library
+//! owns; [`io::blocking`] runs a system call epoll cannot wait for (files,
+//! DNS) so that the P is handed off while it blocks.
+//!
 //! ## Foreign calls (Go's cgo call path)
 //!
 //! [`ffi::call`] runs a closure that calls C on the OS thread's large
