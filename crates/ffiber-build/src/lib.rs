@@ -653,7 +653,7 @@ impl Build {
              #[repr(transparent)]\n#[derive(Clone, Copy, Debug, PartialEq, Eq)]\npub struct {name}(pub *const ::core::ffi::c_void);\n\n\
              impl {name} {{\n    /// Calls the function.\n    ///\n    /// # Safety\n    ///\n    \
              /// The pointer is a live C function of this type, and the arguments are what it expects.\n    \
-             #[inline]\n    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n    \
+             #[inline]\n    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::useless_transmute)]\n    \
              pub unsafe fn call(self{}{}){} {{\n        \
              // SAFETY: the caller guarantees the pointer is a C function of this type.\n        \
              let c = unsafe {{ ::core::mem::transmute::<*const ::core::ffi::c_void, {}>(self.0) }};\n{}    }}\n}}\n\n",
@@ -687,7 +687,7 @@ impl Build {
              /// [`VarArg`](::ffiber::ffi::VarArg)s (integers, pointers, doubles; all must fit in registers).\n\
              ///\n/// # Safety\n///\n/// As for calling `{name}` from C: the arguments must match what it reads.\n///\n\
              /// # Panics\n///\n/// If the arguments do not all fit in registers.\n\
-             #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n\
+             #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::useless_transmute)]\n\
              pub unsafe fn {name}({decl}{}varargs: &[::ffiber::ffi::VarArg]){ret_sig} {{\n{}{regs}    \
              ::ffiber::ffi::VarArg::pack(&mut regs, {ints}, {sses}, varargs).unwrap_or_else(|e| panic!(\"{{e}} in a call to {name}\"));\n    \
              // SAFETY: `c` is `{name}`; its fixed arguments sit in the registers the ABI gives them and\n    \
@@ -736,7 +736,7 @@ impl Build {
         let mut s = format!(
             "/// `{name}` (C function), called through ffiber's foreign-call path in `{mode:?}` mode.\n\
              ///\n/// # Safety\n///\n/// As for calling `{name}` from C: the arguments must be what it expects.\n\
-             #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]\n\
+             #[inline]\n#[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::useless_transmute)]\n\
              pub unsafe fn {name}({decl}){ret_sig} {{\n{c}{}}}\n\n",
             self.call_body(name, params, ret, mode, &sig),
         );
