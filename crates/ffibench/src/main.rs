@@ -186,6 +186,9 @@ fn internal(args: &[String]) {
         Some("deep-may") => ffi::deep_may(n(10_000)),
         Some("may-ffi") => ffi::may_rows(n),
         Some("server-ffiber") => server::serve_ffiber(args.get(1).map_or("kv.db", String::as_str)),
+        Some("server-golib") => server::serve_golib(),
+        Some("server-may") => server::serve_may(),
+        Some("server-tokio") => server::serve_tokio(args.get(1).map_or("kv.db", String::as_str)),
         other => {
             eprintln!("ffibench: unknown internal peer {other:?}");
             std::process::exit(2);

@@ -4,8 +4,10 @@
 //! connection costs.
 //!
 //! Peers: ffiber's `examples/kvserver` (run in a child of this binary,
-//! `--internal server-ffiber`), and Go's `net/http` with the same routes
-//! (`bench/peers/go/server`), whose `/kv` goes through
+//! `--internal server-ffiber`); go-lib 0.6, may_minihttp and tokio + hyper
+//! (children too: `server-golib`, `server-may`, `server-tokio`); and Go's
+//! `net/http` with the same routes (`bench/peers/go/server`), whose `/kv`
+//! goes through
 //! `github.com/mattn/go-sqlite3` built with `-tags libsqlite3`: both sides
 //! use the system SQLite, so `/kv` compares the call layers (cgo against
 //! ffiber's) in a real program. The Go module comes from the module cache
@@ -39,6 +41,157 @@ pub fn serve_ffiber(db: &str) {
         println!("listening on {}", server.local_addr());
         let _ = std::io::stdout().flush();
         server.serve();
+    });
+}
+
+/// The `/hello` answer of the peers that have no HTTP stack of their own
+/// (go-lib): keep-alive, pipelining, parsed with httparse.
+const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, World!";
+
+/// Serves `/hello` on one connection until the client closes it.
+fn hello_conn(mut s: impl Read + Write) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        loop {
+            let mut h = [httparse::EMPTY_HEADER; 32];
+            let mut r = httparse::Request::new(&mut h);
+            match r.parse(&buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    out.extend_from_slice(HELLO);
+                    buf.drain(..n);
+                }
+                Ok(httparse::Status::Partial) => break,
+                Err(_) => return,
+            }
+        }
+        if !out.is_empty() {
+            if s.write_all(&out).is_err() {
+                return;
+            }
+            out.clear();
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Child mode: `/hello` on go-lib 0.6 (its netpoller and `TcpStream`).
+pub fn serve_golib() {
+    go_lib::__main_entry(|| {
+        let l = go_lib::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        // go-lib's listener has no local_addr: ask the fd.
+        // SAFETY: borrows go-lib's open listener fd without taking it
+        // (ManuallyDrop: never closed here).
+        let std_l = std::mem::ManuallyDrop::new(unsafe {
+            <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(l.as_raw_fd())
+        });
+        println!("listening on {}", std_l.local_addr().expect("addr"));
+        let _ = std::io::stdout().flush();
+        loop {
+            match l.accept() {
+                Ok(s) => {
+                    go_lib::go!(move || hello_conn(s));
+                }
+                Err(_) => go_lib::sleep(Duration::from_millis(1)),
+            }
+        }
+    });
+}
+
+/// Child mode: `/hello` on may_minihttp (may's HTTP server).
+pub fn serve_may() {
+    use may_minihttp::{HttpService, HttpServiceFactory, Request, Response};
+    #[derive(Clone)]
+    struct Hello;
+    impl HttpService for Hello {
+        fn call(&mut self, _req: Request, rsp: &mut Response) -> std::io::Result<()> {
+            rsp.body("Hello, World!");
+            Ok(())
+        }
+    }
+    struct Factory;
+    impl HttpServiceFactory for Factory {
+        type Service = Hello;
+        fn new_service(&self, _: usize) -> Hello {
+            Hello
+        }
+    }
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    may::config().set_workers(workers);
+    // may_minihttp binds the address it is given: find a free port first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = Factory.start(&addr).expect("may_minihttp start");
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+    let _ = server.join();
+}
+
+/// Child mode: tokio + hyper; `/kv` runs SQLite (kvserver's store, the
+/// same generated bindings, here plain C calls) through `spawn_blocking`.
+pub fn serve_tokio(db: &str) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::{Method, Request, Response, StatusCode};
+    use std::sync::Arc;
+    let store = match ffiber_kvserver::db::Store::open(Path::new(db)) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("listening on {}", l.local_addr().expect("addr"));
+        let _ = std::io::stdout().flush();
+        loop {
+            let Ok((s, _)) = l.accept().await else { continue };
+            let _ = s.set_nodelay(true);
+            let store = store.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        let reply = |code: StatusCode, body: Vec<u8>| {
+                            let mut r = Response::new(Full::new(Bytes::from(body)));
+                            *r.status_mut() = code;
+                            Ok::<_, std::convert::Infallible>(r)
+                        };
+                        let path = req.uri().path().to_string();
+                        let key = path.strip_prefix("/kv/").map(str::to_string);
+                        match (req.method().clone(), path.as_str(), key) {
+                            (Method::GET, "/hello", _) => reply(StatusCode::OK, b"Hello, World!".to_vec()),
+                            (Method::GET, _, Some(k)) => {
+                                match tokio::task::spawn_blocking(move || store.with(|c| c.get(&k))).await {
+                                    Ok(Ok(Some(v))) => reply(StatusCode::OK, v),
+                                    Ok(Ok(None)) => reply(StatusCode::NOT_FOUND, b"no such key".to_vec()),
+                                    _ => reply(StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
+                                }
+                            }
+                            (Method::PUT, _, Some(k)) => {
+                                let body = match req.into_body().collect().await {
+                                    Ok(b) => b.to_bytes().to_vec(),
+                                    Err(_) => return reply(StatusCode::BAD_REQUEST, Vec::new()),
+                                };
+                                match tokio::task::spawn_blocking(move || store.with(|c| c.put(&k, &body))).await {
+                                    Ok(Ok(())) => reply(StatusCode::NO_CONTENT, Vec::new()),
+                                    _ => reply(StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
+                                }
+                            }
+                            _ => reply(StatusCode::NOT_FOUND, Vec::new()),
+                        }
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(s);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            });
+        }
     });
 }
 
@@ -179,16 +332,27 @@ fn idle_kib(s: &Running, n: usize) -> Result<f64, String> {
 }
 
 /// How a server peer is started: its command (without the database
-/// argument), the flag that precedes the database path, and its routes.
+/// argument), the flag that precedes the database path, and what it
+/// serves.
 struct ServerPeer {
     peer: Peer,
     db_flag: &'static str,
+    /// Serves `/kv` (else `/hello` only).
+    kv: bool,
+    /// Measured for memory per idle connection (ffiber and Go).
+    idle: bool,
+}
+
+/// A peer run in a child of this binary: `--internal <mode>`.
+fn me(mode: &str, name: &str, kv: bool) -> ServerPeer {
+    let mut c = Command::new(std::env::current_exe().expect("own executable"));
+    c.args(["--internal", mode]);
+    ServerPeer { peer: Peer { name: name.into(), cmd: Ok(c), counted: false }, db_flag: "", kv, idle: false }
 }
 
 fn peers() -> Vec<ServerPeer> {
-    let mut me = Command::new(std::env::current_exe().expect("own executable"));
-    me.args(["--internal", "server-ffiber"]);
-    let ffiber = ServerPeer { peer: Peer { name: "ffiber".into(), cmd: Ok(me), counted: false }, db_flag: "" };
+    let mut ffiber = me("server-ffiber", "ffiber", true);
+    ffiber.idle = true;
     // The module cache only: GOPROXY=off (setup.sh fills the cache).
     let env = [
         ("CGO_ENABLED", "1".to_string()),
@@ -202,7 +366,13 @@ fn peers() -> Vec<ServerPeer> {
         *e = "github.com/mattn/go-sqlite3 is not in the Go module cache — run bench/peers/setup.sh".into();
     }
     go.name = format!("{} net/http + mattn/go-sqlite3", go.name);
-    vec![ffiber, ServerPeer { peer: go, db_flag: "-db=" }]
+    vec![
+        ffiber,
+        ServerPeer { peer: go, db_flag: "-db=", kv: true, idle: true },
+        me("server-golib", "go-lib 0.6", false),
+        me("server-may", "may_minihttp", false),
+        me("server-tokio", "tokio + hyper", true),
+    ]
 }
 
 /// Builds the table.
@@ -230,8 +400,8 @@ pub fn table(opts: &Options) -> report::Table {
             eprint!("\rffibench: server table, run {}/{runs}: {}        ", run + 1, p.peer.name);
             let cmd = p.peer.cmd.as_ref().expect("checked");
             let db = dir.join(format!("{i}-{run}.db"));
-            let idle = if run == 0 && limit > idle_conns as u64 + 100 { idle_conns } else { 0 };
-            let r = run_peer(cmd, &db, p.db_flag, secs, idle);
+            let idle = if p.idle && run == 0 && limit > idle_conns as u64 + 100 { idle_conns } else { 0 };
+            let r = run_peer(cmd, &db, p.db_flag, secs, p.kv, idle);
             match r {
                 Ok(m) => {
                     for (k, v) in m {
@@ -275,7 +445,10 @@ pub fn table(opts: &Options) -> report::Table {
         "wrk runs on the same 2 cores as the server, for every peer alike. /kv reads one key from an on-disk SQLite \
          database in WAL mode (the system library on both sides): ffiber through bindings ffiber-build generated \
          from sqlite3.h (default mode), Go through mattn/go-sqlite3 (cgo, database/sql). ffiber's server is \
-         examples/kvserver; Go's is bench/peers/go/server with the same routes. Idle memory: {idle_conns} \
+         examples/kvserver; Go's is bench/peers/go/server with the same routes. go-lib 0.6 (its netpoller and \
+         TcpStream, a loop with httparse) and may_minihttp (may's HTTP server) serve /hello only; tokio + hyper \
+         serve /kv with the same store as kvserver (generated bindings, plain C calls) through spawn_blocking. \
+         Idle memory: {idle_conns} \
          connections that each made one request and stay open, server RSS growth / {idle_conns} (first run)."
     ));
     t
@@ -283,14 +456,24 @@ pub fn table(opts: &Options) -> report::Table {
 
 /// Starts one server, loads it on both routes, and measures the memory of
 /// `idle` idle connections (none if 0).
-fn run_peer(cmd: &Command, db: &Path, db_flag: &str, secs: u64, idle: usize) -> Result<BTreeMap<String, f64>, String> {
+fn run_peer(
+    cmd: &Command,
+    db: &Path,
+    db_flag: &str,
+    secs: u64,
+    kv: bool,
+    idle: usize,
+) -> Result<BTreeMap<String, f64>, String> {
     let s = start(cmd, db, db_flag)?;
-    let st = request(s.addr, "PUT /kv/k1 HTTP/1.1\r\nHost: bench\r\nContent-Length: 11\r\n\r\nhello value")?;
-    if st != 204 && st != 200 {
-        return Err(format!("PUT /kv/k1 answered {st}"));
+    if kv {
+        let st = request(s.addr, "PUT /kv/k1 HTTP/1.1\r\nHost: bench\r\nContent-Length: 11\r\n\r\nhello value")?;
+        if st != 204 && st != 200 {
+            return Err(format!("PUT /kv/k1 answered {st}"));
+        }
     }
     let mut m = BTreeMap::new();
-    for (route, key) in [("/hello", "hello"), ("/kv/k1", "kv")] {
+    let routes: &[(&str, &str)] = if kv { &[("/hello", "hello"), ("/kv/k1", "kv")] } else { &[("/hello", "hello")] };
+    for &(route, key) in routes {
         let (rps, p50, p99) = wrk(s.addr, route, secs)?;
         m.insert(format!("{key}_rps"), rps);
         m.insert(format!("{key}_p50_us"), p50);
