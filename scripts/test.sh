@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== cargo run --release resolves to the benchmark (the README's first command)"
+cargo run --release -q -- --help | grep -q "usage: ffibench"
+
 echo "== cargo test --workspace"
 cargo test --workspace --release
 
