@@ -15,7 +15,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo run --release resolves to the benchmark (the README's first command)"
-cargo run --release -q -- --help | grep -q "usage: ffibench"
+usage=$(cargo run --release -q -- --help)
+[[ $usage == *"usage: ffibench"* ]] || { echo "cargo run --release did not run ffibench: $usage" >&2; exit 1; }
 
 echo "== cargo test --workspace"
 cargo test --workspace --release
