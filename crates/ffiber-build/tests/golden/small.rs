@@ -39,7 +39,7 @@ pub type point = point_t;
 ///
 /// As for calling `norm` from C: the arguments must be what it expects.
 #[inline]
-#[allow(clippy::too_many_arguments, clippy::unnecessary_cast)]
+#[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::useless_transmute)]
 pub unsafe fn norm(a0: *const point, a1: f64) -> f64 {
     unsafe extern "C" {
         #[link_name = "norm"]
