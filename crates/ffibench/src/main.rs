@@ -174,6 +174,7 @@ fn internal(args: &[String]) {
     match args.first().map(String::as_str) {
         Some("ffiber") => workloads::ffiber(n),
         Some("may") => workloads::may(n),
+        Some("golib") => workloads::golib(n),
         Some("ffi") => ffi::run(n),
         Some("ticker-ffiber") => ffi::ticker_ffiber(n(1000) as u64),
         Some("ticker-may") => ffi::ticker_may(n(1000) as u64),
@@ -369,9 +370,14 @@ fn stats(v: Option<&mut Vec<f64>>) -> Option<(f64, f64, f64)> {
 
 fn runtime_table(opts: &Options) -> report::Table {
     let scale = if opts.quick { 0.02 } else { 1.0 };
-    let mut peers = vec![self_peer("ffiber", scale), go_peer(scale), self_peer("may", scale)];
-    if let Some(p) = peers.iter_mut().find(|p| p.name == "may") {
-        p.name = "may 0.3".into();
+    let mut peers =
+        vec![self_peer("ffiber", scale), go_peer(scale), self_peer("may", scale), self_peer("golib", scale)];
+    for p in peers.iter_mut() {
+        match p.name.as_str() {
+            "may" => p.name = "may 0.3".into(),
+            "golib" => p.name = "go-lib 0.6".into(),
+            _ => {}
+        }
     }
     let (mut samples, errors) = collect("runtime basics", &mut peers, opts.runs);
     let runs = opts.runs;
@@ -415,7 +421,9 @@ fn runtime_table(opts: &Options) -> report::Table {
          ping-pong uses its unbounded mpsc channels (it has no rendezvous channel); ffiber and Go use unbuffered ones. \
          The parked rows: N green threads / goroutines each mark a WaitGroup and block receiving on one unbuffered \
          channel (spawn+park: until all have marked), then the channel is closed and all are joined (wake+join); may has \
-         no multi-consumer channel, so it has no such rows."
+         no multi-consumer channel, so it has no such rows. go-lib 0.6 has no join handle (its spawn+join waits on a \
+         WaitGroup per batch); at 300,000 parked goroutines it aborts the process (\"stack alloc failed: mprotect guard \
+         page failed\": its guard pages exhaust vm.max_map_count), so its parked rows run only with FFIBENCH_GOLIB_PARK=1."
             .into(),
     );
     t

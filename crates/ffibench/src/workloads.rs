@@ -205,3 +205,122 @@ pub fn may(n: impl Fn(usize) -> usize) {
     hs.into_iter().for_each(|h| h.join().unwrap());
     println!("parked_kib={:.2}", (after - before) / parked as f64);
 }
+
+/// go-lib 0.6: the same workloads with its goroutines (one `main` entry
+/// for all of them: go-lib's runtime starts once per process). It has no
+/// join handle: spawn+join waits on a WaitGroup per batch.
+pub fn golib(n: impl Fn(usize) -> usize + Send + 'static) {
+    use go_lib::sync::WaitGroup;
+    use std::sync::Arc;
+    go_lib::__main_entry(move || {
+        let spawn_wait = |count: usize| {
+            let wg = Arc::new(WaitGroup::new());
+            wg.add(count as i64);
+            for _ in 0..count {
+                let wg = wg.clone();
+                go_lib::go!(move || wg.done());
+            }
+            wg.wait();
+        };
+        let batches = n(200);
+        let t = Instant::now();
+        for _ in 0..batches {
+            spawn_wait(1000);
+        }
+        println!("spawn_join_ns={:.1}", per(t.elapsed(), batches * 1000));
+        let at_once = n(100_000);
+        let t = Instant::now();
+        spawn_wait(at_once);
+        println!("spawn_burst_ns={:.1}", per(t.elapsed(), at_once));
+
+        // Yield with one P, as Go's row (GOMAXPROCS(1)).
+        let procs = go_lib::set_gomaxprocs(1);
+        let yields = n(1_000_000);
+        let wg = Arc::new(WaitGroup::new());
+        wg.add(2);
+        let t = Instant::now();
+        for _ in 0..2 {
+            let wg = wg.clone();
+            go_lib::go!(move || {
+                for _ in 0..yields {
+                    go_lib::gosched();
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        println!("yield_ns={:.1}", per(t.elapsed(), 2 * yields));
+        go_lib::set_gomaxprocs(procs);
+
+        let rounds = n(200_000);
+        let (a_tx, a_rx) = go_lib::chan::chan::<usize>(0);
+        let (b_tx, b_rx) = go_lib::chan::chan::<usize>(0);
+        go_lib::go!(move || {
+            while let Some(v) = a_rx.recv() {
+                b_tx.send(v + 1);
+            }
+        });
+        let t = Instant::now();
+        let mut v = 0;
+        for _ in 0..rounds {
+            a_tx.send(v);
+            v = b_rx.recv().unwrap_or(0);
+        }
+        println!("pingpong_ns={:.1}", per(t.elapsed(), rounds));
+        a_tx.close();
+
+        let parked = n(20_000);
+        let before = rss_kib();
+        let (tx, rx) = go_lib::chan::chan::<()>(0);
+        let marked = Arc::new(WaitGroup::new());
+        marked.add(parked as i64);
+        let gone = Arc::new(WaitGroup::new());
+        gone.add(parked as i64);
+        for _ in 0..parked {
+            let (rx, marked, gone) = (rx.clone(), marked.clone(), gone.clone());
+            go_lib::go!(move || {
+                marked.done();
+                rx.recv();
+                gone.done();
+            });
+        }
+        marked.wait();
+        go_lib::sleep(Duration::from_millis(10));
+        let after = rss_kib();
+        tx.close();
+        gone.wait();
+        println!("parked_kib={:.2}", (after - before) / parked as f64);
+
+        // 300,000 and 1,000,000 parked: go-lib 0.6 aborts the process
+        // ("stack alloc failed: mprotect guard page failed", vm.max_map_count)
+        // and would take every other row with it; run only on request.
+        let rows: &[(&str, usize)] = if std::env::var_os("FFIBENCH_GOLIB_PARK").is_some() {
+            &[("park300k", 300_000), ("park1m", 1_000_000)]
+        } else {
+            &[]
+        };
+        for &(label, base) in rows {
+            let count = n(base);
+            let (tx, rx) = go_lib::chan::chan::<()>(0);
+            let marked = Arc::new(WaitGroup::new());
+            marked.add(count as i64);
+            let gone = Arc::new(WaitGroup::new());
+            gone.add(count as i64);
+            let t = Instant::now();
+            for _ in 0..count {
+                let (rx, marked, gone) = (rx.clone(), marked.clone(), gone.clone());
+                go_lib::go!(move || {
+                    marked.done();
+                    rx.recv();
+                    gone.done();
+                });
+            }
+            marked.wait();
+            println!("{label}_spawn_ns={:.1}", per(t.elapsed(), count));
+            let t = Instant::now();
+            tx.close();
+            gone.wait();
+            println!("{label}_wake_ns={:.1}", per(t.elapsed(), count));
+        }
+    });
+}
