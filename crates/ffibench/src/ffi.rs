@@ -252,6 +252,59 @@ pub fn may_rows(n: impl Fn(usize) -> usize) {
     println!("may_direct_ns={ns:.3}");
 }
 
+/// go-lib 0.6's way to call C that may block: `with_syscall` (its P is
+/// handed off around the call, as Go's entersyscall/exitsyscall).
+pub fn golib_rows(n: impl Fn(usize) -> usize + Send + 'static) {
+    set_budget(&n);
+    let ns = go_lib::__main_entry(move || timed_auto(|x| go_lib::with_syscall(|| plusone(x))));
+    println!("golib_with_syscall_ns={ns:.3}");
+}
+
+/// The blocking-C ticker with go-lib: blockers call C through
+/// `with_syscall`; the ticker sleeps with go-lib's `sleep`.
+pub fn ticker_golib(ms: u64) {
+    go_lib::__main_entry(move || {
+        let procs = go_lib::gomaxprocs();
+        let until = Instant::now() + std::time::Duration::from_millis(ms + 30);
+        let done = std::sync::Arc::new(go_lib::sync::WaitGroup::new());
+        done.add(2 * procs as i64);
+        for _ in 0..2 * procs {
+            let done = done.clone();
+            go_lib::go!(move || {
+                while Instant::now() < until {
+                    go_lib::with_syscall(|| block_ms(20));
+                }
+                done.done();
+            });
+        }
+        go_lib::sleep(std::time::Duration::from_millis(5));
+        let (p50, p99) = lateness(ms, go_lib::sleep);
+        done.wait();
+        println!("ticker_p50_us={p50:.1}\nticker_p99_us={p99:.1}");
+    });
+}
+
+/// Deep C stacks with go-lib: goroutines call C through `with_syscall`,
+/// which stays on the goroutine's own (growable, copied) stack.
+pub fn deep_golib(n: usize) {
+    let ok = go_lib::__main_entry(move || {
+        let sum = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = std::sync::Arc::new(go_lib::sync::WaitGroup::new());
+        done.add(n as i64);
+        for _ in 0..n {
+            let (sum, done) = (sum.clone(), done.clone());
+            go_lib::go!(move || {
+                let v = go_lib::with_syscall(|| use_stack(256));
+                sum.fetch_add(v as usize, std::sync::atomic::Ordering::Relaxed);
+                done.done();
+            });
+        }
+        done.wait();
+        sum.load(std::sync::atomic::Ordering::Relaxed) == n * 64
+    });
+    println!("deep_ok={}\ndeep_peak_mib={:.1}", u8::from(ok), peak_mib());
+}
+
 /// Peak resident memory of this process (VmHWM), MiB.
 fn peak_mib() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

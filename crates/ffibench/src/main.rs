@@ -186,6 +186,9 @@ fn internal(args: &[String]) {
         Some("deep-ffiber") => ffi::deep_ffiber(n(10_000)),
         Some("deep-may") => ffi::deep_may(n(10_000)),
         Some("may-ffi") => ffi::may_rows(n),
+        Some("golib-ffi") => ffi::golib_rows(n),
+        Some("ticker-golib") => ffi::ticker_golib(n(1000) as u64),
+        Some("deep-golib") => ffi::deep_golib(n(10_000)),
         Some("server-ffiber") => server::serve_ffiber(args.get(1).map_or("kv.db", String::as_str)),
         Some("server-golib") => server::serve_golib(),
         Some("server-may") => server::serve_may(),
@@ -451,6 +454,7 @@ const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
     ("python_ctypes_ns", "Python ctypes", "python", "c_plt_ns"),
     ("python_cffi_ns", "Python cffi (ABI mode)", "python", "c_plt_ns"),
     ("may_direct_ns", "may coroutine, direct call (no protection)", "may", "c_plt_ns"),
+    ("golib_with_syscall_ns", "go-lib 0.6 with_syscall per call", "golib", "c_plt_ns"),
     ("tokio_block_in_place_ns", "tokio block_in_place per call", "tokio", "c_plt_ns"),
     ("tokio_spawn_blocking_ns", "tokio spawn_blocking per call (awaited)", "tokio", "c_plt_ns"),
     ("plain_callback_ns", "callback round trip, plain: Rust -> C -> Rust", "ffiber", "c_plt_ns"),
@@ -482,9 +486,11 @@ fn ffi_table(opts: &Options) -> Vec<report::Table> {
     tokio.name = "tokio".into();
     let mut may = self_peer("may-ffi", scale);
     may.name = "may 0.3".into();
+    let mut golib = self_peer("golib-ffi", scale);
+    golib.name = "go-lib 0.6".into();
     let mut ffiber = self_peer("ffi", scale);
     ffiber.name = "ffiber".into();
-    let ids = ["ffiber", "c", "cgo", "luajit", "jni", "ffm", "node", "python", "may", "tokio", "check"];
+    let ids = ["ffiber", "c", "cgo", "luajit", "jni", "ffm", "node", "python", "may", "golib", "tokio", "check"];
     let mut peers = vec![
         ffiber,
         peers::c(count),
@@ -495,6 +501,7 @@ fn ffi_table(opts: &Options) -> Vec<report::Table> {
         peers::node(count),
         peers::python((count / 10).max(10)),
         may,
+        golib,
         tokio,
         check,
     ];
@@ -660,9 +667,11 @@ fn deep_table(opts: &Options) -> report::Table {
     let n = if opts.quick { 1000 } else { 10_000 };
     let go = cgo_peer("deep", n);
     let scale = n as f64 / 10_000.0;
-    let mut peers = vec![self_peer("deep-ffiber", scale), go, self_peer("deep-may", scale)];
+    let mut peers =
+        vec![self_peer("deep-ffiber", scale), go, self_peer("deep-may", scale), self_peer("deep-golib", scale)];
     peers[0].name = "ffiber".into();
     peers[2].name = "may 0.3".into();
+    peers[3].name = "go-lib 0.6".into();
     let (mut samples, errors) = collect("deep C stacks", &mut peers, 1);
     let mut t = report::Table {
         title: format!(
@@ -676,7 +685,8 @@ fn deep_table(opts: &Options) -> report::Table {
         _ => format!("{m:.0}"),
     });
     t.notes.push(
-        "ffiber and cgo run C on the OS thread's 8 MiB system stack; may runs it on the coroutine's own small stack."
+        "ffiber and cgo run C on the OS thread's 8 MiB system stack; may runs it on the coroutine's own small stack; \
+         go-lib 0.6's with_syscall hands off its P but runs C on the goroutine's own stack too."
             .into(),
     );
     t
@@ -688,11 +698,17 @@ fn ticker_table(opts: &Options) -> report::Table {
     let ms = if opts.quick { 100 } else { 1000 };
     let go = cgo_peer("ticker", ms);
     let scale = ms as f64 / 1000.0;
-    let mut peers =
-        vec![self_peer("ticker-ffiber", scale), go, self_peer("ticker-may", scale), self_peer("ticker-tokio", scale)];
+    let mut peers = vec![
+        self_peer("ticker-ffiber", scale),
+        go,
+        self_peer("ticker-may", scale),
+        self_peer("ticker-tokio", scale),
+        self_peer("ticker-golib", scale),
+    ];
     peers[0].name = "ffiber".into();
     peers[2].name = "may 0.3".into();
     peers[3].name = "tokio (block_in_place)".into();
+    peers[4].name = "go-lib 0.6 (with_syscall)".into();
     let (mut samples, errors) = collect("blocking C + ticker", &mut peers, opts.runs);
     let mut t = report::Table {
         title: "Blocking C on every P: 2 threads per P sleep in C (20 ms nanosleeps) while a ticker sleeps 1 ms at a \
