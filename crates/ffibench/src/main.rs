@@ -42,6 +42,8 @@ struct Options {
     /// `--rows a,b`: only the tables/rows whose names contain one of these.
     rows: Option<Vec<String>>,
     json: bool,
+    /// `--compare FILE.csv`: an earlier run to compare with.
+    compare: Option<String>,
 }
 
 impl Options {
@@ -58,14 +60,16 @@ const USAGE: &str = "usage: ffibench [--quick] [--runs K] [--rows NAMES] [--json
   --runs K      runs per row, one process each, interleaved (default 5)
   --rows NAMES  comma-separated: run only tables/rows whose names contain one
                 (e.g. --rows cgo,ffiber or --rows runtime,ticker)
-  --json        print the tables as JSON instead of text";
+  --json        print the tables as JSON instead of text
+  --compare F   after the tables, each number beside the same cell of an
+                earlier run's CSV (results/<date>-<host>.csv), with the change";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--internal") {
         return internal(&args[1..]);
     }
-    let mut opts = Options { quick: false, runs: 5, rows: None, json: false };
+    let mut opts = Options { quick: false, runs: 5, rows: None, json: false, compare: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -87,6 +91,17 @@ fn main() {
                 opts.rows = Some(v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
             }
             "--json" => opts.json = true,
+            "--compare" => {
+                let f = it.next().unwrap_or_else(|| {
+                    eprintln!("ffibench: --compare needs the CSV file of an earlier run (results/<date>-<host>.csv)");
+                    std::process::exit(2)
+                });
+                if let Err(e) = std::fs::metadata(f) {
+                    eprintln!("ffibench: --compare {f}: {e}");
+                    std::process::exit(2);
+                }
+                opts.compare = Some(f.clone());
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -122,6 +137,16 @@ fn main() {
         tables.push(deep_table(&opts));
         emit(&opts, tables.last());
     }
+    if let Some(f) = &opts.compare {
+        match std::fs::read_to_string(f) {
+            Ok(old) => {
+                let c = report::compare(&tables, &old, f);
+                emit(&opts, Some(&c));
+                tables.push(c);
+            }
+            Err(e) => eprintln!("ffibench: --compare {f}: {e}"),
+        }
+    }
     if opts.json {
         println!("[{}]", tables.iter().map(report::Table::json).collect::<Vec<_>>().join(",\n"));
     }
@@ -153,10 +178,28 @@ fn save(opts: &Options, tables: &[report::Table]) {
         md += &t.markdown();
         t.csv(&mut csv);
     }
+    // Charts: the foreign-call table's (log scale, with the talk's 2018
+    // figures) as <stem>.svg, every other table's as <stem>-<table>.svg.
     let chart = tables.iter().find(|t| t.title.starts_with("Foreign calls"));
-    let results = [("md", md), ("csv", csv), ("svg", chart.map(report::svg).unwrap_or_default())];
-    for (ext, text) in results {
-        let path = stem.with_extension(ext);
+    let mut results = vec![
+        (stem.with_extension("md"), md),
+        (stem.with_extension("csv"), csv),
+        (stem.with_extension("svg"), chart.map(report::svg).unwrap_or_default()),
+    ];
+    for t in tables.iter().filter(|t| !t.title.starts_with("Foreign calls") && !t.title.starts_with("Change against")) {
+        let slug: String = report::table_key(&t.title)
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let name = format!(
+            "{}-{}.svg",
+            stem.file_name().and_then(|n| n.to_str()).unwrap_or("ffibench"),
+            slug.trim_matches('-')
+        );
+        results.push((stem.with_file_name(name), report::svg_grouped(t)));
+    }
+    for (path, text) in results {
         if text.is_empty() {
             continue;
         }
@@ -811,7 +854,7 @@ mod tests {
 
     #[test]
     fn row_selection() {
-        let mut o = Options { quick: true, runs: 1, rows: None, json: false };
+        let mut o = Options { quick: true, runs: 1, rows: None, json: false, compare: None };
         assert!(o.wants(&["anything"]));
         o.rows = Some(vec!["CGO".into(), "ticker".into()]);
         assert!(o.wants(&["Go cgo, #cgo noescape"]));

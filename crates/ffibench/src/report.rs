@@ -271,6 +271,170 @@ pub fn machine() -> Vec<(String, String)> {
     ]
 }
 
+/// A table's name that stays the same across runs: its title up to the
+/// first `:` or ` — ` (titles go on to say how many runs, seconds, …).
+pub fn table_key(title: &str) -> &str {
+    let cut = [title.find(':'), title.find(" — ")].into_iter().flatten().min().unwrap_or(title.len());
+    title[..cut].trim()
+}
+
+/// The leading number of a cell (`"189.3 (164–495)"` → 189.3); `None` for
+/// words, ratios (`"1.19x"`) and dashes.
+pub fn cell_number(cell: &str) -> Option<f64> {
+    let first = cell.split_whitespace().next()?;
+    if first.ends_with('x') {
+        return None;
+    }
+    first.parse().ok()
+}
+
+/// Splits one CSV line into fields (quotes as `csv` writes them).
+fn csv_split(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// `--compare FILE.csv`: every numeric cell of this run beside the same
+/// cell (same table, row and column) of an earlier run's CSV, with the
+/// change; changes of 10% or more are marked, so that a regression shows.
+pub fn compare(tables: &[Table], old_csv: &str, old_name: &str) -> Table {
+    let mut old = std::collections::HashMap::new();
+    for line in old_csv.lines().skip(1) {
+        let f = csv_split(line);
+        if let [table, row, col, value] = f.as_slice()
+            && let Some(v) = cell_number(value)
+        {
+            old.insert((table_key(table).to_string(), row.clone(), col.clone()), v);
+        }
+    }
+    let mut t = Table {
+        title: format!("Change against {old_name} (same table, row and column)"),
+        header: ["table", "row", "column", "before", "now", "change"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let mut matched = 0;
+    for tab in tables {
+        let key = table_key(&tab.title);
+        for r in &tab.rows {
+            for (i, c) in r.iter().enumerate().skip(1) {
+                let col = tab.header.get(i).map_or("", String::as_str);
+                let (Some(now), Some(&before)) =
+                    (cell_number(c), old.get(&(key.to_string(), r[0].clone(), col.into())))
+                else {
+                    continue;
+                };
+                matched += 1;
+                let change = if before != 0.0 { (now - before) / before * 100.0 } else { 0.0 };
+                let mark = if change.abs() >= 10.0 { " !" } else { "" };
+                t.rows.push(vec![
+                    key.to_string(),
+                    r[0].clone(),
+                    col.to_string(),
+                    format!("{before}"),
+                    format!("{now}"),
+                    format!("{change:+.1}%{mark}"),
+                ]);
+                t.values.push(Some(change));
+            }
+        }
+    }
+    t.notes.push(format!(
+        "{matched} cells matched. \"!\": changed by 10% or more — whether that is better or worse depends on the row \
+         (ns and KiB: lower is better; requests/s and work ratios: higher). Compare runs of one machine only."
+    ));
+    t
+}
+
+/// A grouped bar chart of a table with a number per peer column in each
+/// row (every table but the foreign-call one, which has `svg`): one group
+/// per row, one bar per column, each group scaled to its own largest value
+/// (rows have different units).
+pub fn svg_grouped(t: &Table) -> String {
+    let skip =
+        |h: &str| h == "unit" || h.ends_with("/Go") || h.starts_with("vs ") || h == "adds" || h.contains("reason");
+    let cols: Vec<usize> = (1..t.header.len()).filter(|&i| !skip(&t.header[i])).collect();
+    let rows: Vec<(&str, Vec<Option<f64>>)> = t
+        .rows
+        .iter()
+        .map(|r| (r[0].as_str(), cols.iter().map(|&i| r.get(i).and_then(|c| cell_number(c))).collect::<Vec<_>>()))
+        .filter(|(_, v)| v.iter().any(|x| x.is_some_and(|x| x > 0.0)))
+        .collect();
+    if rows.is_empty() || cols.is_empty() {
+        return String::new();
+    }
+    const COLORS: [&str; 6] = ["#3a6ea5", "#e07b39", "#6a9f58", "#b05f9e", "#c9b037", "#888888"];
+    let (left, width, bar, gap) = (330.0, 480.0, 11.0, 12.0);
+    let per_row = bar * cols.len() as f64 + gap;
+    let legend = 20.0 * cols.len().div_ceil(3) as f64;
+    let top = 45.0 + legend;
+    let height = top + per_row * rows.len() as f64 + 10.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"13\">{}</text>\n",
+        left + width + 90.0,
+        xml(&t.title)
+    );
+    for (k, &i) in cols.iter().enumerate() {
+        let (x, y) = (10.0 + 260.0 * (k % 3) as f64, 38.0 + 20.0 * (k / 3) as f64);
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{y}\">{}</text>",
+            y - 10.0,
+            COLORS[k % COLORS.len()],
+            x + 16.0,
+            xml(&t.header[i])
+        );
+    }
+    for (ri, (label, vals)) in rows.iter().enumerate() {
+        let y0 = top + per_row * ri as f64;
+        let max = vals.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 6.0,
+            y0 + bar * cols.len() as f64 / 2.0 + 4.0,
+            xml(label)
+        );
+        for (k, v) in vals.iter().enumerate() {
+            let y = y0 + bar * k as f64;
+            match v {
+                Some(v) if max > 0.0 => {
+                    let w = (v / max * width).max(1.0);
+                    let _ = writeln!(
+                        s,
+                        "<rect x=\"{left}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                        bar - 1.0,
+                        COLORS[k % COLORS.len()],
+                        left + w + 4.0,
+                        y + bar - 2.0,
+                        if *v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+                    );
+                }
+                _ => {
+                    let _ =
+                        writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#999\">—</text>", left + 4.0, y + bar - 2.0);
+                }
+            }
+        }
+    }
+    s + "</svg>\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +471,45 @@ mod tests {
         assert!(t.json().contains("{\"cells\":[\"a|b\",\"1.5\"],\"value\":1.5}"));
         let svg = svg(&t);
         assert!(svg.starts_with("<svg") && svg.contains(">a|b<") && !svg.contains(">c<"), "{svg}");
+    }
+
+    #[test]
+    fn compare_matches_cells_across_runs_and_marks_big_changes() {
+        let old = Table {
+            title: "Runtime basics — median of 5 runs".into(),
+            header: vec!["metric".into(), "unit".into(), "ffiber".into(), "ffiber/Go".into()],
+            rows: vec![vec!["spawn, \"quoted\"".into(), "ns".into(), "100.0 (90–120)".into(), "0.80x".into()]],
+            values: vec![Some(100.0)],
+            notes: vec![],
+        };
+        let mut csv = String::from("table,row,column,value\n");
+        old.csv(&mut csv);
+        let mut now = old;
+        now.title = "Runtime basics — median of 1 run".into();
+        now.rows[0][2] = "125.0".into();
+        let c = compare(&[now], &csv, "old.csv");
+        assert_eq!(c.rows.len(), 1, "only the numeric cell matches (unit and ratio are skipped)");
+        assert_eq!(c.rows[0][0], "Runtime basics");
+        assert_eq!(c.rows[0][5], "+25.0% !");
+        assert_eq!(table_key("A real HTTP server: wrk, 64 keep-alive"), "A real HTTP server");
+        assert_eq!(cell_number("1.19x"), None);
+        assert_eq!(cell_number("yes"), None);
+        assert_eq!(cell_number("3.21 (3.02–3.52)"), Some(3.21));
+    }
+
+    #[test]
+    fn grouped_chart_has_a_bar_per_number() {
+        let t = Table {
+            title: "Server: x".into(),
+            header: vec!["server".into(), "ffiber".into(), "Go".into()],
+            rows: vec![vec!["req/s".into(), "100".into(), "50".into()], vec!["p99".into(), "3".into(), "—".into()]],
+            values: vec![Some(100.0), Some(3.0)],
+            notes: vec![],
+        };
+        let svg = svg_grouped(&t);
+        assert!(svg.starts_with("<svg"), "{svg}");
+        // Two legend squares and three bars.
+        assert_eq!(svg.matches("<rect").count(), 5, "{svg}");
+        assert!(svg.contains(">—<"), "a missing cell is drawn as a dash");
     }
 }

@@ -123,6 +123,35 @@ fn bad_options_are_rejected_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).arg("--rows").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rows needs"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ffibench")).args(["--compare", "/no/such.csv"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--compare /no/such.csv"));
+}
+
+/// `--compare` prints each number beside the earlier run's: here the
+/// earlier run is made up, with a deep-stack peak of 1 MiB for ffiber.
+#[test]
+fn compare_prints_changes_against_an_earlier_csv() {
+    let csv = std::env::temp_dir().join(format!("ffibench-compare-{}.csv", std::process::id()));
+    std::fs::write(&csv, "table,row,column,value\n\"Deep C stacks: 10 green threads\",\"peak RSS, MiB\",ffiber,1\n")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ffibench"))
+        .args(["--quick", "--rows", "deep", "--compare"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&csv).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Change against"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Deep C stacks") && l.contains("peak RSS"))
+        .unwrap_or_else(|| panic!("no comparison row in\n{text}"));
+    let r = cells(line);
+    // table, row, column, before, now, change
+    assert_eq!((r[1], r[2], r[3]), ("peak RSS, MiB", "ffiber", "1"), "{r:?}");
+    assert!(r[5].ends_with('!'), "a peak far above 1 MiB is flagged: {r:?}");
 }
 
 #[test]
