@@ -24,6 +24,6 @@ python3 -c 'import cffi' 2>/dev/null || python3 -m pip install --user cffi
 
 # The server table's Go peer uses github.com/mattn/go-sqlite3: fetch it into
 # the module cache now; ffibench builds offline.
-(cd "$(dirname "$0")/go/server" && go mod download)
+for d in server sqlite; do (cd "$(dirname "$0")/go/$d" && go mod download); done
 
 echo "peers installed; run: cargo run --release"

@@ -42,4 +42,56 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=plusone");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", out.display());
     println!("cargo:rustc-env=FFIBENCH_LIBDIR={}", out.display());
+    sqlite_bindings();
+}
+
+/// The sqlite table's bindings, generated from sqlite3.h twice: every
+/// function in the default mode (`sqlite_default.rs`), and with the calls
+/// that never block — bind, column, reset — in NonBlocking mode
+/// (`sqlite_tuned.rs`; `sqlite3_step` and `sqlite3_exec` may wait on disk
+/// or a lock and stay in the default mode).
+fn sqlite_bindings() {
+    const FNS: &[&str] = &[
+        "sqlite3",
+        "sqlite3_stmt",
+        "sqlite3_open_v2",
+        "sqlite3_close_v2",
+        "sqlite3_busy_timeout",
+        "sqlite3_exec",
+        "sqlite3_errmsg",
+        "sqlite3_prepare_v2",
+        "sqlite3_bind_int64",
+        "sqlite3_step",
+        "sqlite3_column_int64",
+        "sqlite3_column_text",
+        "sqlite3_column_bytes",
+        "sqlite3_column_double",
+        "sqlite3_reset",
+        "sqlite3_finalize",
+        "SQLITE_OK",
+        "SQLITE_ROW",
+        "SQLITE_DONE",
+        "SQLITE_OPEN_READWRITE",
+        "SQLITE_OPEN_CREATE",
+        "SQLITE_OPEN_NOMUTEX",
+    ];
+    const QUICK: &[&str] = &[
+        "sqlite3_bind_int64",
+        "sqlite3_column_int64",
+        "sqlite3_column_text",
+        "sqlite3_column_bytes",
+        "sqlite3_column_double",
+        "sqlite3_reset",
+    ];
+    let base = || ffiber_build::Build::new().header("sqlite3.h").allow(FNS).pkg_config("sqlite3");
+    if let Err(e) = base().generate("sqlite_default") {
+        e.exit();
+    }
+    let mut tuned = base();
+    for f in QUICK {
+        tuned = tuned.mode(f, ffiber_build::Mode::NonBlocking);
+    }
+    if let Err(e) = tuned.generate("sqlite_tuned") {
+        e.exit();
+    }
 }

@@ -17,6 +17,7 @@ mod ffi;
 mod peers;
 mod report;
 mod server;
+mod sqlite;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -133,6 +134,10 @@ fn main() {
         tables.push(server::table(&opts));
         emit(&opts, tables.last());
     }
+    if opts.wants(&["sqlite", "database"]) {
+        tables.push(sqlite::table(&opts));
+        emit(&opts, tables.last());
+    }
     if opts.wants(&["deep", "stack"]) {
         tables.push(deep_table(&opts));
         emit(&opts, tables.last());
@@ -234,6 +239,7 @@ fn internal(args: &[String]) {
         Some("deep-golib") => ffi::deep_golib(n(10_000)),
         Some("server-ffiber") => server::serve_ffiber(args.get(1).map_or("kv.db", String::as_str)),
         Some("server-golib") => server::serve_golib(),
+        Some(v) if v.starts_with("sqlite-") => sqlite::run(&v["sqlite-".len()..], &args[1..]),
         Some("server-may") => server::serve_may(),
         Some("server-tokio") => server::serve_tokio(args.get(1).map_or("kv.db", String::as_str)),
         other => {

@@ -173,3 +173,18 @@ fn quick_run_prints_the_server_table() {
         assert!(text.contains("wrk not installed — apt-get install wrk"), "{text}");
     }
 }
+
+#[test]
+fn quick_run_prints_the_sqlite_table() {
+    let text = quick();
+    assert!(text.contains("SQLite from 64 workers"), "no sqlite table in\n{text}");
+    for label in ["reads: queries/s", "10% writes: queries/s"] {
+        let r = row(text, label);
+        // label, ffiber default, ffiber tuned, OS threads, Go
+        for (i, who) in [(1, "ffiber default"), (2, "ffiber tuned"), (3, "OS threads")] {
+            assert!(number(r[i]).is_some_and(|v| v > 0.0), "no {who} figure in {r:?}");
+        }
+    }
+    let r = row(text, "reads: C calls per query");
+    assert_eq!(number(r[1]), Some(8.0), "{r:?}");
+}

@@ -1,0 +1,119 @@
+// The Go peer of ffibench's sqlite table: 64 goroutines, each with its
+// own connection (database/sql's Conn) and prepared statements, run point
+// reads of every column or a mix with 10% single-row updates in
+// transactions, for a fixed time, through github.com/mattn/go-sqlite3
+// built with -tags libsqlite3 (the system SQLite, as ffiber's rows use).
+//
+// usage: sqlite DB read|mix MS   (prints key=value lines)
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+const rows = 100000
+const workers = 64
+
+func main() {
+	if len(os.Args) < 4 {
+		fmt.Fprintln(os.Stderr, "usage: sqlite DB read|mix MS")
+		os.Exit(2)
+	}
+	path, mode := os.Args[1], os.Args[2]
+	ms, _ := strconv.Atoi(os.Args[3])
+	writes := uint64(0)
+	if mode == "mix" {
+		writes = 10
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	db.SetMaxOpenConns(workers)
+	db.SetMaxIdleConns(workers)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var queries atomic.Uint64
+	lats := make([][]uint32, workers)
+	ctx := context.Background()
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				panic(err)
+			}
+			defer conn.Close()
+			get, err := conn.PrepareContext(ctx, "SELECT id, name, score FROM t WHERE id = ?1")
+			if err != nil {
+				panic(err)
+			}
+			upd, err := conn.PrepareContext(ctx, "UPDATE t SET score = score + 1 WHERE id = ?1")
+			if err != nil {
+				panic(err)
+			}
+			x := uint64(w)*7919 + 1
+			n := uint64(0)
+			var id int64
+			var name string
+			var score float64
+			for !stop.Load() {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+				key := int64(x%rows) + 1
+				t := time.Now()
+				if x%100 < writes {
+					tx, err := conn.BeginTx(ctx, nil)
+					if err == nil {
+						if _, err := tx.StmtContext(ctx, upd).ExecContext(ctx, key); err != nil {
+							panic(err)
+						}
+						tx.Commit()
+					}
+				} else if err := get.QueryRowContext(ctx, key).Scan(&id, &name, &score); err != nil {
+					panic(err)
+				}
+				n++
+				if n%8 == 0 {
+					lats[w] = append(lats[w], uint32(time.Since(t).Nanoseconds()))
+				}
+			}
+			queries.Add(n)
+		}(w)
+	}
+	time.Sleep(time.Duration(ms) * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	var all []uint32
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		i := int(float64(len(all)) * p)
+		if i >= len(all) {
+			i = len(all) - 1
+		}
+		return float64(all[i]) / 1000
+	}
+	fmt.Printf("queries_per_s=%.0f\n", float64(queries.Load())/secs)
+	fmt.Printf("p50_us=%.1f\np99_us=%.1f\n", pct(0.5), pct(0.99))
+}

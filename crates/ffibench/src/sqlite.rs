@@ -1,0 +1,557 @@
+//! The `sqlite` table (issue 14): the talk's question in a real workload.
+//! 64 workers, each with its own connection and prepared statements, run
+//! point reads (every column of a random row) or a mix with 10% single-row
+//! updates in transactions, for a fixed time, against one on-disk
+//! database in WAL mode with 100,000 rows. Same SQL, same data, same
+//! system SQLite for every row.
+//!
+//! Rows measured here: ffiber with bindings ffiber-build generated from
+//! `sqlite3.h` in the default mode, and with the calls that never block in
+//! NonBlocking mode ("tuned"); 64 plain OS threads calling libsqlite3
+//! through a hand-written `extern "C"` block (the floor); and Go with
+//! `github.com/mattn/go-sqlite3` (`bench/peers/go/sqlite`) through
+//! `database/sql`. Each worker counts its C calls and times each query.
+
+use super::{Options, Peer, go_build, report, scenario_rows};
+use std::collections::BTreeMap;
+use std::ffi::{CString, c_char, c_void};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Rows in the table.
+pub const ROWS: i64 = 100_000;
+/// Workers (connections).
+pub const WORKERS: usize = 64;
+
+#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
+mod sqlite_default {
+    include!(concat!(env!("OUT_DIR"), "/sqlite_default.rs"));
+}
+
+#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
+mod sqlite_tuned {
+    include!(concat!(env!("OUT_DIR"), "/sqlite_tuned.rs"));
+}
+
+/// The C floor: libsqlite3 called directly (the generated modules link it).
+mod raw {
+    use super::sqlite_default::{sqlite3, sqlite3_stmt};
+    use std::ffi::{c_char, c_void};
+    // The types of the generated declarations of the same symbols, so
+    // that the two agree (rustc checks that clashing declarations match).
+    unsafe extern "C" {
+        pub fn sqlite3_open_v2(p: *const c_char, db: *mut *mut sqlite3, flags: i32, vfs: *const c_char) -> i32;
+        pub fn sqlite3_close_v2(db: *mut sqlite3) -> i32;
+        pub fn sqlite3_busy_timeout(db: *mut sqlite3, ms: i32) -> i32;
+        pub fn sqlite3_exec(
+            db: *mut sqlite3,
+            sql: *const c_char,
+            cb: *mut c_void,
+            a: *mut c_void,
+            e: *mut *mut c_char,
+        ) -> i32;
+        pub fn sqlite3_prepare_v2(
+            db: *mut sqlite3,
+            sql: *const c_char,
+            n: i32,
+            st: *mut *mut sqlite3_stmt,
+            tail: *mut *const c_char,
+        ) -> i32;
+        pub fn sqlite3_bind_int64(st: *mut sqlite3_stmt, i: i32, v: i64) -> i32;
+        pub fn sqlite3_step(st: *mut sqlite3_stmt) -> i32;
+        pub fn sqlite3_column_int64(st: *mut sqlite3_stmt, i: i32) -> i64;
+        pub fn sqlite3_column_text(st: *mut sqlite3_stmt, i: i32) -> *const u8;
+        pub fn sqlite3_column_bytes(st: *mut sqlite3_stmt, i: i32) -> i32;
+        pub fn sqlite3_column_double(st: *mut sqlite3_stmt, i: i32) -> f64;
+        pub fn sqlite3_reset(st: *mut sqlite3_stmt) -> i32;
+        pub fn sqlite3_finalize(st: *mut sqlite3_stmt) -> i32;
+    }
+}
+
+const SQLITE_ROW: i32 = 100;
+const SQLITE_DONE: i32 = 101;
+
+/// The C calls the workload makes, three ways (all `unsafe`: raw C).
+trait Api {
+    unsafe fn open(p: *const c_char, db: *mut *mut c_void) -> i32;
+    unsafe fn close(db: *mut c_void);
+    unsafe fn busy(db: *mut c_void, ms: i32);
+    unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32;
+    unsafe fn prepare(db: *mut c_void, sql: *const c_char, st: *mut *mut c_void) -> i32;
+    unsafe fn bind_int64(st: *mut c_void, i: i32, v: i64) -> i32;
+    unsafe fn step(st: *mut c_void) -> i32;
+    unsafe fn col_int64(st: *mut c_void, i: i32) -> i64;
+    unsafe fn col_text(st: *mut c_void, i: i32) -> *const u8;
+    unsafe fn col_bytes(st: *mut c_void, i: i32) -> i32;
+    unsafe fn col_double(st: *mut c_void, i: i32) -> f64;
+    unsafe fn reset(st: *mut c_void) -> i32;
+    unsafe fn finalize(st: *mut c_void);
+}
+
+/// `Api` through one of the generated modules.
+macro_rules! generated_api {
+    ($name:ident, $m:ident) => {
+        struct $name;
+        impl Api for $name {
+            unsafe fn open(p: *const c_char, db: *mut *mut c_void) -> i32 {
+                let flags = $m::SQLITE_OPEN_READWRITE | $m::SQLITE_OPEN_CREATE | $m::SQLITE_OPEN_NOMUTEX;
+                // SAFETY: forwarded: the caller passes a C path and an out pointer.
+                unsafe { $m::sqlite3_open_v2(p, db.cast(), flags, std::ptr::null()) }
+            }
+            unsafe fn close(db: *mut c_void) {
+                // SAFETY: forwarded: a connection this workload opened.
+                unsafe { $m::sqlite3_close_v2(db.cast()) };
+            }
+            unsafe fn busy(db: *mut c_void, ms: i32) {
+                // SAFETY: forwarded: a live connection.
+                unsafe { $m::sqlite3_busy_timeout(db.cast(), ms) };
+            }
+            unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32 {
+                let n = std::ptr::null_mut();
+                // SAFETY: forwarded: a live connection and a C string; no callback.
+                unsafe { $m::sqlite3_exec(db.cast(), sql, n, n, std::ptr::null_mut()) }
+            }
+            unsafe fn prepare(db: *mut c_void, sql: *const c_char, st: *mut *mut c_void) -> i32 {
+                // SAFETY: forwarded: a live connection, a C string, an out pointer.
+                unsafe { $m::sqlite3_prepare_v2(db.cast(), sql, -1, st.cast(), std::ptr::null_mut()) }
+            }
+            unsafe fn bind_int64(st: *mut c_void, i: i32, v: i64) -> i32 {
+                // SAFETY: forwarded: a live statement.
+                unsafe { $m::sqlite3_bind_int64(st.cast(), i, v) }
+            }
+            unsafe fn step(st: *mut c_void) -> i32 {
+                // SAFETY: forwarded: a live statement.
+                unsafe { $m::sqlite3_step(st.cast()) }
+            }
+            unsafe fn col_int64(st: *mut c_void, i: i32) -> i64 {
+                // SAFETY: forwarded: a statement on a row.
+                unsafe { $m::sqlite3_column_int64(st.cast(), i) }
+            }
+            unsafe fn col_text(st: *mut c_void, i: i32) -> *const u8 {
+                // SAFETY: forwarded: a statement on a row.
+                unsafe { $m::sqlite3_column_text(st.cast(), i) }
+            }
+            unsafe fn col_bytes(st: *mut c_void, i: i32) -> i32 {
+                // SAFETY: forwarded: a statement on a row.
+                unsafe { $m::sqlite3_column_bytes(st.cast(), i) }
+            }
+            unsafe fn col_double(st: *mut c_void, i: i32) -> f64 {
+                // SAFETY: forwarded: a statement on a row.
+                unsafe { $m::sqlite3_column_double(st.cast(), i) }
+            }
+            unsafe fn reset(st: *mut c_void) -> i32 {
+                // SAFETY: forwarded: a live statement.
+                unsafe { $m::sqlite3_reset(st.cast()) }
+            }
+            unsafe fn finalize(st: *mut c_void) {
+                // SAFETY: forwarded: a statement finalized once.
+                unsafe { $m::sqlite3_finalize(st.cast()) };
+            }
+        }
+    };
+}
+
+generated_api!(Default_, sqlite_default);
+generated_api!(Tuned, sqlite_tuned);
+
+struct Raw;
+impl Api for Raw {
+    unsafe fn open(p: *const c_char, db: *mut *mut c_void) -> i32 {
+        // SAFETY: forwarded (see `Api`).
+        unsafe { raw::sqlite3_open_v2(p, db.cast(), 2 | 4 | 0x8000, std::ptr::null()) }
+    }
+    unsafe fn close(db: *mut c_void) {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_close_v2(db.cast()) };
+    }
+    unsafe fn busy(db: *mut c_void, ms: i32) {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_busy_timeout(db.cast(), ms) };
+    }
+    unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32 {
+        let n = std::ptr::null_mut();
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_exec(db.cast(), sql, n, n, std::ptr::null_mut()) }
+    }
+    unsafe fn prepare(db: *mut c_void, sql: *const c_char, st: *mut *mut c_void) -> i32 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_prepare_v2(db.cast(), sql, -1, st.cast(), std::ptr::null_mut()) }
+    }
+    unsafe fn bind_int64(st: *mut c_void, i: i32, v: i64) -> i32 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_bind_int64(st.cast(), i, v) }
+    }
+    unsafe fn step(st: *mut c_void) -> i32 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_step(st.cast()) }
+    }
+    unsafe fn col_int64(st: *mut c_void, i: i32) -> i64 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_column_int64(st.cast(), i) }
+    }
+    unsafe fn col_text(st: *mut c_void, i: i32) -> *const u8 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_column_text(st.cast(), i) }
+    }
+    unsafe fn col_bytes(st: *mut c_void, i: i32) -> i32 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_column_bytes(st.cast(), i) }
+    }
+    unsafe fn col_double(st: *mut c_void, i: i32) -> f64 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_column_double(st.cast(), i) }
+    }
+    unsafe fn reset(st: *mut c_void) -> i32 {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_reset(st.cast()) }
+    }
+    unsafe fn finalize(st: *mut c_void) {
+        // SAFETY: forwarded.
+        unsafe { raw::sqlite3_finalize(st.cast()) };
+    }
+}
+
+/// One worker's connection and statements.
+struct Conn<A: Api> {
+    db: *mut c_void,
+    get: *mut c_void,
+    upd: *mut c_void,
+    begin: CString,
+    commit: CString,
+    _api: std::marker::PhantomData<A>,
+}
+
+// SAFETY: a connection opened with SQLITE_OPEN_NOMUTEX may move between
+// threads if one thread uses it at a time: each worker owns its `Conn`.
+unsafe impl<A: Api> Send for Conn<A> {}
+
+impl<A: Api> Conn<A> {
+    fn open(path: &Path) -> Result<Conn<A>, String> {
+        let p = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        let mut db = std::ptr::null_mut();
+        // SAFETY: a C path and an out pointer.
+        if unsafe { A::open(p.as_ptr(), &mut db) } != 0 {
+            return Err(format!("cannot open {}", path.display()));
+        }
+        // SAFETY: a live connection.
+        unsafe { A::busy(db, 5000) };
+        // `synchronous` is per connection (WAL mode is kept in the file):
+        // NORMAL, as Go's DSN asks, or every commit would fsync.
+        let sync = CString::new("PRAGMA synchronous=NORMAL").expect("no NUL");
+        // SAFETY: a live connection and a C string.
+        unsafe { A::exec(db, sync.as_ptr()) };
+        let prep = |sql: &str| {
+            let c = CString::new(sql).expect("no NUL");
+            let mut st = std::ptr::null_mut();
+            // SAFETY: a live connection, a C string, an out pointer.
+            match unsafe { A::prepare(db, c.as_ptr(), &mut st) } {
+                0 => Ok(st),
+                rc => Err(format!("prepare {sql}: error {rc}")),
+            }
+        };
+        let get = prep("SELECT id, name, score FROM t WHERE id = ?1")?;
+        let upd = prep("UPDATE t SET score = score + 1 WHERE id = ?1")?;
+        Ok(Conn {
+            db,
+            get,
+            upd,
+            begin: CString::new("BEGIN IMMEDIATE").expect("no NUL"),
+            commit: CString::new("COMMIT").expect("no NUL"),
+            _api: std::marker::PhantomData,
+        })
+    }
+
+    /// A point read of every column; returns the C calls made.
+    fn read(&mut self, id: i64) -> u32 {
+        // SAFETY: this worker's statement; the text pointer is read before
+        // the reset that invalidates it.
+        unsafe {
+            A::bind_int64(self.get, 1, id);
+            let rc = A::step(self.get);
+            assert_eq!(rc, SQLITE_ROW, "row {id} missing");
+            let got = A::col_int64(self.get, 0);
+            let name = A::col_text(self.get, 1);
+            let n = A::col_bytes(self.get, 1);
+            let score = A::col_double(self.get, 2);
+            std::hint::black_box((got, name, n, score));
+            debug_assert_eq!(got, id);
+            A::reset(self.get);
+        }
+        8
+    }
+
+    /// A single-row update in a transaction; returns the C calls made.
+    fn update(&mut self, id: i64) -> u32 {
+        // SAFETY: this worker's connection and statement.
+        unsafe {
+            if A::exec(self.db, self.begin.as_ptr()) != 0 {
+                return 1; // busy past the timeout: counted, not retried
+            }
+            A::bind_int64(self.upd, 1, id);
+            let rc = A::step(self.upd);
+            assert_eq!(rc, SQLITE_DONE, "update {id}: {rc}");
+            A::reset(self.upd);
+            A::exec(self.db, self.commit.as_ptr());
+        }
+        5
+    }
+}
+
+impl<A: Api> Drop for Conn<A> {
+    fn drop(&mut self) {
+        // SAFETY: statements finalized once, then their connection closed.
+        unsafe {
+            A::finalize(self.get);
+            A::finalize(self.upd);
+            A::close(self.db);
+        }
+    }
+}
+
+/// Creates the database: `t(id INTEGER PRIMARY KEY, name TEXT, score
+/// REAL)` with `ROWS` rows, WAL mode.
+pub fn create(path: &Path) -> Result<(), String> {
+    let c = Conn::<Raw>::open_bare(path)?;
+    let sql = format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+         CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, score REAL); \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) \
+         INSERT INTO t SELECT i, 'name-' || i, i * 0.5 FROM n;"
+    );
+    let s = CString::new(sql).expect("no NUL");
+    // SAFETY: a live connection and a C string.
+    let rc = unsafe { Raw::exec(c, s.as_ptr()) };
+    // SAFETY: opened above, closed once.
+    unsafe { Raw::close(c) };
+    if rc != 0 { Err(format!("creating the table: error {rc}")) } else { Ok(()) }
+}
+
+impl Conn<Raw> {
+    fn open_bare(path: &Path) -> Result<*mut c_void, String> {
+        let p = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        let mut db = std::ptr::null_mut();
+        // SAFETY: a C path and an out pointer.
+        if unsafe { Raw::open(p.as_ptr(), &mut db) } != 0 {
+            return Err(format!("cannot open {}", path.display()));
+        }
+        Ok(db)
+    }
+}
+
+/// What one worker measured.
+#[derive(Default)]
+struct Tally {
+    queries: u64,
+    calls: u64,
+    lat_ns: Vec<u32>,
+}
+
+/// One worker: queries until `stop`, `writes_pct` of them updates.
+fn work<A: Api>(path: &Path, seed: u64, writes_pct: u64, stop: &AtomicBool) -> Tally {
+    let mut c = Conn::<A>::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut t = Tally { lat_ns: Vec::with_capacity(1 << 16), ..Default::default() };
+    let mut x = seed | 1;
+    while !stop.load(Ordering::Relaxed) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let id = (x % ROWS as u64) as i64 + 1;
+        let start = Instant::now();
+        let calls = if x % 100 < writes_pct { c.update(id) } else { c.read(id) };
+        let ns = start.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+        t.queries += 1;
+        t.calls += calls as u64;
+        if t.queries.is_multiple_of(8) {
+            t.lat_ns.push(ns);
+        }
+    }
+    t
+}
+
+/// Child mode: `--internal sqlite-<variant> <db> <read|mix> <ms>`; prints
+/// `queries_per_s`, `calls_per_query`, `p50_us`, `p99_us`.
+pub fn run(variant: &str, args: &[String]) {
+    let db = Path::new(args.first().map_or("", String::as_str)).to_owned();
+    let writes = if args.get(1).map(String::as_str) == Some("mix") { 10 } else { 0 };
+    let ms: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tallies: Vec<Tally> = match variant {
+        "threads" => {
+            let hs: Vec<_> = (0..WORKERS)
+                .map(|i| {
+                    let (db, stop) = (db.clone(), stop.clone());
+                    std::thread::spawn(move || work::<Raw>(&db, i as u64 * 7919 + 1, writes, &stop))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(ms));
+            stop.store(true, Ordering::Relaxed);
+            hs.into_iter().map(|h| h.join().expect("worker")).collect()
+        }
+        "ffiber" | "ffiber-tuned" => {
+            let tuned = variant == "ffiber-tuned";
+            let rt = ffiber::Runtime::builder().build().expect("runtime");
+            rt.block_on(move || {
+                let hs: Vec<_> = (0..WORKERS)
+                    .map(|i| {
+                        let (db, stop) = (db.clone(), stop.clone());
+                        ffiber::go(move || {
+                            let seed = i as u64 * 7919 + 1;
+                            if tuned {
+                                work::<Tuned>(&db, seed, writes, &stop)
+                            } else {
+                                work::<Default_>(&db, seed, writes, &stop)
+                            }
+                        })
+                    })
+                    .collect();
+                ffiber::sleep(Duration::from_millis(ms));
+                stop.store(true, Ordering::Relaxed);
+                hs.into_iter().map(|h| h.join().expect("worker")).collect()
+            })
+        }
+        other => {
+            eprintln!("ffibench: unknown sqlite variant {other}");
+            std::process::exit(2);
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let queries: u64 = tallies.iter().map(|t| t.queries).sum();
+    let calls: u64 = tallies.iter().map(|t| t.calls).sum();
+    let mut lat: Vec<u32> = tallies.into_iter().flat_map(|t| t.lat_ns).collect();
+    lat.sort_unstable();
+    let pct =
+        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    println!("queries_per_s={:.0}", queries as f64 / secs);
+    println!("calls_per_query={:.2}", calls as f64 / queries.max(1) as f64);
+    println!("p50_us={:.1}", pct(0.5) as f64 / 1000.0);
+    println!("p99_us={:.1}", pct(0.99) as f64 / 1000.0);
+}
+
+/// Builds the table: every peer on reads, then on the write mix, runs
+/// interleaved; a fresh database per table run.
+pub fn table(opts: &Options) -> report::Table {
+    let ms = if opts.quick { 300 } else { 3000 };
+    let runs = opts.runs.min(3);
+    let dir = std::env::temp_dir().join(format!("ffibench-sqlite-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let db = dir.join("bench.db");
+    let mut t = report::Table {
+        title: format!(
+            "SQLite from {WORKERS} workers: point reads of every column, and a mix with 10% single-row updates \
+             ({ROWS} rows on disk, WAL; {} s a run, median of {runs})",
+            ms as f64 / 1000.0
+        ),
+        ..Default::default()
+    };
+    if let Err(e) = create(&db) {
+        t.notes.push(format!("could not create the database: {e}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        return t;
+    }
+    let me = |v: &str, name: &str| {
+        let mut c = Command::new(std::env::current_exe().expect("own executable"));
+        c.args(["--internal", &format!("sqlite-{v}")]).arg(&db);
+        Peer { name: name.into(), cmd: Ok(c), counted: false }
+    };
+    let env = [
+        ("CGO_ENABLED", "1".to_string()),
+        ("GOPROXY", "off".to_string()),
+        ("GOFLAGS", "-mod=mod -tags=libsqlite3".to_string()),
+    ];
+    let mut go = go_build("sqlite", "go-sqlite", &env, db.display().to_string());
+    if let Err(e) = &mut go.cmd
+        && e.contains("go-sqlite3")
+    {
+        *e = "github.com/mattn/go-sqlite3 is not in the Go module cache — run bench/peers/setup.sh".into();
+    }
+    go.name = format!("{} + mattn/go-sqlite3 (database/sql)", go.name);
+    let peers = vec![
+        me("ffiber", "ffiber, generated, default mode"),
+        me("ffiber-tuned", "ffiber, generated, per-function modes"),
+        me("threads", "64 OS threads, plain extern \"C\""),
+        go,
+    ];
+    let mut samples: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); peers.len()];
+    let mut errors: Vec<Option<String>> = peers.iter().map(|p| p.cmd.as_ref().err().cloned()).collect();
+    for run in 0..runs {
+        for mode in ["read", "mix"] {
+            for (i, p) in peers.iter().enumerate() {
+                if errors[i].is_some() {
+                    continue;
+                }
+                eprint!("\rffibench: sqlite table, run {}/{runs}, {mode}: {}        ", run + 1, p.name);
+                let base = p.cmd.as_ref().expect("checked");
+                let mut c = Command::new(base.get_program());
+                c.args(base.get_args()).args([mode, &ms.to_string()]);
+                match super::run_once(&mut c) {
+                    Ok(m) => {
+                        for (k, v) in m {
+                            if let Ok(v) = v.parse::<f64>() {
+                                samples[i].entry(format!("{mode}_{k}")).or_default().push(v);
+                            }
+                        }
+                    }
+                    Err(e) => errors[i] = Some(e),
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprint!("\r{:70}\r", "");
+    scenario_rows(
+        &mut t,
+        "sqlite",
+        &peers,
+        &mut samples,
+        &errors,
+        &[
+            ("read_queries_per_s", "reads: queries/s"),
+            ("read_p50_us", "reads: p50 µs"),
+            ("read_p99_us", "reads: p99 µs"),
+            ("read_calls_per_query", "reads: C calls per query"),
+            ("mix_queries_per_s", "10% writes: queries/s"),
+            ("mix_p50_us", "10% writes: p50 µs"),
+            ("mix_p99_us", "10% writes: p99 µs"),
+        ],
+        |k, m| if k.ends_with("calls_per_query") { format!("{m:.1}") } else { format!("{m:.0}") },
+    );
+    t.notes.push(
+        "Each worker owns a connection (SQLITE_OPEN_NOMUTEX) and two prepared statements; a read binds the id, steps, \
+         reads id, name (text and its length) and score, and resets (8 C calls); an update runs BEGIN IMMEDIATE, bind, \
+         step, reset, COMMIT (5 calls; writers serialize on SQLite's lock and wait in its busy handler, inside C). \
+         ffiber's tuned bindings make bind, column and reset NonBlocking (they never wait); step and exec stay in the \
+         default mode. Go's C calls per query are not counted (database/sql adds its own)."
+            .into(),
+    );
+    t
+}
+
+/// For tests: the workload on a small database, in this process.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_reads_and_updates() {
+        let dir = std::env::temp_dir().join(format!("ffibench-sqlite-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db");
+        create(&db).unwrap();
+        let stop = AtomicBool::new(false);
+        let mut c = Conn::<Raw>::open(&db).unwrap();
+        assert_eq!(c.read(42), 8);
+        assert_eq!(c.update(42), 5);
+        drop(c);
+        let mut c = Conn::<Default_>::open(&db).unwrap();
+        assert_eq!(c.read(ROWS), 8);
+        drop(c);
+        stop.store(true, Ordering::Relaxed);
+        let t = work::<Tuned>(&db, 3, 10, &stop);
+        assert_eq!(t.queries, 0, "a stopped worker makes no queries");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
