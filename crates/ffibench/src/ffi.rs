@@ -55,7 +55,7 @@ fn set_budget(n: &impl Fn(usize) -> usize) {
 fn timed_auto(call: impl Fn(i32) -> i32) -> f64 {
     let probe = timed(2_000, &call);
     let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed));
-    timed(crate::calibrate(probe, budget) as i32, call)
+    timed(crate::peers::calibrate(probe, budget) as i32, call)
 }
 
 /// The callback loop, calibrated the same way (`n` callbacks inside one
@@ -66,7 +66,7 @@ fn looped_auto(run: impl Fn(i32) -> i32) -> f64 {
     run(probe);
     let per = t.elapsed().as_nanos() as f64 / probe as f64;
     let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed));
-    let n = crate::calibrate(per, budget) as i32;
+    let n = crate::peers::calibrate(per, budget) as i32;
     let t = Instant::now();
     run(n);
     t.elapsed().as_nanos() as f64 / n as f64
@@ -232,7 +232,7 @@ pub fn tokio_rows(n: impl Fn(usize) -> usize) {
                 }
                 per = t.elapsed().as_nanos() as f64 / count as f64;
                 if round == 0 {
-                    count = crate::calibrate(per, budget) as i32;
+                    count = crate::peers::calibrate(per, budget) as i32;
                 }
             }
             (bip, per)

@@ -13,7 +13,9 @@
 //! ffiber's) in a real program. The Go module comes from the module cache
 //! (`bench/peers/setup.sh` downloads it); nothing is fetched at run time.
 
-use super::{Options, Peer, go_build, report, scenario_rows};
+use super::scenario_rows;
+use crate::peers::{Peer, go_build};
+use crate::{Options, report};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

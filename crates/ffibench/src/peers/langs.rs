@@ -2,7 +2,7 @@
 //! built on the spot from their sources with the machine's toolchains. A
 //! toolchain that is missing makes a peer that reports how to install it.
 
-use crate::{Peer, repo_root};
+use super::{Peer, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

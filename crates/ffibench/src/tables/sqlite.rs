@@ -12,7 +12,9 @@
 //! `github.com/mattn/go-sqlite3` (`bench/peers/go/sqlite`) through
 //! `database/sql`. Each worker counts its C calls and times each query.
 
-use super::{Options, Peer, go_build, report, scenario_rows};
+use super::scenario_rows;
+use crate::peers::{Peer, go_build};
+use crate::{Options, report};
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_void};
 use std::path::Path;
@@ -487,7 +489,7 @@ pub fn table(opts: &Options) -> report::Table {
                 let base = p.cmd.as_ref().expect("checked");
                 let mut c = Command::new(base.get_program());
                 c.args(base.get_args()).args([mode, &ms.to_string()]);
-                match super::run_once(&mut c) {
+                match crate::peers::run_once(&mut c) {
                     Ok(m) => {
                         for (k, v) in m {
                             if let Ok(v) = v.parse::<f64>() {
