@@ -33,7 +33,43 @@ pub(crate) fn self_peer(name: &str, scale: f64) -> Peer {
 }
 
 pub(crate) fn run_once(cmd: &mut Command) -> Result<BTreeMap<String, String>, String> {
-    let out = cmd.output().map_err(|e| e.to_string())?;
+    run_within(cmd, None)
+}
+
+/// [`run_once`], killing the peer if it runs past `limit` (a peer that
+/// hangs becomes a row with its error, and the table still prints).
+pub(crate) fn run_within(
+    cmd: &mut Command,
+    limit: Option<std::time::Duration>,
+) -> Result<BTreeMap<String, String>, String> {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    // Drain both pipes on threads, so a chatty peer never blocks on them.
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let so = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn std::io::Read + Send>));
+    let se = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn std::io::Read + Send>));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if limit.is_some_and(|l| start.elapsed() > l) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("did not finish within {:?}: killed (it hangs)", limit.unwrap_or_default()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out =
+        std::process::Output { status, stdout: so.join().unwrap_or_default(), stderr: se.join().unwrap_or_default() };
     if !out.status.success() {
         return Err(format!("exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
     }

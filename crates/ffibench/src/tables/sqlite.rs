@@ -8,7 +8,9 @@
 //! Rows measured here: ffiber with bindings ffiber-build generated from
 //! `sqlite3.h` in the default mode, and with the calls that never block in
 //! NonBlocking mode ("tuned"); 64 plain OS threads calling libsqlite3
-//! through a hand-written `extern "C"` block (the floor); and Go with
+//! through a hand-written `extern "C"` block (the floor); rusqlite on 64 OS
+//! threads; tokio with rusqlite through `spawn_blocking` per query; go-lib
+//! 0.6 with each query inside `with_syscall`; and Go with
 //! `github.com/mattn/go-sqlite3` (`bench/peers/go/sqlite`) through
 //! `database/sql`. Each worker counts its C calls and times each query.
 
@@ -351,18 +353,34 @@ struct Tally {
     lat_ns: Vec<u32>,
 }
 
+/// The next pseudo-random row and whether it is a write.
+fn next(x: &mut u64, writes_pct: u64) -> (i64, bool) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    ((*x % ROWS as u64) as i64 + 1, *x % 100 < writes_pct)
+}
+
 /// One worker: queries until `stop`, `writes_pct` of them updates.
 fn work<A: Api>(path: &Path, seed: u64, writes_pct: u64, stop: &AtomicBool) -> Tally {
+    work_with::<A>(path, seed, writes_pct, stop, &|q| q())
+}
+
+/// [`work`], each query run through `wrap` (go-lib's `with_syscall`).
+fn work_with<A: Api>(
+    path: &Path,
+    seed: u64,
+    writes_pct: u64,
+    stop: &AtomicBool,
+    wrap: &dyn Fn(&mut dyn FnMut() -> u32) -> u32,
+) -> Tally {
     let mut c = Conn::<A>::open(path).unwrap_or_else(|e| panic!("{e}"));
     let mut t = Tally { lat_ns: Vec::with_capacity(1 << 16), ..Default::default() };
     let mut x = seed | 1;
     while !stop.load(Ordering::Relaxed) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let id = (x % ROWS as u64) as i64 + 1;
+        let (id, write) = next(&mut x, writes_pct);
         let start = Instant::now();
-        let calls = if x % 100 < writes_pct { c.update(id) } else { c.read(id) };
+        let calls = wrap(&mut || if write { c.update(id) } else { c.read(id) });
         let ns = start.elapsed().as_nanos().min(u32::MAX as u128) as u32;
         t.queries += 1;
         t.calls += calls as u64;
@@ -371,6 +389,56 @@ fn work<A: Api>(path: &Path, seed: u64, writes_pct: u64, stop: &AtomicBool) -> T
         }
     }
     t
+}
+
+/// A rusqlite connection with the same statements (cached).
+fn rusqlite_conn(path: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("rusqlite: {e}"));
+    c.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    c.pragma_update(None, "synchronous", "NORMAL").expect("synchronous");
+    c
+}
+
+/// One query through rusqlite (its own C calls: not counted).
+fn rusqlite_query(c: &rusqlite::Connection, id: i64, write: bool) {
+    if write {
+        c.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        c.prepare_cached("UPDATE t SET score = score + 1 WHERE id = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .expect("update");
+        c.execute_batch("COMMIT").expect("commit");
+    } else {
+        let row = c
+            .prepare_cached("SELECT id, name, score FROM t WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?)))
+            })
+            .expect("read");
+        std::hint::black_box(row);
+    }
+}
+
+/// rusqlite on a plain OS thread.
+fn work_rusqlite(path: &Path, seed: u64, writes_pct: u64, stop: &AtomicBool) -> Tally {
+    let c = rusqlite_conn(path);
+    let mut t = Tally { lat_ns: Vec::with_capacity(1 << 16), ..Default::default() };
+    let mut x = seed | 1;
+    while !stop.load(Ordering::Relaxed) {
+        let (id, write) = next(&mut x, writes_pct);
+        let start = Instant::now();
+        rusqlite_query(&c, id, write);
+        t.record(start);
+    }
+    t
+}
+
+impl Tally {
+    fn record(&mut self, start: Instant) {
+        self.queries += 1;
+        if self.queries.is_multiple_of(8) {
+            self.lat_ns.push(start.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+        }
+    }
 }
 
 /// Child mode: `--internal sqlite-<variant> <db> <read|mix> <ms>`; prints
@@ -415,6 +483,83 @@ pub fn run(variant: &str, args: &[String]) {
                 hs.into_iter().map(|h| h.join().expect("worker")).collect()
             })
         }
+        "rusqlite" => {
+            let hs: Vec<_> = (0..WORKERS)
+                .map(|i| {
+                    let (db, stop) = (db.clone(), stop.clone());
+                    std::thread::spawn(move || work_rusqlite(&db, i as u64 * 7919 + 1, writes, &stop))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(ms));
+            stop.store(true, Ordering::Relaxed);
+            hs.into_iter().map(|h| h.join().expect("worker")).collect()
+        }
+        "tokio" => {
+            // 64 tasks; each query moves the task's rusqlite connection to
+            // a blocking thread and back (spawn_blocking per query).
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("tokio runtime");
+            rt.block_on(async move {
+                let hs: Vec<_> = (0..WORKERS)
+                    .map(|i| {
+                        let (db, stop) = (db.clone(), stop.clone());
+                        tokio::spawn(async move {
+                            let mut c = Some(rusqlite_conn(&db));
+                            let mut t = Tally { lat_ns: Vec::with_capacity(1 << 16), ..Default::default() };
+                            let mut x = (i as u64 * 7919 + 1) | 1;
+                            while !stop.load(Ordering::Relaxed) {
+                                let (id, write) = next(&mut x, writes);
+                                let start = Instant::now();
+                                let conn = c.take().expect("connection");
+                                c = Some(
+                                    tokio::task::spawn_blocking(move || {
+                                        rusqlite_query(&conn, id, write);
+                                        conn
+                                    })
+                                    .await
+                                    .expect("query"),
+                                );
+                                t.record(start);
+                            }
+                            t
+                        })
+                    })
+                    .collect();
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                stop.store(true, Ordering::Relaxed);
+                let mut out = Vec::new();
+                for h in hs {
+                    out.push(h.await.expect("worker"));
+                }
+                out
+            })
+        }
+        "golib" => go_lib::__main_entry(move || {
+            // go-lib's goroutines, each query inside `with_syscall` (its P
+            // handed off around the call).
+            let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let done = Arc::new(go_lib::sync::WaitGroup::new());
+            done.add(WORKERS as i64);
+            for i in 0..WORKERS {
+                let (db, stop, out, done) = (db.clone(), stop.clone(), out.clone(), done.clone());
+                go_lib::go!(move || {
+                    // go-lib keeps running after a goroutine panics: end the
+                    // process instead, with the message, so that the table
+                    // reports it rather than waiting for ever.
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        work_with::<Raw>(&db, i as u64 * 7919 + 1, writes, &stop, &|q| go_lib::with_syscall(q))
+                    });
+                    match std::panic::catch_unwind(run) {
+                        Ok(t) => out.lock().expect("tallies").push(t),
+                        Err(_) => std::process::exit(1),
+                    }
+                    done.done();
+                });
+            }
+            go_lib::sleep(Duration::from_millis(ms));
+            stop.store(true, Ordering::Relaxed);
+            done.wait();
+            std::mem::take(&mut *out.lock().expect("tallies"))
+        }),
         other => {
             eprintln!("ffibench: unknown sqlite variant {other}");
             std::process::exit(2);
@@ -428,7 +573,9 @@ pub fn run(variant: &str, args: &[String]) {
     let pct =
         |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     println!("queries_per_s={:.0}", queries as f64 / secs);
-    println!("calls_per_query={:.2}", calls as f64 / queries.max(1) as f64);
+    if calls > 0 {
+        println!("calls_per_query={:.2}", calls as f64 / queries.max(1) as f64);
+    }
     println!("p50_us={:.1}", pct(0.5) as f64 / 1000.0);
     println!("p99_us={:.1}", pct(0.99) as f64 / 1000.0);
 }
@@ -475,6 +622,9 @@ pub fn table(opts: &Options) -> report::Table {
         me("ffiber", "ffiber, generated, default mode"),
         me("ffiber-tuned", "ffiber, generated, per-function modes"),
         me("threads", "64 OS threads, plain extern \"C\""),
+        me("rusqlite", "rusqlite, 64 OS threads"),
+        me("tokio", "tokio + rusqlite, spawn_blocking per query"),
+        me("golib", "go-lib 0.6, with_syscall per query"),
         go,
     ];
     let mut samples: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); peers.len()];
@@ -489,7 +639,7 @@ pub fn table(opts: &Options) -> report::Table {
                 let base = p.cmd.as_ref().expect("checked");
                 let mut c = Command::new(base.get_program());
                 c.args(base.get_args()).args([mode, &ms.to_string()]);
-                match crate::peers::run_once(&mut c) {
+                match crate::peers::run_within(&mut c, Some(Duration::from_millis(3 * ms) + Duration::from_secs(20))) {
                     Ok(m) => {
                         for (k, v) in m {
                             if let Ok(v) = v.parse::<f64>() {
@@ -526,7 +676,9 @@ pub fn table(opts: &Options) -> report::Table {
          reads id, name (text and its length) and score, and resets (8 C calls); an update runs BEGIN IMMEDIATE, bind, \
          step, reset, COMMIT (5 calls; writers serialize on SQLite's lock and wait in its busy handler, inside C). \
          ffiber's tuned bindings make bind, column and reset NonBlocking (they never wait); step and exec stay in the \
-         default mode. Go's C calls per query are not counted (database/sql adds its own)."
+         default mode. Go's C calls per query are not counted (database/sql adds its own), nor rusqlite's. A peer \
+         that does not finish within 3x its run plus 20 s is killed and reported (go-lib 0.6 with 64 goroutines in \
+         with_syscall hangs here)."
             .into(),
     );
     t
