@@ -21,6 +21,12 @@ ffiber::cgo! {
     #include <stddef.h>
     #cgo pkg-config: libcurl
     #cgo nonblocking fd_curl_socket fd_curl_send fd_curl_recv fd_curl_again fd_curl_strerror
+    /* curl_global_init runs inside a std::sync::Once, which blocks the OS
+       threads of other green threads that reach it meanwhile (with their
+       Ps). In the default mode a slow init could lose its P to the monitor
+       and then wait for one that those blocked threads hold: a deadlock.
+       NonBlocking keeps the P for the call. */
+    #cgo nonblocking fd_curl_global_init
 
     static int fd_curl_global_init(void) { return (int)curl_global_init(CURL_GLOBAL_DEFAULT); }
 

@@ -2,6 +2,16 @@
 //!
 //! Both work from plain OS threads too (they block the OS thread), so green
 //! threads and ordinary threads can share them.
+//!
+//! Why not `std::sync` in green threads: a std lock (or `Once`,
+//! `OnceLock`, `Condvar`) blocks the *OS thread* of a green thread that
+//! waits for it, with its P. If the holder is a green thread that needs a P
+//! to finish — it parked, or came back from a foreign call that lost its P
+//! to the monitor — and every P is held by a thread blocked on the lock,
+//! nothing can run the holder: a deadlock. Short critical sections that
+//! never park or call C are safe in practice; anything else should use
+//! these types (or run the C call in `NonBlocking` mode, which keeps the
+//! P; `examples/curlfd` does that for `curl_global_init` inside a `Once`).
 
 pub(crate) mod park;
 
