@@ -1,15 +1,22 @@
 // The Go peer of ffibench's sqlite table: 64 goroutines, each with its
-// own connection (database/sql's Conn) and prepared statements, run point
-// reads of every column or a mix with 10% single-row updates in
-// transactions, for a fixed time, through github.com/mattn/go-sqlite3
-// built with -tags libsqlite3 (the system SQLite, as ffiber's rows use).
+// own connection and prepared statements, run point reads of every column
+// or a mix with 10% single-row updates in transactions, for a fixed time.
+// Three ways (the last argument):
+//   - mattn: github.com/mattn/go-sqlite3 (cgo, built with -tags libsqlite3:
+//     the system SQLite, as ffiber's rows use) through database/sql;
+//   - mattn-driver: the same driver's statements called directly (its
+//     driver.Stmt), without database/sql, to separate cgo's cost from
+//     database/sql's;
+//   - modernc: modernc.org/sqlite (SQLite translated to Go, no cgo)
+//     through database/sql.
 //
-// usage: sqlite DB read|mix MS   (prints key=value lines)
+// usage: sqlite DB read|mix MS mattn|mattn-driver|modernc   (prints key=value lines)
 package main
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"os"
 	"sort"
@@ -18,24 +25,29 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
+	sqlite3 "github.com/mattn/go-sqlite3"
+	_ "modernc.org/sqlite"
 )
 
 const rows = 100000
 const workers = 64
 
 func main() {
-	if len(os.Args) < 4 {
-		fmt.Fprintln(os.Stderr, "usage: sqlite DB read|mix MS")
+	if len(os.Args) < 5 {
+		fmt.Fprintln(os.Stderr, "usage: sqlite DB read|mix MS mattn|mattn-driver|modernc")
 		os.Exit(2)
 	}
-	path, mode := os.Args[1], os.Args[2]
+	path, mode, how := os.Args[1], os.Args[2], os.Args[4]
 	ms, _ := strconv.Atoi(os.Args[3])
 	writes := uint64(0)
 	if mode == "mix" {
 		writes = 10
 	}
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL")
+	name, dsn := "sqlite3", "file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL"
+	if how == "modernc" {
+		name, dsn = "sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	}
+	db, err := sql.Open(name, dsn)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -57,6 +69,14 @@ func main() {
 				panic(err)
 			}
 			defer conn.Close()
+			if how == "mattn-driver" {
+				conn.Raw(func(dc any) error {
+					n := driverWorker(dc.(*sqlite3.SQLiteConn), w, writes, &stop, &lats[w])
+					queries.Add(n)
+					return nil
+				})
+				return
+			}
 			get, err := conn.PrepareContext(ctx, "SELECT id, name, score FROM t WHERE id = ?1")
 			if err != nil {
 				panic(err)
@@ -116,4 +136,51 @@ func main() {
 	}
 	fmt.Printf("queries_per_s=%.0f\n", float64(queries.Load())/secs)
 	fmt.Printf("p50_us=%.1f\np99_us=%.1f\n", pct(0.5), pct(0.99))
+}
+
+// driverWorker runs the workload on mattn's driver directly: its
+// driver.Stmt, without database/sql.
+func driverWorker(c *sqlite3.SQLiteConn, w int, writes uint64, stop *atomic.Bool, lat *[]uint32) uint64 {
+	get, err := c.Prepare("SELECT id, name, score FROM t WHERE id = ?1")
+	if err != nil {
+		panic(err)
+	}
+	upd, err := c.Prepare("UPDATE t SET score = score + 1 WHERE id = ?1")
+	if err != nil {
+		panic(err)
+	}
+	dest := make([]driver.Value, 3)
+	x := uint64(w)*7919 + 1
+	n := uint64(0)
+	for !stop.Load() {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		key := int64(x%rows) + 1
+		t := time.Now()
+		if x%100 < writes {
+			if _, err := c.Exec("BEGIN IMMEDIATE", nil); err == nil {
+				if _, err := upd.Exec([]driver.Value{key}); err != nil {
+					panic(err)
+				}
+				c.Exec("COMMIT", nil)
+			}
+		} else {
+			r, err := get.Query([]driver.Value{key})
+			if err != nil {
+				panic(err)
+			}
+			if err := r.Next(dest); err != nil {
+				panic(err)
+			}
+			r.Close()
+		}
+		n++
+		if n%8 == 0 {
+			*lat = append(*lat, uint32(time.Since(t).Nanoseconds()))
+		}
+	}
+	get.Close()
+	upd.Close()
+	return n
 }

@@ -10,9 +10,11 @@
 //! NonBlocking mode ("tuned"); 64 plain OS threads calling libsqlite3
 //! through a hand-written `extern "C"` block (the floor); rusqlite on 64 OS
 //! threads; tokio with rusqlite through `spawn_blocking` per query; go-lib
-//! 0.6 with each query inside `with_syscall`; and Go with
-//! `github.com/mattn/go-sqlite3` (`bench/peers/go/sqlite`) through
-//! `database/sql`. Each worker counts its C calls and times each query.
+//! 0.6 with each query inside `with_syscall`; and Go
+//! (`bench/peers/go/sqlite`) with `github.com/mattn/go-sqlite3` through
+//! `database/sql` and through its driver directly, and with
+//! `modernc.org/sqlite` (no cgo). Each worker times each query; the Rust
+//! rows on the C API also count their C calls.
 
 use super::scenario_rows;
 use crate::peers::{Peer, go_build};
@@ -617,16 +619,33 @@ pub fn table(opts: &Options) -> report::Table {
     {
         *e = "github.com/mattn/go-sqlite3 is not in the Go module cache — run bench/peers/setup.sh".into();
     }
-    go.name = format!("{} + mattn/go-sqlite3 (database/sql)", go.name);
-    let peers = vec![
-        me("ffiber", "ffiber, generated, default mode"),
-        me("ffiber-tuned", "ffiber, generated, per-function modes"),
-        me("threads", "64 OS threads, plain extern \"C\""),
-        me("rusqlite", "rusqlite, 64 OS threads"),
-        me("tokio", "tokio + rusqlite, spawn_blocking per query"),
-        me("golib", "go-lib 0.6, with_syscall per query"),
-        go,
+    // One Go binary, three ways to reach SQLite (its last argument).
+    let go_way = |how: &str, label: &str| {
+        let cmd = go.cmd.as_ref().map(|c| {
+            let mut n = Command::new(c.get_program());
+            n.args(c.get_args());
+            n
+        });
+        (
+            Peer { name: format!("{} + {label}", go.name), cmd: cmd.map_err(Clone::clone), counted: false },
+            how.to_string(),
+        )
+    };
+    let gos = [
+        go_way("mattn", "mattn/go-sqlite3 (database/sql)"),
+        go_way("mattn-driver", "mattn/go-sqlite3 (its driver directly)"),
+        go_way("modernc", "modernc.org/sqlite (no cgo)"),
     ];
+    let mut peers: Vec<(Peer, String)> = vec![
+        (me("ffiber", "ffiber, generated, default mode"), String::new()),
+        (me("ffiber-tuned", "ffiber, generated, per-function modes"), String::new()),
+        (me("threads", "64 OS threads, plain extern \"C\""), String::new()),
+        (me("rusqlite", "rusqlite, 64 OS threads"), String::new()),
+        (me("tokio", "tokio + rusqlite, spawn_blocking per query"), String::new()),
+        (me("golib", "go-lib 0.6, with_syscall per query"), String::new()),
+    ];
+    peers.extend(gos);
+    let (peers, tails): (Vec<Peer>, Vec<String>) = peers.into_iter().unzip();
     let mut samples: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); peers.len()];
     let mut errors: Vec<Option<String>> = peers.iter().map(|p| p.cmd.as_ref().err().cloned()).collect();
     for run in 0..runs {
@@ -639,6 +658,9 @@ pub fn table(opts: &Options) -> report::Table {
                 let base = p.cmd.as_ref().expect("checked");
                 let mut c = Command::new(base.get_program());
                 c.args(base.get_args()).args([mode, &ms.to_string()]);
+                if !tails[i].is_empty() {
+                    c.arg(&tails[i]);
+                }
                 match crate::peers::run_within(&mut c, Some(Duration::from_millis(3 * ms) + Duration::from_secs(20))) {
                     Ok(m) => {
                         for (k, v) in m {
