@@ -269,22 +269,29 @@ pub fn golib(n: impl Fn(usize) -> usize + Send + 'static) {
         println!("pingpong_ns={:.1}", per(t.elapsed(), rounds));
         a_tx.close();
 
+        // `count` goroutines that each mark a WaitGroup and block receiving
+        // on one channel; returns once all have marked, with the channel
+        // (close it to wake them) and the group they leave through.
+        let park = |count: usize| {
+            let (tx, rx) = go_lib::chan::chan::<()>(0);
+            let marked = Arc::new(WaitGroup::new());
+            marked.add(count as i64);
+            let gone = Arc::new(WaitGroup::new());
+            gone.add(count as i64);
+            for _ in 0..count {
+                let (rx, marked, gone) = (rx.clone(), marked.clone(), gone.clone());
+                go_lib::go!(move || {
+                    marked.done();
+                    rx.recv();
+                    gone.done();
+                });
+            }
+            marked.wait();
+            (tx, gone)
+        };
         let parked = n(20_000);
         let before = rss_kib();
-        let (tx, rx) = go_lib::chan::chan::<()>(0);
-        let marked = Arc::new(WaitGroup::new());
-        marked.add(parked as i64);
-        let gone = Arc::new(WaitGroup::new());
-        gone.add(parked as i64);
-        for _ in 0..parked {
-            let (rx, marked, gone) = (rx.clone(), marked.clone(), gone.clone());
-            go_lib::go!(move || {
-                marked.done();
-                rx.recv();
-                gone.done();
-            });
-        }
-        marked.wait();
+        let (tx, gone) = park(parked);
         go_lib::sleep(Duration::from_millis(10));
         let after = rss_kib();
         tx.close();
@@ -301,21 +308,8 @@ pub fn golib(n: impl Fn(usize) -> usize + Send + 'static) {
         };
         for &(label, base) in rows {
             let count = n(base);
-            let (tx, rx) = go_lib::chan::chan::<()>(0);
-            let marked = Arc::new(WaitGroup::new());
-            marked.add(count as i64);
-            let gone = Arc::new(WaitGroup::new());
-            gone.add(count as i64);
             let t = Instant::now();
-            for _ in 0..count {
-                let (rx, marked, gone) = (rx.clone(), marked.clone(), gone.clone());
-                go_lib::go!(move || {
-                    marked.done();
-                    rx.recv();
-                    gone.done();
-                });
-            }
-            marked.wait();
+            let (tx, gone) = park(count);
             println!("{label}_spawn_ns={:.1}", per(t.elapsed(), count));
             let t = Instant::now();
             tx.close();
