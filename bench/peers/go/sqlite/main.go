@@ -91,12 +91,9 @@ func main() {
 			var name string
 			var score float64
 			for !stop.Load() {
-				x ^= x << 13
-				x ^= x >> 7
-				x ^= x << 17
-				key := int64(x%rows) + 1
+				key, write := next(&x, writes)
 				t := time.Now()
-				if x%100 < writes {
+				if write {
 					tx, err := conn.BeginTx(ctx, nil)
 					if err == nil {
 						if _, err := tx.StmtContext(ctx, upd).ExecContext(ctx, key); err != nil {
@@ -153,12 +150,9 @@ func driverWorker(c *sqlite3.SQLiteConn, w int, writes uint64, stop *atomic.Bool
 	x := uint64(w)*7919 + 1
 	n := uint64(0)
 	for !stop.Load() {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		key := int64(x%rows) + 1
+		key, write := next(&x, writes)
 		t := time.Now()
-		if x%100 < writes {
+		if write {
 			if _, err := c.Exec("BEGIN IMMEDIATE", nil); err == nil {
 				if _, err := upd.Exec([]driver.Value{key}); err != nil {
 					panic(err)
@@ -183,4 +177,13 @@ func driverWorker(c *sqlite3.SQLiteConn, w int, writes uint64, stop *atomic.Bool
 	get.Close()
 	upd.Close()
 	return n
+}
+
+// next steps the worker's xorshift state: the row to query, and whether
+// the query is a write (writes in 100).
+func next(x *uint64, writes uint64) (int64, bool) {
+	*x ^= *x << 13
+	*x ^= *x >> 7
+	*x ^= *x << 17
+	return int64(*x%rows) + 1, *x%100 < writes
 }

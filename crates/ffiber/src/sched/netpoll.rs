@@ -134,6 +134,11 @@ impl WaitWord {
         self.0.load(Ordering::Acquire) == me
     }
 
+    /// Whether some green thread waits in the word.
+    fn holds_waiter(&self) -> bool {
+        self.0.load(Ordering::Acquire) > READY
+    }
+
     /// Consumes a `READY` left by a fire (after the waiter was woken).
     pub(crate) fn consume(&self) {
         let _ = self.0.compare_exchange(READY, NIL, Ordering::AcqRel, Ordering::Acquire);
@@ -370,12 +375,6 @@ impl Poller {
             }
         }
         woken
-    }
-}
-
-impl WaitWord {
-    fn holds_waiter(&self) -> bool {
-        self.0.load(Ordering::Acquire) > READY
     }
 }
 
