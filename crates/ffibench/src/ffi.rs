@@ -518,3 +518,72 @@ pub fn hogs_golib(ms: u64) {
         );
     });
 }
+
+/// Issue 13's many-blockers row: `n` green threads, each making one call
+/// to C that sleeps 1 ms, in `mode`; prints the wall time and the most OS
+/// threads the process had at once.
+pub fn sleepers_ffiber(n: usize, mode: Mode) {
+    let peak = ThreadPeak::start();
+    let start = Instant::now();
+    ffiber::run(move || {
+        let hs: Vec<_> = (0..n).map(|_| ffiber::go(move || ffi::call_mode(mode, || block_ms(1)))).collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+    });
+    let s = start.elapsed().as_secs_f64();
+    println!("sleepers_s={s:.3}\nsleepers_threads={}", peak.stop());
+}
+
+/// The same with tokio: each task awaits `spawn_blocking` for its call.
+pub fn sleepers_tokio(n: usize) {
+    let peak = ThreadPeak::start();
+    let start = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread().build().expect("tokio runtime");
+    rt.block_on(async move {
+        let hs: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(async { tokio::task::spawn_blocking(|| block_ms(1)).await.unwrap() }))
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    let s = start.elapsed().as_secs_f64();
+    drop(rt);
+    println!("sleepers_s={s:.3}\nsleepers_threads={}", peak.stop());
+}
+
+/// Samples this process's OS thread count every 2 ms on a plain thread.
+pub(crate) struct ThreadPeak {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl ThreadPeak {
+    pub(crate) fn start() -> ThreadPeak {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let (s, p) = (stop.clone(), peak.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(threads_now(), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        ThreadPeak { stop, peak, handle }
+    }
+
+    /// The peak, not counting the sampler itself.
+    pub(crate) fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.handle.join();
+        self.peak.load(Ordering::Relaxed).saturating_sub(1)
+    }
+}
+
+/// The `Threads:` line of /proc/self/status.
+fn threads_now() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|v| v.trim().parse().ok())))
+        .unwrap_or(0)
+}

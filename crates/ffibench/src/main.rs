@@ -116,6 +116,10 @@ fn main() {
         done.push(tables::scenarios::ticker_table(&opts));
         emit(&opts, done.last());
     }
+    if opts.wants(&["sleepers", "blocking"]) {
+        done.push(tables::scenarios::sleepers_table(&opts));
+        emit(&opts, done.last());
+    }
     if opts.wants(&["hogs", "preempt", "fair"]) {
         done.push(tables::scenarios::hogs_table(&opts));
         emit(&opts, done.last());
@@ -222,6 +226,9 @@ fn internal(args: &[String]) {
         Some("hogs-golib") => ffi::hogs_golib(n(2000) as u64),
         Some("tokio") => ffi::tokio_rows(n),
         Some("deep-ffiber") => ffi::deep_ffiber(n(10_000)),
+        Some("sleepers-ffiber") => ffi::sleepers_ffiber(n(100_000), ffiber::ffi::Mode::Default),
+        Some("sleepers-ffiber-blocking") => ffi::sleepers_ffiber(n(100_000), ffiber::ffi::Mode::Blocking),
+        Some("sleepers-tokio") => ffi::sleepers_tokio(n(100_000)),
         Some("deep-may") => ffi::deep_may(n(10_000)),
         Some("may-ffi") => ffi::may_rows(n),
         Some("golib-ffi") => ffi::golib_rows(n),

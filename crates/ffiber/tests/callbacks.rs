@@ -461,3 +461,32 @@ fn blocking_callbacks_under_max_threads_finish() {
     });
     assert_eq!(sum, (1..=16).sum::<i32>()); // apply adds 1
 }
+
+/// Callbacks from calls that hand their P off before they start: C calls
+/// back (and the callback sleeps, so it needs a P) and then blocks, from
+/// many green threads, so Ms become `HOT` and their next default calls
+/// hand off eagerly. Every result must come back, under 1, 2 and 8 Ps.
+#[test]
+fn callbacks_from_calls_that_handed_their_p_off() {
+    for procs in [1, 2, 8] {
+        let total = rt(procs).block_on(|| {
+            let hs: Vec<_> = (0..300)
+                .map(|i| {
+                    ffiber::go(move || {
+                        let mut sum = 0;
+                        for k in 0..3 {
+                            sum += ffi::call(|| c::apply_then_sleep(ffiber_test_sleepy, i + k, 300));
+                            sum += ffi::call_mode(Mode::Blocking, || c::apply(ffiber_test_sleepy, 1));
+                        }
+                        sum
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+        });
+        // sleepy(x) = x + 1 and apply(f, x) = f(x) + 1: per green thread
+        // (i+1) + (i+2) + (i+3), plus 3 x 3.
+        let want: i32 = (0..300).map(|i| 3 * i + 6 + 9).sum();
+        assert_eq!(total, want, "{procs} Ps");
+    }
+}

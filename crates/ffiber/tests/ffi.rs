@@ -417,3 +417,125 @@ fn inlined_calls_find_their_own_m_after_migrating() {
     // if green threads did move; print it for whoever reads the log.
     eprintln!("green threads changed OS thread {moved} times");
 }
+
+/// A `Blocking` call made while nothing is queued keeps its P (lazy
+/// hand-off); a timer that comes due meanwhile must still get the P. One
+/// P: the sleeper can only run if the P is taken from the call.
+#[test]
+fn a_lazy_blocking_call_gives_its_p_to_a_due_timer() {
+    let woke = rt(1).block_on(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f2 = flag.clone();
+        let sleeper = ffiber::go(move || {
+            ffiber::sleep(Duration::from_millis(20));
+            f2.store(true, Ordering::SeqCst);
+        });
+        // Let the sleeper park on its timer: the run queue is then empty.
+        ffiber::yield_now();
+        let woke = ffi::call_mode(Mode::Blocking, || {
+            c::sleep_ms(400);
+            flag.load(Ordering::SeqCst)
+        });
+        sleeper.join().unwrap();
+        woke
+    });
+    assert!(woke, "the sleeper did not run while the only P sat in a Blocking call");
+}
+
+/// Every P in a lazy `Blocking` call, and work arrives from outside the
+/// runtime (a plain OS thread sends on a channel): the receiver must run
+/// while the calls still block.
+#[test]
+fn lazy_blocking_calls_give_their_ps_to_work_from_outside() {
+    let (during_other, during_main) = rt(2).block_on(move || {
+        let (tx, rx) = ffiber::chan::bounded::<u32>(0);
+        let got = Arc::new(AtomicBool::new(false));
+        let g2 = got.clone();
+        let receiver = ffiber::go(move || {
+            assert_eq!(rx.recv().unwrap(), 7);
+            g2.store(true, Ordering::SeqCst);
+        });
+        ffiber::yield_now();
+        // One call on the other P, made when nothing is queued...
+        let entered = Arc::new(AtomicBool::new(false));
+        let (e2, got2) = (entered.clone(), got.clone());
+        let other = ffiber::go(move || {
+            ffi::call_mode(Mode::Blocking, || {
+                e2.store(true, Ordering::SeqCst);
+                c::sleep_ms(500);
+                got2.load(Ordering::SeqCst)
+            })
+        });
+        // (Spin without yielding: a yield would queue this green thread
+        // on the P the call is made from, and the call would hand it off.)
+        while !entered.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+        // ...and one on this P, with nothing queued either.
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            tx.send(7).unwrap();
+        });
+        let during_main = ffi::call_mode(Mode::Blocking, || {
+            c::sleep_ms(500);
+            got.load(Ordering::SeqCst)
+        });
+        let during_other = other.join().unwrap();
+        receiver.join().unwrap();
+        sender.join().unwrap();
+        (during_other, during_main)
+    });
+    assert!(during_other && during_main, "the receiver waited for the Blocking calls to return");
+}
+
+/// Many green threads whose calls block, in the default mode, mixed with
+/// green threads making short calls in a loop: the monitor's hand-offs,
+/// and the eager ones of an M whose last call blocked (`HOT`), must lose
+/// no call and no P, under 1, 2 and 8 Ps; and the blocking calls overlap.
+#[test]
+fn default_mode_hands_off_runs_of_blocking_calls() {
+    for procs in [1, 2, 8] {
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (i2, m2) = (inside.clone(), most.clone());
+        let (sleeps, sums) = rt(procs).block_on(move || {
+            let sleepers: Vec<_> = (0..2000)
+                .map(|i| {
+                    let (inside, most) = (i2.clone(), m2.clone());
+                    ffiber::go(move || {
+                        let mut n = 0;
+                        for _ in 0..2 {
+                            n += ffi::call(|| {
+                                most.fetch_max(inside.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                                c::sleep_us(500 + (i % 7) * 100);
+                                inside.fetch_sub(1, Ordering::SeqCst);
+                                1
+                            });
+                            // A short call right after: mispredicted as
+                            // blocking on a `HOT` M, it must still work.
+                            n += ffi::call(|| c::plusone(0)) - 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let loopers: Vec<_> = (0..4)
+                .map(|_| {
+                    ffiber::go(|| {
+                        let mut x = 0;
+                        while x < 200_000 {
+                            x = ffi::call(|| c::plusone(x));
+                        }
+                        x
+                    })
+                })
+                .collect();
+            let sleeps: i32 = sleepers.into_iter().map(|h| h.join().unwrap()).sum();
+            let sums: i32 = loopers.into_iter().map(|h| h.join().unwrap()).sum();
+            (sleeps, sums)
+        });
+        assert_eq!((sleeps, sums), (4000, 800_000), "{procs} Ps");
+        let most = most.load(Ordering::SeqCst);
+        assert!(most > procs, "{procs} Ps: at most {most} blocking calls were in C at once");
+    }
+}

@@ -7,6 +7,8 @@
 //	cgo-bench callback <count> Go -> C -> Go (an exported Go function)
 //	cgo-bench ticker <ms>     goroutines blocked in C on every P while a
 //	                          ticker goroutine measures its lateness
+//	cgo-bench sleepers <n>    n goroutines each make one cgo call that
+//	                          sleeps 1 ms
 package main
 
 /*
@@ -180,6 +182,52 @@ func peakMiB() float64 {
 	return 0
 }
 
+// sleepers: n goroutines, each making one cgo call that sleeps 1 ms in C;
+// prints the wall time and the most OS threads the process had at once.
+func sleepers(n int) {
+	var stop atomic.Bool
+	var peak atomic.Int64
+	sampled := make(chan struct{})
+	go func() {
+		for !stop.Load() {
+			if t := threadsNow(); t > peak.Load() {
+				peak.Store(t)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		close(sampled)
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			C.block_ms(1)
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	s := time.Since(start).Seconds()
+	stop.Store(true)
+	<-sampled
+	fmt.Printf("sleepers_s=%.3f\nsleepers_threads=%d\n", s, peak.Load())
+}
+
+// threadsNow is the Threads: line of /proc/self/status.
+func threadsNow() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			t, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return t
+		}
+	}
+	return 0
+}
+
 func main() {
 	mode, n := "all", 20000000
 	if len(os.Args) > 1 {
@@ -204,8 +252,10 @@ func main() {
 		deep(n)
 	case "hogs":
 		hogs(n)
+	case "sleepers":
+		sleepers(n)
 	default:
-		fmt.Fprintln(os.Stderr, "usage: cgo-bench calls|callback|ticker N")
+		fmt.Fprintln(os.Stderr, "usage: cgo-bench calls|callback|ticker|deep|hogs|sleepers N")
 		os.Exit(2)
 	}
 }

@@ -80,6 +80,41 @@ pub(crate) fn ticker_table(opts: &Options) -> report::Table {
     t
 }
 
+/// Issue 13: many green threads whose calls block, each one call to C that
+/// sleeps 1 ms: how fast each runtime gets them all into C, and with how
+/// many OS threads.
+pub(crate) fn sleepers_table(opts: &Options) -> report::Table {
+    let n = if opts.quick { 10_000 } else { 100_000 };
+    let scale = n as f64 / 100_000.0;
+    let mut peers = vec![
+        self_peer("sleepers-ffiber", scale),
+        self_peer("sleepers-ffiber-blocking", scale),
+        cgo_peer("sleepers", n),
+        self_peer("sleepers-tokio", scale),
+    ];
+    peers[0].name = "ffiber default".into();
+    peers[1].name = "ffiber Blocking".into();
+    peers[2].name = format!("{} cgo", peers[2].name);
+    peers[3].name = "tokio spawn_blocking".into();
+    let (mut samples, errors) = collect("many blocking calls", &mut peers, opts.runs);
+    let mut t = report::Table {
+        title: format!(
+            "Many blocking calls: {n} green threads / goroutines / tasks each make one call to C that sleeps 1 ms              (median of runs)"
+        ),
+        ..Default::default()
+    };
+    let rows = [("sleepers_s", "wall time, s"), ("sleepers_threads", "most OS threads at once")];
+    scenario_rows(&mut t, "", &peers, &mut samples, &errors, &rows, |key, m| match key {
+        "sleepers_s" => format!("{m:.2}"),
+        _ => format!("{m:.0}"),
+    });
+    t.notes.push(
+        "ffiber default: the monitor takes the P of a call that blocks (at its first look when the M's last call          blocked too) and an M whose last call blocked hands its P off before the next one; Blocking hands the P          off before every call while green threads are queued. Go's sysmon takes a P after it has seen the same          call for one tick (20 µs or more). tokio runs each call on its blocking pool (at most 512 threads)."
+            .into(),
+    );
+    t
+}
+
 /// Issue 12: every P runs a green thread in a tight loop (no scheduling
 /// point) for 2 s while a ticker sleeps 1 ms at a time: the ticker's
 /// lateness, and the hogs' throughput against a run without the ticker.

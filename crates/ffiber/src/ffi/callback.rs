@@ -93,7 +93,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
         // Not inside a foreign call: Rust called it directly.
         return f();
     };
-    let mode = mode_of(m);
+    let (mode, outer_flags) = mode_of(m);
     if mode == Mode::NoCallback {
         nocallback_violation(name, outer);
     }
@@ -123,7 +123,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
             l.cb_lazy = false;
             l.p = if mode == Mode::Blocking { NO_P } else { state::p_of(m.call.current()) };
         } else if !l.cb_lazy {
-            reenter(m, l, mode, outer, was_lazy);
+            reenter(m, l, mode, outer_flags, outer, was_lazy);
         }
         l.cb_depth -= 1;
         if l.cb_depth == 0 && l.cb_locked {
@@ -138,27 +138,33 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
 
 /// The mode of the foreign call a callback on `m` comes from, read off the
 /// M's state (calls do not record it, to keep the call path short): an
-/// announced call's word says `IN_C` (and `NOCB` for `NoCallback`); a
-/// `Blocking` call gave its P away; otherwise the call is `NonBlocking`.
+/// announced call's word says `IN_C` (and `NOCB` for `NoCallback`; a lazy
+/// `Blocking` call, `BLK`, behaves as a default one here: it holds its P
+/// under the same protocol); a `Blocking` call that handed its P off has
+/// none; otherwise the call is `NonBlocking`.
 /// A callback that arrives during a call made in place (inside a lazy
 /// callback) belongs, like that call, to the announced call around it.
+/// Also returns the announced call's mode flags, for a re-announcement.
 #[inline(always)]
-fn mode_of(m: &M) -> Mode {
+fn mode_of(m: &M) -> (Mode, u64) {
     let w = m.call.current();
     if w & state::IN_C != 0 {
-        return if w & state::NOCB != 0 { Mode::NoCallback } else { Mode::Default };
+        let mode = if w & state::NOCB != 0 { Mode::NoCallback } else { Mode::Default };
+        return (mode, w & (state::NOCB | state::BLK));
     }
     // SAFETY: our own M's state, on its thread.
     let p = unsafe { (*m.local()).p };
-    if p == NO_P { Mode::Blocking } else { Mode::NonBlocking }
+    (if p == NO_P { Mode::Blocking } else { Mode::NonBlocking }, 0)
 }
 
 /// A callback that reclaimed its P returns to C: re-enter the state the
 /// outer call was in (and the lazy state of an enclosing callback).
-fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer: &'static str, was_lazy: bool) {
+fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer_flags: u64, outer: &'static str, was_lazy: bool) {
     match mode {
         Mode::Default | Mode::NoCallback => {
-            m.call.enter(l.p, mode == Mode::NoCallback);
+            // The outer call's mode flags (`NOCB`, or `BLK` for a lazy
+            // `Blocking` call), kept in the re-announced word.
+            m.call.enter(l.p, outer_flags);
             l.cb_flags |= m::CB_REANNOUNCED;
         }
         Mode::Blocking => {

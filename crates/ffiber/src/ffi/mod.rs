@@ -29,8 +29,14 @@
 //! The other modes pay for less: [`Mode::NonBlocking`] only switches
 //! stacks (for short calls that never block: the scheduler is not told, so
 //! the P stays with its M), [`Mode::Blocking`] gives the P away before the
-//! call (for calls known to block: no monitor delay), and
-//! [`call_on_green_stack`] calls C right where the green thread is.
+//! call (for calls known to block: no monitor delay; lazily when nothing
+//! waits for the P), and [`call_on_green_stack`] calls C right where the
+//! green thread is.
+//!
+//! The default mode learns, too: an M whose call blocked until the monitor
+//! took its P is marked, and its next call hands the P off before it
+//! starts when green threads wait for it — calls that block come in runs —
+//! and stays marked only if that call blocked as well.
 //!
 //! Outside the runtime (on a plain OS thread) every form just calls `f`.
 //!
@@ -50,7 +56,7 @@ pub use callback::callback;
 pub use handle::Handle;
 
 use crate::sched::m;
-use crate::sched::syscall::{self as state, reacquire_p, reclaim};
+use crate::sched::syscall::{self as state, reclaim, retaken};
 
 use crate::sched::NO_P;
 use std::mem::MaybeUninit;
@@ -63,7 +69,7 @@ use std::panic::{self, AssertUnwindSafe};
 /// | `Default` | system | yes (a store in, a store and a load out) | monitor hands the P off | yes |
 /// | `NoCallback` | system | yes | monitor hands the P off | no (checked) |
 /// | `NonBlocking` | system | no | the P's other green threads wait | yes |
-/// | `Blocking` | system | P given away before the call | nothing waits | yes |
+/// | `Blocking` | system | P given away before the call (lazily if nothing is queued) | nothing waits | yes |
 ///
 /// and, `unsafe`, [`call_on_green_stack`]: no switch at all.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -78,8 +84,12 @@ pub enum Mode {
     /// scheduler announcement. If it does block, the green threads queued
     /// on this P wait for it (other Ps can still steal them).
     NonBlocking,
-    /// Known to block: hand the P to another OS thread at once, like
-    /// tokio's `block_in_place` but without a thread per call.
+    /// Known to block: if green threads are queued, hand the P to another
+    /// OS thread at once, like tokio's `block_in_place` but without a
+    /// thread per call. If none are, keep the P — a call that returns at
+    /// once then costs about what a default one does — and let the monitor
+    /// take it at its first look once work appears (a green thread made
+    /// runnable, a timer due).
     Blocking,
 }
 
@@ -365,8 +375,18 @@ fn announced_general<A, T>(
     // M's own stack or, in a callback, right below the callback's frames
     // (see `G0_RESERVE`).
     let top = unsafe {
-        let l = &*local;
-        if l.cb_depth != 0 { Top::BelowHere } else { Top::At(l.sys_top as *mut u8) }
+        let l = &mut *local;
+        if l.cb_depth != 0 {
+            // A call from a callback that has left the outer call (`reclaim`):
+            // a re-announcement flagged for the outer call by an earlier
+            // callback is moot (that word was exited; this callback's own
+            // return re-announces and flags it again), and must not make
+            // this call's exit read the M's word instead of its own.
+            l.cb_flags &= !m::CB_REANNOUNCED;
+            Top::BelowHere
+        } else {
+            Top::At(l.sys_top as *mut u8)
+        }
     };
     protocol(m, mode, name, top, arg, on_sys)
 }
@@ -407,47 +427,104 @@ fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on
             }
             r
         }
-        Mode::Default | Mode::NoCallback => {
-            let nocb = mode == Mode::NoCallback;
-            // Enter: a plain store (see `state`).
-            // SAFETY: as above; a running green thread's M holds a P.
-            let mut v = m.call.enter(unsafe { (*local).p }, nocb);
-            let r = on_sys(top, arg);
-            let flags = taken(local);
-            if flags != 0 {
-                // Callbacks ran and left something: the same exit, off the
-                // common path (which then tests the flags only once).
-                std::hint::cold_path();
-                if flags & m::CB_REANNOUNCED != 0 {
-                    // A callback took the P back and re-announced the
-                    // call: another number, and the P it got.
-                    v = m.call.current();
+        Mode::Default | Mode::NoCallback | Mode::Blocking => {
+            let flags = match mode {
+                Mode::NoCallback => state::NOCB,
+                Mode::Blocking => state::BLK,
+                _ => 0,
+            };
+            let prev = m.call.between();
+            // Hand the P off before the call when green threads wait for it
+            // and the call is expected to block: a `Blocking` call, or a
+            // default call on an M whose last call blocked until the
+            // monitor took its P (`state::HOT`: such calls come in runs).
+            // Otherwise announce the call; a lazy `Blocking` call (`BLK`)
+            // loses its P at the monitor's first look once work appears.
+            let eager = match mode {
+                Mode::Blocking => p_wanted(m),
+                Mode::Default if prev & state::HOT != 0 => {
+                    std::hint::cold_path();
+                    p_wanted(m)
                 }
-                if !m.call.exit(v, nocb) {
-                    reacquire_p(m, state::p_of(v));
-                }
-                return finish(r, flags);
-            }
-            // Exit: a plain store and a plain load (asymmetric protocol).
-            // (`v` is kept in a register across the call: reloading the
-            // word just stored made the next call's entry wait for it.)
-            if !m.call.exit(v, nocb) {
+                _ => false,
+            };
+            let v = if eager {
                 std::hint::cold_path();
-                reacquire_p(m, state::p_of(v));
-            }
-            r
-        }
-        Mode::Blocking => {
-            // SAFETY: as above. We give the P away: from here on this M
-            // holds none and must not touch P-owned state.
-            let p = unsafe { std::mem::replace(&mut (*local).p, NO_P) };
-            m.sched.handoff_p(p);
+                hand_off_before(m, mode == Mode::Default);
+                // A word that makes the exit below take its slow path to
+                // `retaken`, which sees the hand-off: the common path pays
+                // nothing for this one (see `state::handed_off_word`).
+                state::handed_off_word(prev)
+            } else {
+                // Enter: a plain store (see `state`).
+                // SAFETY: as above; a running green thread's M holds a P.
+                m.call.enter_from(prev, unsafe { (*local).p }, flags)
+            };
             let r = on_sys(top, arg);
-            let flags = taken(local);
-            reacquire_p(m, p);
-            finish(r, flags)
+            announced_exit(m, v, r, taken(local))
         }
     }
+}
+
+/// Green threads wait for the P that `m` holds, or for any P: what makes a
+/// call that expects to block hand its P off first.
+#[inline(always)]
+fn p_wanted(m: &m::M) -> bool {
+    // SAFETY: on `m`'s thread, which holds a P (a running green thread).
+    m.sched.has_queued(unsafe { (*m.local()).p })
+}
+
+/// A call about to be made without its P: gives the P away, and leaves
+/// what the way back needs in the M (`handed_off`; for a default-mode
+/// call on a `HOT` M, `hot`, the time, so that the M stays `HOT` only if
+/// the call did block: see `state::retaken`).
+#[cold]
+#[inline(never)]
+fn hand_off_before(m: &m::M, hot: bool) {
+    let local = m.local();
+    // From here on this M holds no P and must not touch P-owned state.
+    // SAFETY: on `m`'s thread, no switch until the call returns; the P it
+    // held is remembered for the way back.
+    let p = unsafe {
+        let l = &mut *local;
+        l.handed_off = std::mem::replace(&mut l.p, NO_P);
+        l.handoff_at = if hot { m.sched.now().max(1) } else { 0 };
+        l.handed_off
+    };
+    if hot {
+        m.call.clear_hot();
+        m.sched.handoff_blocked_p(p);
+    } else {
+        m.sched.handoff_p(p);
+    }
+}
+
+/// The way out of an announced call `v` whose callbacks left `flags`: the
+/// exit protocol (a plain store and a plain load, asymmetric protocol),
+/// then, if the monitor took the P, the slow way back to one.
+#[inline(always)]
+fn announced_exit<T>(m: &m::M, mut v: u64, r: T, flags: u8) -> T {
+    if flags != 0 {
+        // Callbacks ran and left something: the same exit, off the common
+        // path (which then tests the flags only once).
+        std::hint::cold_path();
+        if flags & m::CB_REANNOUNCED != 0 {
+            // A callback took the P back and re-announced the call: another
+            // number, and the P it got.
+            v = m.call.current();
+        }
+        if !m.call.exit(v) {
+            retaken(m, state::p_of(v));
+        }
+        return finish(r, flags);
+    }
+    // (`v` is kept in a register across the call: reloading the word just
+    // stored made the next call's entry wait for it.)
+    if !m.call.exit(v) {
+        std::hint::cold_path();
+        retaken(m, state::p_of(v));
+    }
+    r
 }
 
 /// A foreign call made in place (on the system stack, under an enclosing

@@ -117,6 +117,12 @@ pub(crate) struct MLocal {
     /// The innermost callback has not reclaimed the P: the M is still "in
     /// C" for the monitor and `p` is `NO_P` (see `ffi::callback`).
     pub(crate) cb_lazy: bool,
+    /// When (runtime clock) the current call handed its P off before it
+    /// started, if it was a default-mode call on a `HOT` M (see
+    /// `ffi::protocol`): set and read only on that cold path.
+    pub(crate) handoff_at: u64,
+    /// The P the current call gave away before it started (same path).
+    pub(crate) handed_off: usize,
 }
 
 /// `m` now holds P `p` (called on `m`'s thread, out of any announced
@@ -126,6 +132,10 @@ pub(crate) struct MLocal {
 pub(crate) fn hold_p(m: &M, local: &mut MLocal, p: usize) {
     local.p = p;
     m.call.set_p(p);
+    let pp = &m.sched.ps[p];
+    if pp.blocked_off.load(Relaxed) && pp.blocked_off.swap(false, Relaxed) {
+        m.call.mark_hot();
+    }
 }
 
 /// `MLocal::cb_flags`: a callback stashed a panic in the running green
@@ -173,6 +183,8 @@ impl M {
                 schedtick: 0,
                 foreign: None,
                 cb_flags: 0,
+                handoff_at: 0,
+                handed_off: NO_P,
                 cb_depth: 0,
                 cb_locked: false,
                 cb_lazy: false,

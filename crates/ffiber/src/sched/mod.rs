@@ -82,6 +82,11 @@ pub(crate) struct P {
     /// Free Gs with their stacks ([`gfree`]); touched only by the M that
     /// holds this P.
     pub(crate) gfree: UnsafeCell<Vec<Arc<G>>>,
+    /// The P was handed off because its M blocked in a default-mode
+    /// foreign call: the M that takes it next starts `HOT`
+    /// (`syscall::HOT`), since the green threads queued here tend to make
+    /// the same calls.
+    pub(crate) blocked_off: AtomicBool,
 }
 
 impl P {
@@ -184,6 +189,7 @@ impl Sched {
                         next_when: AtomicU64::new(u64::MAX),
                         schedtick: Default::default(),
                         gfree: UnsafeCell::new(Vec::new()),
+                        blocked_off: AtomicBool::new(false),
                     })
                 })
                 .collect(),
@@ -463,6 +469,21 @@ impl Sched {
         }
     }
 
+    /// [`handoff_p`](Self::handoff_p) for a P whose M blocked in a
+    /// default-mode foreign call (see [`P::blocked_off`]).
+    pub(crate) fn handoff_blocked_p(self: &Arc<Self>, p: usize) {
+        self.ps[p].blocked_off.store(true, Relaxed);
+        self.handoff_p(p);
+    }
+
+    /// Green threads wait for P `p` (queued on it) or for any P (queued
+    /// globally): what decides whether a foreign call that expects to block
+    /// hands its P off before it starts.
+    #[inline(always)]
+    pub(crate) fn has_queued(&self, p: usize) -> bool {
+        self.ps[p].has_queued() || self.global.len() > 0
+    }
+
     /// Wakes the timer watcher if it sleeps past `when`.
     pub(crate) fn timer_added(&self, when: u64) {
         // The foreign-call monitor, if it is polling, must not sleep past
@@ -498,6 +519,8 @@ impl Sched {
 /// already spinning (then that one will find the work).
 pub(crate) fn wakep(sched: &Arc<Sched>) {
     if sched.npidle.load(SeqCst) == 0 {
+        // No idle P: a P held by a lazy `Blocking` call may be free for it.
+        sched.monitor.work_waits();
         return;
     }
     if sched.nmspinning.load(SeqCst) != 0 || sched.nmspinning.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {

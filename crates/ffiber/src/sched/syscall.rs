@@ -19,7 +19,10 @@
 //! also tells a callback from that call which call and P it belongs to.
 //!
 //! **Retaking a P** (the monitor, rare): to take P `p` from an M whose word
-//! has shown the same `v` for too long,
+//! has shown the same `v` for too long (or at first sight, for a lazy
+//! `Blocking` call or one right after a call that lost its P: see
+//! `sysmon`) — for every such M of one scan at once, so that one barrier
+//! serves them all —
 //!
 //! 1. store `retake = v`;
 //! 2. `membarrier(PRIVATE_EXPEDITED)`: every running thread of the process
@@ -64,6 +67,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 pub(crate) const IN_C: u64 = 1;
 /// Symmetric protocol: the monitor's claim on a word.
 const TAKEN: u64 = 2;
+/// The M's previous call lost its P to the monitor (set on the way back
+/// from such a call, cleared by the exit of the next one): the monitor
+/// takes this call's P at first sight when work waits for it (see
+/// `sysmon`). Calls that block come in runs — a green thread that sleeps
+/// in C usually does it again — so this is how many blocking calls get
+/// handed off at one scan each instead of two.
+pub(crate) const HOT: u64 = 1 << 22;
+/// A `Blocking` call made lazily: the P stays with the M, and the monitor
+/// takes it as soon as work appears anywhere (see `ffi::Mode::Blocking`).
+pub(crate) const BLK: u64 = 1 << 23;
 /// The call was made in `NoCallback` mode (read by a callback from it).
 pub(crate) const NOCB: u64 = 1 << 24;
 /// The M uses the symmetric protocol (set once, in every word of the M:
@@ -123,8 +136,10 @@ pub(crate) fn asymmetric() -> bool {
     ASYM.load(Relaxed)
 }
 
-/// The P field of a state word (bits 2-23).
-const P_MASK: u64 = ((1 << 22) - 1) << 2;
+/// The P field of a state word (bits 2-21; `runtime::MAX_PROCS` is 1024).
+const P_MASK: u64 = ((1 << 20) - 1) << 2;
+/// Everything an exit clears: the call's flags and `HOT`.
+const CALL_FLAGS: u64 = IN_C | HOT | BLK | NOCB;
 
 /// The P of a state word.
 pub(crate) fn p_of(v: u64) -> usize {
@@ -134,7 +149,7 @@ pub(crate) fn p_of(v: u64) -> usize {
 impl CallState {
     /// The M's thread, announcing a call while it holds P `p`: stores and
     /// returns the call's word, the previous call's number plus one with
-    /// `p` and `IN_C`.
+    /// `p`, `IN_C` and `flags` (0, [`NOCB`] or [`BLK`]: the call's mode).
     ///
     /// The number and the P live in the word itself between calls (an exit
     /// clears only `IN_C`; [`set_p`](Self::set_p) rewrites the P when the M
@@ -144,20 +159,65 @@ impl CallState {
     /// M's P — cost ~1.5 ns a call on a first-generation Zen, where the
     /// call path is bound by the number of instructions it executes.
     #[inline(always)]
-    pub(crate) fn enter(&self, p: usize, nocb: bool) -> u64 {
+    pub(crate) fn enter(&self, p: usize, flags: u64) -> u64 {
+        self.enter_from(self.between(), p, flags)
+    }
+
+    /// The M's thread, between calls: its word (the last call's number,
+    /// the P, maybe [`HOT`]), for [`enter_from`](Self::enter_from).
+    #[inline(always)]
+    pub(crate) fn between(&self) -> u64 {
         // Our own last store: the monitor writes this word only between a
         // claim and our exit (symmetric protocol), never while we are out
         // of C.
-        let prev = self.inner.word.load(Relaxed);
-        debug_assert_eq!(prev & 3, 0, "a call announced inside another announced call");
+        self.inner.word.load(Relaxed)
+    }
+
+    /// [`enter`](Self::enter) with the word [`between`](Self::between)
+    /// returned (the caller looked at it first: one load).
+    #[inline(always)]
+    pub(crate) fn enter_from(&self, prev: u64, p: usize, flags: u64) -> u64 {
+        debug_assert_eq!(prev, self.inner.word.load(Relaxed));
+        debug_assert_eq!(prev & (3 | BLK | NOCB), 0, "a call announced inside another announced call");
+        debug_assert_eq!(flags & !(BLK | NOCB), 0);
         debug_assert_eq!(p_of(prev), p, "the state word names another P than the M holds");
         let _ = p;
-        // `prev` has none of the flags set: adding them sets them.
-        let v = prev.wrapping_add(NEXT | IN_C | if nocb { NOCB } else { 0 });
+        // `prev` has none of the call's flags set (only, maybe, `HOT`):
+        // adding them sets them.
+        let v = prev.wrapping_add(NEXT | IN_C | flags);
         // Release: a monitor that reads `v` and takes the P sees everything
         // this M did with it before.
         self.inner.word.store(v, Release);
         v
+    }
+
+    /// The M's thread, back from a call made with [`handed_off_word`]:
+    /// restores the word's protocol bit (`SYM` only where the symmetric
+    /// protocol is in use).
+    pub(crate) fn after_hand_off(&self) {
+        let w = self.inner.word.load(Relaxed);
+        debug_assert_eq!(w & IN_C, 0);
+        let w = if asymmetric() { w & !SYM } else { w | SYM };
+        // Relaxed: without `IN_C` the monitor ignores the word.
+        self.inner.word.store(w, Relaxed);
+    }
+
+    /// The M's thread, between calls: forgets [`HOT`] (the call it was
+    /// about handed its P off by itself).
+    pub(crate) fn clear_hot(&self) {
+        let w = self.inner.word.load(Relaxed);
+        debug_assert_eq!(w & IN_C, 0);
+        // Relaxed: without `IN_C` the monitor ignores the word.
+        self.inner.word.store(w & !HOT, Relaxed);
+    }
+
+    /// The M's thread, back from a call whose P the monitor took: its next
+    /// call is likely to block too (see [`HOT`]).
+    pub(crate) fn mark_hot(&self) {
+        let w = self.inner.word.load(Relaxed);
+        debug_assert_eq!(w & IN_C, 0);
+        // Relaxed: without `IN_C` the monitor ignores the word.
+        self.inner.word.store(w | HOT, Relaxed);
     }
 
     /// The M's thread, out of any announced call, now holding P `p`: the
@@ -180,12 +240,10 @@ impl CallState {
     /// The M's thread, leaving call `v` (the one it announced last). Returns
     /// whether the M still holds its P (false: the monitor took it).
     #[inline(always)]
-    pub(crate) fn exit(&self, v: u64, nocb: bool) -> bool {
-        // `v` (from `enter` or `current`, for a call in the same mode) has
-        // exactly these flags set.
-        let flags = IN_C | if nocb { NOCB } else { 0 };
-        debug_assert_eq!(v & (3 | NOCB), flags);
-        let out = v - flags;
+    pub(crate) fn exit(&self, v: u64) -> bool {
+        // `v` is from `enter` or `current`: the call's word, unclaimed.
+        debug_assert_eq!(v & 3, IN_C);
+        let out = v & !CALL_FLAGS;
         if v & SYM == 0 {
             self.inner.word.store(out, Release);
             // The CPU-side fence is the monitor's membarrier (module docs).
@@ -228,22 +286,38 @@ impl CallState {
         self.inner.word.load(Acquire)
     }
 
-    /// The monitor: tries to take the P of call `v` (see the module docs).
-    /// True if taken: the P is the caller's to hand off.
-    pub(crate) fn try_retake(&self, v: u64, asym: bool) -> bool {
+    /// The monitor: tries to take the Ps of calls `v` from their Ms (see
+    /// the module docs), with one barrier for the whole batch. Returns the
+    /// Ps taken: each is the caller's to hand off.
+    pub(crate) fn try_retake_all<'a>(calls: impl Iterator<Item = (&'a CallState, u64)>, asym: bool) -> Vec<usize> {
         if !asym {
-            return self.inner.word.compare_exchange(v, v | TAKEN, AcqRel, Relaxed).is_ok();
+            return calls
+                .filter(|(c, v)| c.inner.word.compare_exchange(*v, v | TAKEN, AcqRel, Relaxed).is_ok())
+                .map(|(_, v)| p_of(v))
+                .collect();
         }
-        if self.inner.retake.load(Relaxed) == v {
-            // Already decided for this call (the word stays `v` while the M
-            // is still in C after losing its P): the P is not ours to give
-            // again. Only the monitor writes `retake`.
-            return false;
+        // Step 1 for every call not yet requested. A call already
+        // requested (the word stays `v` while the M is still in C after
+        // losing its P) is not ours to give again. Only the monitor writes
+        // `retake`.
+        let requested: Vec<_> = calls.filter(|(c, v)| c.inner.retake.load(Relaxed) != *v).collect();
+        if requested.is_empty() {
+            return Vec::new();
         }
-        self.inner.retake.store(v, SeqCst);
+        for (c, v) in &requested {
+            c.inner.retake.store(*v, SeqCst);
+        }
+        // Step 2, once for the whole batch.
         membarrier();
-        let taken = self.inner.word.load(SeqCst) == v;
-        self.inner.decision.store(if taken { v } else { (v & !3) | KEPT }, Release);
+        // Steps 3 and 4.
+        let mut taken = Vec::new();
+        for (c, v) in requested {
+            let t = c.inner.word.load(SeqCst) == v;
+            c.inner.decision.store(if t { v } else { (v & !3) | KEPT }, Release);
+            if t {
+                taken.push(p_of(v));
+            }
+        }
         taken
     }
 }
@@ -290,12 +364,51 @@ pub(crate) fn reclaim(m: &M) {
     let v = m.call.current();
     if v & IN_C == 0 {
         reacquire_p(m, NO_P);
-    } else if m.call.exit(v, v & NOCB != 0) {
+    } else if m.call.exit(v) {
         // SAFETY: as above; the exit protocol says the P is still ours.
         unsafe { (*m.local()).p = p_of(v) };
     } else {
-        reacquire_p(m, p_of(v));
+        retaken(m, p_of(v));
     }
+}
+
+/// The way back from a call whose exit found its P gone: either the
+/// monitor took P `old` from the announced call — the M is marked [`HOT`]
+/// (its next call will likely block too) — or the call handed its P off
+/// before it started (`MLocal::handed_off`, see [`handed_off_word`]);
+/// then [`reacquire_p`].
+#[cold]
+pub(crate) fn retaken(m: &M, old: usize) {
+    // SAFETY: on `m`'s thread, out of the call.
+    let l = unsafe { &mut *m.local() };
+    if l.handed_off == NO_P {
+        m.call.mark_hot();
+        return reacquire_p(m, old);
+    }
+    let p = std::mem::replace(&mut l.handed_off, NO_P);
+    let at = std::mem::replace(&mut l.handoff_at, 0);
+    m.call.after_hand_off();
+    // A default call on a `HOT` M (`at` set) keeps the M `HOT` if it
+    // lasted as long as the monitor waits before it takes a P: it blocked.
+    if at != 0 && m.sched.now().saturating_sub(at) >= crate::sched::sysmon::RETAKE_AFTER.as_nanos() as u64 {
+        m.call.mark_hot();
+    }
+    reacquire_p(m, p);
+}
+
+/// The word a call that handed its P off before it started (so announced
+/// nothing) exits with, given the M's word `prev` from before the call.
+///
+/// With `SYM` set, the exit takes the symmetric protocol's slow path — a
+/// swap, which returns the M's word (no `IN_C`: nothing was announced),
+/// never this word (which has `IN_C`) — and so answers "P taken" and goes
+/// to [`retaken`], which finds the hand-off recorded in the M. That way the
+/// common path needs no test of its own for this rare one. The swap leaves
+/// `prev` with `SYM` in the word; [`CallState::after_hand_off`] puts the
+/// M's own protocol back.
+#[inline(always)]
+pub(crate) fn handed_off_word(prev: u64) -> u64 {
+    prev | IN_C | SYM
 }
 
 /// The slow way back from a foreign call whose P was taken (or given away):

@@ -60,6 +60,10 @@ pub(crate) struct Monitor {
     /// When (runtime clock, ns) the polling monitor will look next;
     /// `u64::MAX` while it is not polling.
     next_look: AtomicU64,
+    /// The last scan saw a lazy `Blocking` call (`BLK`) in C.
+    blk_seen: AtomicBool,
+    /// The monitor sleeps longer than [`POLL_MIN`] (backed off).
+    slow: AtomicBool,
 }
 
 impl Default for Monitor {
@@ -71,6 +75,8 @@ impl Default for Monitor {
             thread: Mutex::new(None),
             handle: std::sync::OnceLock::new(),
             next_look: AtomicU64::new(u64::MAX),
+            blk_seen: AtomicBool::new(false),
+            slow: AtomicBool::new(false),
         }
     }
 }
@@ -107,6 +113,21 @@ impl Monitor {
         }
     }
 
+    /// Work was readied while no P was idle (`sched::wakep`): if a lazy
+    /// `Blocking` call holds a P and the monitor has backed off, wake it
+    /// now, so that it hands that P to the work (see `scan`). Two relaxed
+    /// loads when there is nothing to do; at most one wake-up per backed-off
+    /// sleep.
+    #[inline]
+    pub(crate) fn work_waits(&self) {
+        if self.blk_seen.load(Relaxed) && self.slow.load(Relaxed) && self.slow.swap(false, Relaxed) {
+            std::hint::cold_path();
+            if let Some(t) = self.handle.get() {
+                t.unpark();
+            }
+        }
+    }
+
     /// A timer due at `when` was added to some P: a polling monitor that
     /// would look later than that looks again now (the P may be about to
     /// go into C with that timer on it).
@@ -139,6 +160,12 @@ struct Seen {
 
 /// Body of the monitor thread.
 fn run(sched: &Arc<Sched>) {
+    // The default timer slack (50 µs) would stretch every 20 µs sleep to
+    // ~70 µs, and a P stuck in C would wait that much longer for its
+    // hand-off. The slack is per thread: only the monitor pays for precise
+    // wake-ups.
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let mon = &sched.monitor;
     let asym = state::asymmetric();
     let mut seen: Vec<(Arc<M>, Seen)> = Vec::new();
@@ -204,33 +231,57 @@ fn run(sched: &Arc<Sched>) {
             sleep = sleep.min(at.saturating_duration_since(now)).max(Duration::from_micros(5));
         }
         mon.next_look.store(sched.when(now + sleep), SeqCst);
+        mon.slow.store(sleep > POLL_MIN, Relaxed);
         std::thread::park_timeout(sleep);
     }
 }
 
 /// One look at every M. Returns whether any M is in C, whether a P was
 /// retaken, and when the earliest timer of a P in C is due.
+///
+/// Which calls lose their P, if work waits for it:
+/// - a call seen twice, [`RETAKE_AFTER`] apart (Go's rule: one sysmon
+///   tick, and the same call number);
+/// - at first sight, a call right after one that lost its P (`HOT`: calls
+///   that block come in runs, and each scan saved is a P's worth of green
+///   threads started ~20 µs sooner);
+/// - at first sight, a lazy `Blocking` call (`BLK`): its caller said it
+///   blocks. For these, work anywhere counts — a green thread queued on
+///   any P, which the P handed off would steal — since the caller would
+///   have handed the P off at once if any had been queued.
 fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: bool) -> (bool, bool, Option<Instant>) {
     let mut in_c = false;
+    let mut blk = false;
     let mut wake_at: Option<Instant> = None;
     let now_ns = sched.when(now);
     let mut candidates: Vec<(Arc<M>, u64)> = Vec::new();
     let mut current: Vec<(Arc<M>, Seen)> = Vec::new();
+    // Work queued anywhere, computed once, for `BLK` calls only.
+    let mut waiting: Option<bool> = None;
     sched.for_each_m(|m| {
         let v = m.call.load();
         if v & 3 != IN_C {
             return;
         }
         in_c = true;
-        let since = seen.iter().find(|(x, s)| Arc::ptr_eq(x, m) && s.cstate == v).map_or(now, |(_, s)| s.since);
+        let first = seen.iter().find(|(x, s)| Arc::ptr_eq(x, m) && s.cstate == v).map(|(_, s)| s.since);
+        let since = first.unwrap_or(now);
         current.push((m.clone(), Seen { cstate: v, since }));
         let p = &sched.ps[state::p_of(v)];
         let has_work = p.has_work(now_ns) || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
-        if has_work && now.duration_since(since) >= RETAKE_AFTER {
+        let take = if v & state::BLK != 0 {
+            blk = true;
+            has_work
+                || *waiting.get_or_insert_with(|| sched.global.len() > 0 || sched.ps.iter().any(|p| p.has_queued()))
+        } else {
+            has_work && (v & state::HOT != 0 || now.duration_since(since) >= RETAKE_AFTER)
+        };
+        if take {
             candidates.push((m.clone(), v));
         }
     });
     *seen = current;
+    sched.monitor.blk_seen.store(blk, Relaxed);
     // While some M is in C, look again when the earliest timer of any P is
     // due: its P may be in C by then.
     if in_c {
@@ -252,9 +303,9 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
             }
         }
     }
-    for (m, v) in candidates {
-        if m.call.try_retake(v, asym) {
-            sched.handoff_p(state::p_of(v));
+    if !candidates.is_empty() {
+        for p in state::CallState::try_retake_all(candidates.iter().map(|(m, v)| (&m.call, *v)), asym) {
+            sched.handoff_blocked_p(p);
             retook = true;
         }
     }
