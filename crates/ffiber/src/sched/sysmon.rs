@@ -160,12 +160,6 @@ struct Seen {
 
 /// Body of the monitor thread.
 fn run(sched: &Arc<Sched>) {
-    // The default timer slack (50 µs) would stretch every 20 µs sleep to
-    // ~70 µs, and a P stuck in C would wait that much longer for its
-    // hand-off. The slack is per thread: only the monitor pays for precise
-    // wake-ups.
-    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     let mon = &sched.monitor;
     let asym = state::asymmetric();
     let mut seen: Vec<(Arc<M>, Seen)> = Vec::new();
