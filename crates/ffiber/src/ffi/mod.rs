@@ -493,10 +493,10 @@ fn hand_off_before(m: &m::M, hot: bool) {
     };
     if hot {
         m.call.clear_hot();
-        m.sched.handoff_blocked_p(p);
-    } else {
-        m.sched.handoff_p(p);
     }
+    // A plain hand-off: that this call blocks is a guess, so the M that
+    // takes the P is not marked (`P::blocked_off` is for proven blocks).
+    m.sched.handoff_p(p);
 }
 
 /// The way out of an announced call `v` whose callbacks left `flags`: the
@@ -514,7 +514,7 @@ fn announced_exit<T>(m: &m::M, mut v: u64, r: T, flags: u8) -> T {
             v = m.call.current();
         }
         if !m.call.exit(v) {
-            retaken(m, state::p_of(v));
+            retaken(m, v);
         }
         return finish(r, flags);
     }
@@ -522,7 +522,7 @@ fn announced_exit<T>(m: &m::M, mut v: u64, r: T, flags: u8) -> T {
     // stored made the next call's entry wait for it.)
     if !m.call.exit(v) {
         std::hint::cold_path();
-        retaken(m, state::p_of(v));
+        retaken(m, v);
     }
     r
 }

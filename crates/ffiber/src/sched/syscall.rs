@@ -97,6 +97,10 @@ struct Words {
     word: AtomicU64,
     retake: AtomicU64,
     decision: AtomicU64,
+    /// The last call the monitor took after seeing it last at least
+    /// `RETAKE_AFTER` (written before the decision or the claim that
+    /// publishes the retake, read by the M after it).
+    proven: AtomicU64,
 }
 
 impl Default for CallState {
@@ -107,6 +111,7 @@ impl Default for CallState {
             word: AtomicU64::new(if asymmetric() { 0 } else { SYM }),
             retake: AtomicU64::new(0),
             decision: AtomicU64::new(0),
+            proven: AtomicU64::new(0),
         };
         CallState { inner: CachePadded::new(w) }
     }
@@ -286,36 +291,57 @@ impl CallState {
         self.inner.word.load(Acquire)
     }
 
+    /// The M's thread, after its exit reported call `v`'s P taken: whether
+    /// the monitor had seen `v` last long enough to prove that it blocks.
+    pub(crate) fn proven(&self, v: u64) -> bool {
+        // Relaxed: ordered by the decision (Acquire) or the swap (AcqRel)
+        // the exit read, which the monitor wrote after this.
+        self.inner.proven.load(Relaxed) == v
+    }
+
     /// The monitor: tries to take the Ps of calls `v` from their Ms (see
-    /// the module docs), with one barrier for the whole batch. Returns the
-    /// Ps taken: each is the caller's to hand off.
-    pub(crate) fn try_retake_all<'a>(calls: impl Iterator<Item = (&'a CallState, u64)>, asym: bool) -> Vec<usize> {
+    /// the module docs), with one barrier for the whole batch; `proven`
+    /// says the call was seen lasting ≥ `RETAKE_AFTER` (see [`proven`]).
+    /// Returns the Ps taken, each with its `proven`: each is the caller's
+    /// to hand off.
+    ///
+    /// [`proven`]: Self::proven
+    pub(crate) fn try_retake_all<'a>(
+        calls: impl Iterator<Item = (&'a CallState, u64, bool)>,
+        asym: bool,
+    ) -> Vec<(usize, bool)> {
+        // The claim or the decision below publishes `proven` to the M.
+        let calls = calls.inspect(|(c, v, proven)| {
+            if *proven {
+                c.inner.proven.store(*v, Relaxed);
+            }
+        });
         if !asym {
             return calls
-                .filter(|(c, v)| c.inner.word.compare_exchange(*v, v | TAKEN, AcqRel, Relaxed).is_ok())
-                .map(|(_, v)| p_of(v))
+                .filter(|(c, v, _)| c.inner.word.compare_exchange(*v, v | TAKEN, AcqRel, Relaxed).is_ok())
+                .map(|(_, v, proven)| (p_of(v), proven))
                 .collect();
         }
         // Step 1 for every call not yet requested. A call already
         // requested (the word stays `v` while the M is still in C after
         // losing its P) is not ours to give again. Only the monitor writes
         // `retake`.
-        let requested: Vec<_> = calls.filter(|(c, v)| c.inner.retake.load(Relaxed) != *v).collect();
+        let requested: Vec<_> = calls.filter(|(c, v, _)| c.inner.retake.load(Relaxed) != *v).collect();
         if requested.is_empty() {
             return Vec::new();
         }
-        for (c, v) in &requested {
+        for (c, v, _) in &requested {
             c.inner.retake.store(*v, SeqCst);
         }
         // Step 2, once for the whole batch.
         membarrier();
         // Steps 3 and 4.
         let mut taken = Vec::new();
-        for (c, v) in requested {
+        for (c, v, proven) in requested {
             let t = c.inner.word.load(SeqCst) == v;
             c.inner.decision.store(if t { v } else { (v & !3) | KEPT }, Release);
             if t {
-                taken.push(p_of(v));
+                taken.push((p_of(v), proven));
             }
         }
         taken
@@ -368,22 +394,25 @@ pub(crate) fn reclaim(m: &M) {
         // SAFETY: as above; the exit protocol says the P is still ours.
         unsafe { (*m.local()).p = p_of(v) };
     } else {
-        retaken(m, p_of(v));
+        retaken(m, v);
     }
 }
 
-/// The way back from a call whose exit found its P gone: either the
-/// monitor took P `old` from the announced call — the M is marked [`HOT`]
-/// (its next call will likely block too) — or the call handed its P off
-/// before it started (`MLocal::handed_off`, see [`handed_off_word`]);
-/// then [`reacquire_p`].
+/// The way back from call `v`, whose exit found its P gone: either the
+/// monitor took the P from the announced call — the M is marked [`HOT`]
+/// (its next call will likely block too) if the monitor had seen the call
+/// last ≥ `RETAKE_AFTER` (a call taken at first sight proves nothing) — or
+/// the call handed its P off before it started (`MLocal::handed_off`, see
+/// [`handed_off_word`]); then [`reacquire_p`].
 #[cold]
-pub(crate) fn retaken(m: &M, old: usize) {
+pub(crate) fn retaken(m: &M, v: u64) {
     // SAFETY: on `m`'s thread, out of the call.
     let l = unsafe { &mut *m.local() };
     if l.handed_off == NO_P {
-        m.call.mark_hot();
-        return reacquire_p(m, old);
+        if m.call.proven(v) {
+            m.call.mark_hot();
+        }
+        return reacquire_p(m, p_of(v));
     }
     let p = std::mem::replace(&mut l.handed_off, NO_P);
     let at = std::mem::replace(&mut l.handoff_at, 0);
@@ -426,4 +455,82 @@ pub(crate) fn reacquire_p(m: &M, old: usize) {
         return;
     }
     m::switch_to_g0(Action::Requeue);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(sym: bool) -> CallState {
+        let w = Words {
+            word: AtomicU64::new(if sym { SYM } else { 0 }),
+            retake: AtomicU64::new(0),
+            decision: AtomicU64::new(0),
+            proven: AtomicU64::new(0),
+        };
+        CallState { inner: CachePadded::new(w) }
+    }
+
+    #[test]
+    fn a_word_carries_number_p_and_mode_and_the_exit_clears_the_flags() {
+        let c = state(false);
+        c.set_p(5);
+        let v = c.enter(5, BLK);
+        assert_eq!((p_of(v), v & IN_C, v & BLK, v >> 26), (5, IN_C, BLK, 1));
+        assert!(c.exit(v));
+        let w = c.between();
+        assert_eq!((p_of(w), w & (IN_C | BLK | NOCB | HOT), w >> 26), (5, 0, 1));
+        // The highest P the word can name.
+        c.set_p(crate::runtime::MAX_PROCS - 1);
+        assert_eq!(p_of(c.enter(crate::runtime::MAX_PROCS - 1, NOCB)), crate::runtime::MAX_PROCS - 1);
+    }
+
+    #[test]
+    fn hot_lasts_exactly_one_call() {
+        let c = state(false);
+        c.mark_hot();
+        assert_ne!(c.between() & HOT, 0);
+        c.set_p(1);
+        assert_ne!(c.between() & HOT, 0, "taking a P keeps HOT");
+        let v = c.enter(1, 0);
+        assert_ne!(v & HOT, 0, "the monitor sees HOT in the call's word");
+        assert!(c.exit(v));
+        assert_eq!(c.between() & HOT, 0, "the exit clears it");
+        c.mark_hot();
+        c.clear_hot();
+        assert_eq!(c.between() & HOT, 0);
+    }
+
+    #[test]
+    fn the_hand_off_word_makes_the_exit_report_the_p_gone_in_both_protocols() {
+        for sym in [false, true] {
+            let c = state(sym);
+            let prev = c.between();
+            let v = handed_off_word(prev);
+            assert!(!c.exit(v), "sym={sym}: the exit must take the slow path");
+            // The swap left SYM in the word; the way back restores the
+            // M's own protocol (asymmetric() is false in unit tests unless
+            // a runtime registered membarriers: compare with it).
+            c.after_hand_off();
+            assert_eq!(c.between() & SYM != 0, !asymmetric());
+            assert_eq!(c.between() & IN_C, 0);
+        }
+    }
+
+    #[test]
+    fn a_retake_in_the_symmetric_protocol_takes_the_p_once_and_says_if_it_was_proven() {
+        let c = state(true);
+        c.set_p(3);
+        let v = c.enter(3, 0);
+        let taken = CallState::try_retake_all([(&c, v, true)].into_iter(), false);
+        assert_eq!(taken, vec![(3, true)]);
+        assert!(CallState::try_retake_all([(&c, v, false)].into_iter(), false).is_empty(), "taken twice");
+        assert!(!c.exit(v), "the M must see its P gone");
+        assert!(c.proven(v));
+        // A call that ended before the monitor looked keeps its P.
+        let v2 = c.enter(3, 0);
+        assert!(c.exit(v2));
+        assert!(CallState::try_retake_all([(&c, v2, false)].into_iter(), false).is_empty());
+        assert!(!c.proven(v2));
+    }
 }

@@ -248,7 +248,7 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
     let mut blk = false;
     let mut wake_at: Option<Instant> = None;
     let now_ns = sched.when(now);
-    let mut candidates: Vec<(Arc<M>, u64)> = Vec::new();
+    let mut candidates: Vec<(Arc<M>, u64, bool)> = Vec::new();
     let mut current: Vec<(Arc<M>, Seen)> = Vec::new();
     // Work queued anywhere, computed once, for `BLK` calls only.
     let mut waiting: Option<bool> = None;
@@ -263,15 +263,16 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
         current.push((m.clone(), Seen { cstate: v, since }));
         let p = &sched.ps[state::p_of(v)];
         let has_work = p.has_work(now_ns) || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
+        let proven = now.duration_since(since) >= RETAKE_AFTER;
         let take = if v & state::BLK != 0 {
             blk = true;
             has_work
                 || *waiting.get_or_insert_with(|| sched.global.len() > 0 || sched.ps.iter().any(|p| p.has_queued()))
         } else {
-            has_work && (v & state::HOT != 0 || now.duration_since(since) >= RETAKE_AFTER)
+            has_work && (v & state::HOT != 0 || proven)
         };
         if take {
-            candidates.push((m.clone(), v));
+            candidates.push((m.clone(), v, proven));
         }
     });
     *seen = current;
@@ -298,8 +299,14 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
         }
     }
     if !candidates.is_empty() {
-        for p in state::CallState::try_retake_all(candidates.iter().map(|(m, v)| (&m.call, *v)), asym) {
-            sched.handoff_blocked_p(p);
+        let calls = candidates.iter().map(|(m, v, proven)| (&m.call, *v, *proven));
+        for (p, proven) in state::CallState::try_retake_all(calls, asym) {
+            // Only a call proven to block marks the M that takes its P.
+            if proven {
+                sched.handoff_blocked_p(p);
+            } else {
+                sched.handoff_p(p);
+            }
             retook = true;
         }
     }
