@@ -22,6 +22,7 @@
 mod ffi;
 mod peers;
 mod report;
+mod scratch;
 mod tables;
 mod workloads;
 
@@ -60,6 +61,9 @@ fn main() {
     if args.first().map(String::as_str) == Some("--internal") {
         return internal(&args[1..]);
     }
+    // Before any other thread exists (see `scratch`): Ctrl-C removes the
+    // databases and server files of the table in progress.
+    scratch::install();
     let mut opts = Options { quick: false, runs: 5, rows: None, json: false, compare: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {

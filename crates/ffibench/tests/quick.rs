@@ -188,3 +188,51 @@ fn quick_run_prints_the_sqlite_table() {
     let r = row(text, "reads: C calls per query");
     assert_eq!(number(r[1]), Some(8.0), "{r:?}");
 }
+
+#[test]
+fn quick_run_prints_the_many_blocking_calls_table() {
+    let text = quick();
+    let header = text.lines().find(|l| l.contains("ffiber default") && l.contains("ffiber Blocking")).expect("header");
+    assert!(header.contains("tokio spawn_blocking"), "{header}");
+    let wall = row(text, "wall time, s");
+    // Both ffiber modes finished, with a time.
+    assert!(number(wall[1]).is_some_and(|s| s > 0.0) && number(wall[2]).is_some_and(|s| s > 0.0), "{wall:?}");
+    let threads = row(text, "most OS threads at once");
+    assert!(number(threads[1]).is_some_and(|n| n >= 2.0), "{threads:?}");
+}
+
+/// Ctrl-C in the middle of the sqlite table: the run stops with 130 and
+/// its database directory is gone.
+#[test]
+fn an_interrupted_run_removes_its_scratch_files() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ffibench"))
+        .args(["--quick", "--rows", "sqlite"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("ffibench-sqlite-{}", child.id()));
+    let start = std::time::Instant::now();
+    while !dir.join("bench.db").exists() {
+        assert!(start.elapsed().as_secs() < 120, "the sqlite table never created {}", dir.display());
+        assert!(child.try_wait().unwrap().is_none(), "ffibench ended before the table started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill takes a pid and a signal number; the child is ours and
+    // has not been waited for, so the pid is still its own.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.exists(), "{} is still there after Ctrl-C", dir.display());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    // No peer outlives it: none has the database on its command line.
+    let db = dir.join("bench.db").display().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            assert!(!cmd.contains(&db), "a peer still runs after Ctrl-C: {cmd}");
+        }
+    }
+}

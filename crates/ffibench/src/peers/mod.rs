@@ -44,6 +44,7 @@ pub(crate) fn run_within(
 ) -> Result<BTreeMap<String, String>, String> {
     use std::process::Stdio;
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let tracked = crate::scratch::Child::new(child.id());
     // Drain both pipes on threads, so a chatty peer never blocks on them.
     let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
@@ -58,11 +59,16 @@ pub(crate) fn run_within(
     let se = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn std::io::Read + Send>));
     let start = std::time::Instant::now();
     let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-            break st;
+        // Poll without reaping (`waitid` with `WNOWAIT`): the pid stays
+        // ours until `tracked` is dropped, so an interrupt never kills a
+        // reused pid.
+        if exited(child.id()) {
+            drop(tracked);
+            break child.wait().map_err(|e| e.to_string())?;
         }
         if limit.is_some_and(|l| start.elapsed() > l) {
             let _ = child.kill();
+            drop(tracked);
             let _ = child.wait();
             return Err(format!("did not finish within {:?}: killed (it hangs)", limit.unwrap_or_default()));
         }
@@ -78,6 +84,19 @@ pub(crate) fn run_within(
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect())
+}
+
+/// Whether child `pid` has exited, without reaping it.
+fn exited(pid: u32) -> bool {
+    // SAFETY: a zeroed siginfo_t is a valid out buffer for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid on our own child, with a valid out pointer; WNOWAIT
+    // leaves it waitable.
+    let r = unsafe {
+        libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+    };
+    // SAFETY: reading the pid field of the siginfo waitid filled in.
+    r != 0 || unsafe { info.si_pid() } != 0
 }
 
 /// Sets each counted peer's iteration count so that one run takes about a

@@ -201,11 +201,14 @@ pub fn serve_tokio(db: &str) {
 struct Running {
     child: Child,
     addr: SocketAddr,
+    /// Registered for an interrupt while the child is not yet reaped.
+    tracked: Option<crate::scratch::Child>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        self.tracked = None;
         let _ = self.child.wait();
     }
 }
@@ -218,19 +221,21 @@ fn start(cmd: &Command, db: &Path, db_flag: &str) -> Result<Running, String> {
     c.arg(format!("{db_flag}{}", db.display()));
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().map_err(|e| e.to_string())?;
+    let tracked = crate::scratch::Child::new(child.id());
     let mut out = BufReader::new(child.stdout.take().expect("piped"));
     let mut line = String::new();
     let _ = out.read_line(&mut line);
     let Some(addr) = line.split("listening on ").nth(1).and_then(|a| a.trim().parse().ok()) else {
         let mut err = String::new();
         let _ = child.kill();
+        drop(tracked);
         if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut err);
         }
         let _ = child.wait();
         return Err(format!("did not start: {}", err.trim()));
     };
-    Ok(Running { child, addr })
+    Ok(Running { child, addr, tracked: Some(tracked) })
 }
 
 /// One request on a new connection; the response's status.
@@ -390,8 +395,13 @@ pub fn table(opts: &Options) -> report::Table {
             e.get_or_insert_with(|| "wrk not installed — apt-get install wrk".into());
         }
     }
-    let dir = std::env::temp_dir().join(format!("ffibench-server-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
+    let scratch = crate::scratch::ScratchDir::new("ffibench-server");
+    if let Err(e) = &scratch {
+        for err in errors.iter_mut() {
+            err.get_or_insert_with(|| format!("could not create a scratch directory: {e}"));
+        }
+    }
+    let dir = scratch.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
     let limit = raise_fd_limit();
     let idle_conns = if opts.quick { 1000 } else { IDLE_CONNS };
     for run in 0..runs {
@@ -417,7 +427,7 @@ pub fn table(opts: &Options) -> report::Table {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(scratch);
     eprint!("\r{:70}\r", "");
     let mut t = report::Table {
         title: format!(

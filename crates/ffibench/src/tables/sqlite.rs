@@ -587,9 +587,17 @@ pub fn run(variant: &str, args: &[String]) {
 pub fn table(opts: &Options) -> report::Table {
     let ms = if opts.quick { 300 } else { 3000 };
     let runs = opts.runs.min(3);
-    let dir = std::env::temp_dir().join(format!("ffibench-sqlite-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let db = dir.join("bench.db");
+    let dir = match crate::scratch::ScratchDir::new("ffibench-sqlite") {
+        Ok(d) => d,
+        Err(e) => {
+            return report::Table {
+                title: "SQLite from many workers".into(),
+                notes: vec![format!("could not create a scratch directory: {e}")],
+                ..Default::default()
+            };
+        }
+    };
+    let db = dir.path().join("bench.db");
     let mut t = report::Table {
         title: format!(
             "SQLite from {WORKERS} workers: point reads of every column, and a mix with 10% single-row updates \
@@ -600,7 +608,6 @@ pub fn table(opts: &Options) -> report::Table {
     };
     if let Err(e) = create(&db) {
         t.notes.push(format!("could not create the database: {e}"));
-        let _ = std::fs::remove_dir_all(&dir);
         return t;
     }
     let me = |v: &str, name: &str| {
@@ -674,7 +681,7 @@ pub fn table(opts: &Options) -> report::Table {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     eprint!("\r{:70}\r", "");
     scenario_rows(
         &mut t,
