@@ -443,6 +443,39 @@ impl Tally {
     }
 }
 
+/// The call layer's cost per read query: the same read, of one cached row
+/// on one connection, timed through `layer` and through the plain C API
+/// (`Raw`), alternating, fastest of several rounds each; the difference in
+/// ns (0 if the layer measured faster: it adds nothing measurable).
+fn layer_ns(path: &Path, layer: &mut dyn FnMut(i64)) -> f64 {
+    const K: u32 = 5_000;
+    let mut raw = Conn::<Raw>::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let time = |f: &mut dyn FnMut(i64)| {
+        let t = Instant::now();
+        for i in 0..K {
+            f(1 + (i % 8) as i64);
+        }
+        t.elapsed().as_nanos() as f64 / K as f64
+    };
+    let (mut best_layer, mut best_raw) = (f64::MAX, f64::MAX);
+    for _ in 0..15 {
+        best_raw = best_raw.min(time(&mut |id| {
+            raw.read(id);
+        }));
+        best_layer = best_layer.min(time(layer));
+    }
+    (best_layer - best_raw).max(0.0)
+}
+
+/// [`layer_ns`] for a generated API `A` (on the calling green thread).
+fn layer_ns_of<A: Api>(path: &Path) -> f64 {
+    let mut c = Conn::<A>::open(path).unwrap_or_else(|e| panic!("{e}"));
+
+    layer_ns(path, &mut |id| {
+        c.read(id);
+    })
+}
+
 /// Child mode: `--internal sqlite-<variant> <db> <read|mix> <ms>`; prints
 /// `queries_per_s`, `calls_per_query`, `p50_us`, `p99_us`.
 pub fn run(variant: &str, args: &[String]) {
@@ -450,9 +483,14 @@ pub fn run(variant: &str, args: &[String]) {
     let writes = if args.get(1).map(String::as_str) == Some("mix") { 10 } else { 0 };
     let ms: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3000);
     let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
+    let mut started = Instant::now();
+    // The call layer's cost per read query (see `layer_ns`), measured
+    // before the workers start; NaN where it is not measured.
+    let mut layer = f64::NAN;
     let tallies: Vec<Tally> = match variant {
         "threads" => {
+            layer = 0.0; // the floor: this row is the plain C API
+            started = Instant::now();
             let hs: Vec<_> = (0..WORKERS)
                 .map(|i| {
                     let (db, stop) = (db.clone(), stop.clone());
@@ -466,7 +504,9 @@ pub fn run(variant: &str, args: &[String]) {
         "ffiber" | "ffiber-tuned" => {
             let tuned = variant == "ffiber-tuned";
             let rt = ffiber::Runtime::builder().build().expect("runtime");
-            rt.block_on(move || {
+            let (tallies, l, t0) = rt.block_on(move || {
+                let layer = if tuned { layer_ns_of::<Tuned>(&db) } else { layer_ns_of::<Default_>(&db) };
+                let started = Instant::now();
                 let hs: Vec<_> = (0..WORKERS)
                     .map(|i| {
                         let (db, stop) = (db.clone(), stop.clone());
@@ -482,10 +522,16 @@ pub fn run(variant: &str, args: &[String]) {
                     .collect();
                 ffiber::sleep(Duration::from_millis(ms));
                 stop.store(true, Ordering::Relaxed);
-                hs.into_iter().map(|h| h.join().expect("worker")).collect()
-            })
+                (hs.into_iter().map(|h| h.join().expect("worker")).collect(), layer, started)
+            });
+            (layer, started) = (l, t0);
+            tallies
         }
         "rusqlite" => {
+            let c = rusqlite_conn(&db);
+            layer = layer_ns(&db, &mut |id| rusqlite_query(&c, id, false));
+            drop(c);
+            started = Instant::now();
             let hs: Vec<_> = (0..WORKERS)
                 .map(|i| {
                     let (db, stop) = (db.clone(), stop.clone());
@@ -500,6 +546,33 @@ pub fn run(variant: &str, args: &[String]) {
             // 64 tasks; each query moves the task's rusqlite connection to
             // a blocking thread and back (spawn_blocking per query).
             let rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().expect("tokio runtime");
+            // Per query: the hop to a blocking thread and back, around a
+            // rusqlite read, awaited from a task (as the workers do).
+            let d = db.clone();
+            layer = rt.block_on(async move {
+                const K: u32 = 2_000;
+                let c = Arc::new(std::sync::Mutex::new(rusqlite_conn(&d)));
+                let mut raw = Conn::<Raw>::open(&d).unwrap_or_else(|e| panic!("{e}"));
+                let (mut best_hop, mut best_raw) = (f64::MAX, f64::MAX);
+                for _ in 0..15 {
+                    let t = Instant::now();
+                    for i in 0..K {
+                        raw.read(1 + (i % 8) as i64);
+                    }
+                    best_raw = best_raw.min(t.elapsed().as_nanos() as f64 / K as f64);
+                    let t = Instant::now();
+                    for i in 0..K {
+                        let c = c.clone();
+                        let id = 1 + (i % 8) as i64;
+                        tokio::task::spawn_blocking(move || rusqlite_query(&c.lock().expect("conn"), id, false))
+                            .await
+                            .expect("query");
+                    }
+                    best_hop = best_hop.min(t.elapsed().as_nanos() as f64 / K as f64);
+                }
+                (best_hop - best_raw).max(0.0)
+            });
+            started = Instant::now();
             rt.block_on(async move {
                 let hs: Vec<_> = (0..WORKERS)
                     .map(|i| {
@@ -577,6 +650,9 @@ pub fn run(variant: &str, args: &[String]) {
     println!("queries_per_s={:.0}", queries as f64 / secs);
     if calls > 0 {
         println!("calls_per_query={:.2}", calls as f64 / queries.max(1) as f64);
+    }
+    if layer.is_finite() {
+        println!("layer_ns={layer:.1}");
     }
     println!("p50_us={:.1}", pct(0.5) as f64 / 1000.0);
     println!("p99_us={:.1}", pct(0.99) as f64 / 1000.0);
@@ -683,6 +759,15 @@ pub fn table(opts: &Options) -> report::Table {
     }
     drop(dir);
     eprint!("\r{:70}\r", "");
+    // The call layer's share of the CPU time of a read: its cost per query
+    // times queries per second, over the CPU time there is (every core
+    // busy: 64 workers on this machine's cores), run by run.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    for s in samples.iter_mut() {
+        let (Some(l), Some(q)) = (s.get("read_layer_ns"), s.get("read_queries_per_s")) else { continue };
+        let share: Vec<f64> = l.iter().zip(q).map(|(l, q)| 100.0 * l * q / (cores * 1e9)).collect();
+        s.insert("read_layer_share".into(), share);
+    }
     scenario_rows(
         &mut t,
         "sqlite",
@@ -694,11 +779,16 @@ pub fn table(opts: &Options) -> report::Table {
             ("read_p50_us", "reads: p50 µs"),
             ("read_p99_us", "reads: p99 µs"),
             ("read_calls_per_query", "reads: C calls per query"),
+            ("read_layer_ns", "reads: call layer, ns per query"),
+            ("read_layer_share", "reads: call layer, % of CPU time"),
             ("mix_queries_per_s", "10% writes: queries/s"),
             ("mix_p50_us", "10% writes: p50 µs"),
             ("mix_p99_us", "10% writes: p99 µs"),
         ],
-        |k, m| if k.ends_with("calls_per_query") { format!("{m:.1}") } else { format!("{m:.0}") },
+        |k, m| match k {
+            _ if k.ends_with("calls_per_query") || k.ends_with("share") => format!("{m:.1}"),
+            _ => format!("{m:.0}"),
+        },
     );
     t.notes.push(
         "Each worker owns a connection (SQLITE_OPEN_NOMUTEX) and two prepared statements; a read binds the id, steps, \
@@ -710,6 +800,13 @@ pub fn table(opts: &Options) -> report::Table {
          with_syscall hangs here)."
             .into(),
     );
+    t.notes.push(format!(
+        "Call layer: what a read costs over the plain C API. ffiber, rusqlite and tokio: the same read of a cached \
+         row on one connection, timed through the layer and through a plain extern \"C\" block, alternating, fastest \
+         of 15 rounds each, the difference (tokio: the spawn_blocking hop around a rusqlite read). Go + mattn: 8 cgo \
+         calls (what a read needs at least) times one measured cgo call to a trivial SQLite function — a lower \
+         bound, mattn makes more. 0 means no difference was measurable. The share: that cost times queries per second over the CPU time of {cores} cores."
+    ));
     t
 }
 
