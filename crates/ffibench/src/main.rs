@@ -14,19 +14,18 @@
 //! Layout: this file is the command line, the results files and the
 //! child-mode dispatch (`--internal <peer>`); `tables/` has one module
 //! per table and what they share; `peers/` how each peer is started and
-//! built (Go in `go.rs`, other languages in `langs.rs`); `workloads.rs`
-//! and `ffi.rs` are the Rust peers' workloads, run in child processes;
+//! built (Go in `go.rs`, other languages in `langs.rs`) and, under
+//! `peers/rust/`, the Rust peers' workloads, one file per peer, run in
+//! child processes; `scratch.rs` cleans up after an interrupted run;
 //! `report.rs` renders tables (text, Markdown, CSV, JSON, SVG) and
 //! compares runs.
 
-mod ffi;
 mod peers;
 mod report;
 mod scratch;
 mod tables;
-mod workloads;
 
-use peers::repo_root;
+use peers::{repo_root, rust};
 
 pub(crate) struct Options {
     quick: bool,
@@ -218,26 +217,26 @@ fn internal(args: &[String]) {
     let scale: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let n = move |base: usize| ((base as f64 * scale) as usize).max(10);
     match args.first().map(String::as_str) {
-        Some("ffiber") => workloads::ffiber(n),
-        Some("may") => workloads::may(n),
-        Some("golib") => workloads::golib(n),
-        Some("ffi") => ffi::run(n),
-        Some("ticker-ffiber") => ffi::ticker_ffiber(n(1000) as u64),
-        Some("ticker-may") => ffi::ticker_may(n(1000) as u64),
-        Some("ticker-tokio") => ffi::ticker_tokio(n(1000) as u64),
-        Some("hogs-ffiber") => ffi::hogs_ffiber(n(2000) as u64),
-        Some("hogs-may") => ffi::hogs_may(n(2000) as u64),
-        Some("hogs-golib") => ffi::hogs_golib(n(2000) as u64),
-        Some("tokio") => ffi::tokio_rows(n),
-        Some("deep-ffiber") => ffi::deep_ffiber(n(10_000)),
-        Some("sleepers-ffiber") => ffi::sleepers_ffiber(n(100_000), ffiber::ffi::Mode::Default),
-        Some("sleepers-ffiber-blocking") => ffi::sleepers_ffiber(n(100_000), ffiber::ffi::Mode::Blocking),
-        Some("sleepers-tokio") => ffi::sleepers_tokio(n(100_000)),
-        Some("deep-may") => ffi::deep_may(n(10_000)),
-        Some("may-ffi") => ffi::may_rows(n),
-        Some("golib-ffi") => ffi::golib_rows(n),
-        Some("ticker-golib") => ffi::ticker_golib(n(1000) as u64),
-        Some("deep-golib") => ffi::deep_golib(n(10_000)),
+        Some("ffiber") => rust::ffiber::runtime_rows(n),
+        Some("may") => rust::may::runtime_rows(n),
+        Some("golib") => rust::golib::runtime_rows(n),
+        Some("ffi") => rust::ffiber::ffi_rows(n),
+        Some("ticker-ffiber") => rust::ffiber::ticker_ffiber(n(1000) as u64),
+        Some("ticker-may") => rust::may::ticker_may(n(1000) as u64),
+        Some("ticker-tokio") => rust::tokio::ticker_tokio(n(1000) as u64),
+        Some("hogs-ffiber") => rust::ffiber::hogs_ffiber(n(2000) as u64),
+        Some("hogs-may") => rust::may::hogs_may(n(2000) as u64),
+        Some("hogs-golib") => rust::golib::hogs_golib(n(2000) as u64),
+        Some("tokio") => rust::tokio::tokio_rows(n),
+        Some("deep-ffiber") => rust::ffiber::deep_ffiber(n(10_000)),
+        Some("sleepers-ffiber") => rust::ffiber::sleepers_ffiber(n(100_000), ffiber::ffi::Mode::Default),
+        Some("sleepers-ffiber-blocking") => rust::ffiber::sleepers_ffiber(n(100_000), ffiber::ffi::Mode::Blocking),
+        Some("sleepers-tokio") => rust::tokio::sleepers_tokio(n(100_000)),
+        Some("deep-may") => rust::may::deep_may(n(10_000)),
+        Some("may-ffi") => rust::may::may_rows(n),
+        Some("golib-ffi") => rust::golib::golib_rows(n),
+        Some("ticker-golib") => rust::golib::ticker_golib(n(1000) as u64),
+        Some("deep-golib") => rust::golib::deep_golib(n(10_000)),
         Some("server-ffiber") => tables::server::serve_ffiber(args.get(1).map_or("kv.db", String::as_str)),
         Some("server-golib") => tables::server::serve_golib(),
         Some(v) if v.starts_with("sqlite-") => tables::sqlite::run(&v["sqlite-".len()..], &args[1..]),

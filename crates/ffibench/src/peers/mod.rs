@@ -1,10 +1,11 @@
 //! The peers: how each is started (`Peer`), built and calibrated. Go's
 //! are in `go.rs`, the other languages' in `langs.rs`; the Rust peers run
 //! in a child of this binary (`self_peer`, `--internal <name>`), with
-//! their workloads in `workloads.rs` and `ffi.rs`.
+//! their workloads in `rust/`, one file per peer.
 
 mod go;
 mod langs;
+pub(crate) mod rust;
 
 pub(crate) use go::{cgo_peer, go_build, go_peer};
 pub(crate) use langs::*;
