@@ -99,7 +99,8 @@ pub(crate) fn sleepers_table(opts: &Options) -> report::Table {
     let (mut samples, errors) = collect("many blocking calls", &mut peers, opts.runs);
     let mut t = report::Table {
         title: format!(
-            "Many blocking calls: {n} green threads / goroutines / tasks each make one call to C that sleeps 1 ms              (median of runs)"
+            "Many blocking calls: {n} green threads / goroutines / tasks each make one call to C that sleeps 1 ms \
+             (median of runs)"
         ),
         ..Default::default()
     };
@@ -109,7 +110,11 @@ pub(crate) fn sleepers_table(opts: &Options) -> report::Table {
         _ => format!("{m:.0}"),
     });
     t.notes.push(
-        "ffiber default: the monitor takes the P of a call that blocks (at its first look when the M's last call          blocked too) and an M whose last call blocked hands its P off before the next one; Blocking hands the P          off before every call while green threads are queued. Go's sysmon takes a P after it has seen the same          call for one tick (20 µs or more). tokio runs each call on its blocking pool (at most 512 threads)."
+        "ffiber default: the monitor takes the P of a call it has seen last 20 µs (at its first look if the M's \
+         last call was proven to block), and an M whose last call blocked hands its P off before the next one when \
+         green threads wait; Blocking hands the P off before the call when green threads are queued. Go's sysmon \
+         takes a P after it has seen the same call for one tick (20 µs or more). tokio runs each call on its \
+         blocking pool (at most 512 threads)."
             .into(),
     );
     t
