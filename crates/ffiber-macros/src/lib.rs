@@ -228,3 +228,224 @@ fn cgo_impl(input: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenSt
         }
     })
 }
+
+/// Turns the declarations of an `extern "C"` block — your own, or copied
+/// from a `-sys` crate's bindgen output — into wrappers that call each C
+/// function through ffiber's register path (`ffiber::ffi::call_regs`), the
+/// one `ffiber-build` generates: arguments go straight into registers, no
+/// closure, at the cost of the call row "default, register trampoline".
+///
+/// ```ignore
+/// #[ffiber::foreign(mode = nonblocking)]
+/// unsafe extern "C" {
+///     fn sqlite3_column_int(s: *mut sqlite3_stmt, i: c_int) -> c_int;
+/// }
+/// ```
+///
+/// Each `fn name(..) -> R;` becomes `unsafe fn name(..) -> R` (with the
+/// item's visibility and attributes) that makes the call in `mode` —
+/// `default` (the default), `nocallback`, `nonblocking` or `blocking`, as
+/// `ffiber::ffi::Mode`. The C symbol is the item's name, or its
+/// `#[link_name]`.
+///
+/// `from = path` calls the functions a `-sys` crate already declares,
+/// `path::name`, instead of declaring them again; the signature written in
+/// the block is checked against that declaration by the compiler:
+///
+/// ```ignore
+/// #[ffiber::foreign(mode = nonblocking, from = libsqlite3_sys)]
+/// unsafe extern "C" {
+///     pub fn sqlite3_column_int(s: *mut sqlite3_stmt, i: c_int) -> c_int;
+/// }
+/// ```
+///
+/// Every parameter must travel in one register (integers, `bool`,
+/// pointers, function pointers, `f32`, `f64`: `ffiber::ffi::RegArg`), at
+/// most 6 integer and 8 floating-point ones, and the result must come back
+/// in one (`ffiber::ffi::RegRet`) or be `()`. Anything else — a struct by
+/// value, a variadic function — is a compile error naming the function;
+/// call those through the closure form, `ffiber::ffi::call(|| ..)`.
+#[proc_macro_attribute]
+pub fn foreign(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match foreign_impl(attr.into(), item.into()) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn foreign_impl(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    use syn::punctuated::Punctuated;
+    let mut mode = quote! { ::ffiber::ffi::Mode::Default };
+    let mut from: Option<syn::Path> = None;
+    let args = syn::parse::Parser::parse2(Punctuated::<syn::MetaNameValue, syn::Token![,]>::parse_terminated, attr)?;
+    for nv in args {
+        let value = &nv.value;
+        let word = match value {
+            syn::Expr::Path(p) => p.path.get_ident().map(|i| i.to_string()),
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.value()),
+            _ => None,
+        };
+        if nv.path.is_ident("mode") {
+            mode = match word.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("default") => quote! { ::ffiber::ffi::Mode::Default },
+                Some("nocallback") => quote! { ::ffiber::ffi::Mode::NoCallback },
+                Some("nonblocking") => quote! { ::ffiber::ffi::Mode::NonBlocking },
+                Some("blocking") => quote! { ::ffiber::ffi::Mode::Blocking },
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        value,
+                        "mode must be one of default, nocallback, nonblocking, blocking",
+                    ));
+                }
+            };
+        } else if nv.path.is_ident("from") {
+            match value {
+                syn::Expr::Path(p) => from = Some(p.path.clone()),
+                _ => return Err(syn::Error::new_spanned(value, "from = takes a path, e.g. from = libsqlite3_sys")),
+            }
+        } else {
+            return Err(syn::Error::new_spanned(&nv.path, "#[ffiber::foreign] takes `mode = ...` and `from = path`"));
+        }
+    }
+    let block: syn::ItemForeignMod = syn::parse2(item)?;
+    if block.abi.name.as_ref().is_some_and(|n| n.value() != "C") {
+        return Err(syn::Error::new_spanned(&block.abi, "#[ffiber::foreign] takes an extern \"C\" block"));
+    }
+    let mut raw_items = Vec::new();
+    let mut wrappers = Vec::new();
+    for it in &block.items {
+        let f = match it {
+            syn::ForeignItem::Fn(f) => f,
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "#[ffiber::foreign] wraps functions only; declare statics and types outside the block",
+                ));
+            }
+        };
+        let sig = &f.sig;
+        let name = &sig.ident;
+        if let Some(v) = &sig.variadic {
+            return Err(syn::Error::new_spanned(
+                v,
+                format!(
+                    "`{name}` is variadic: bind it with ffiber-build (which passes ffiber::ffi::VarArg in registers) \
+                     or call it through ffiber::ffi::call(|| ..)"
+                ),
+            ));
+        }
+        let mut c_name = name.to_string();
+        let mut attrs = Vec::new();
+        for a in &f.attrs {
+            if a.path().is_ident("link_name") {
+                if let syn::Meta::NameValue(syn::MetaNameValue {
+                    value: syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }),
+                    ..
+                }) = &a.meta
+                {
+                    c_name = s.value();
+                }
+            } else {
+                attrs.push(a);
+            }
+        }
+        let mut params = Vec::new();
+        let mut names = Vec::new();
+        let mut tys = Vec::new();
+        for (i, input) in sig.inputs.iter().enumerate() {
+            let syn::FnArg::Typed(pt) = input else {
+                return Err(syn::Error::new_spanned(input, "a C function has no self parameter"));
+            };
+            let a = quote::format_ident!("__ffiber_a{}", i);
+            let ty = &pt.ty;
+            params.push(quote! { #a: #ty });
+            names.push(a);
+            tys.push(ty.clone());
+        }
+        let ret_ty: syn::Type = match &sig.output {
+            syn::ReturnType::Default => syn::parse_quote! { () },
+            syn::ReturnType::Type(_, t) => (**t).clone(),
+        };
+        let raw = quote::format_ident!("__ffiber_raw_{}", name);
+        let target = match &from {
+            Some(path) => quote! { #path::#name },
+            None => {
+                raw_items.push(quote! {
+                    #[link_name = #c_name]
+                    fn #raw(#(#params),*) -> #ret_ty;
+                });
+                quote! { #raw }
+            }
+        };
+        let vis = &f.vis;
+        let too_many_int = format!(
+            "#[ffiber::foreign] `{name}`: more than 6 integer/pointer parameters do not fit in registers; call it \
+             through ffiber::ffi::call(|| ..)"
+        );
+        let too_many_sse = format!(
+            "#[ffiber::foreign] `{name}`: more than 8 floating-point parameters do not fit in registers; call it \
+             through ffiber::ffi::call(|| ..)"
+        );
+        let doc = format!("`{c_name}` (C function), called through ffiber's register path.");
+        wrappers.push(quote! {
+            #[doc = #doc]
+            #(#attrs)*
+            #[inline]
+            #[allow(clippy::too_many_arguments, clippy::useless_transmute, non_snake_case)]
+            #vis unsafe fn #name(#(#params),*) -> #ret_ty {
+                const NI: usize = 0 #( + !<#tys as ::ffiber::ffi::RegArg>::SSE as usize )*;
+                const NS: usize = 0 #( + <#tys as ::ffiber::ffi::RegArg>::SSE as usize )*;
+                const _: () = ::core::assert!(NI <= 6, #too_many_int);
+                const _: () = ::core::assert!(NS <= 8, #too_many_sse);
+                let mut regs = ::ffiber::ffi::Regs::<NI, NS>::default();
+                regs.nsse = NS as u8;
+                let (mut __i, mut __s) = (0usize, 0usize);
+                #(
+                    if <#tys as ::ffiber::ffi::RegArg>::SSE {
+                        if let Some(r) = regs.sse.get_mut(__s) {
+                            *r = ::ffiber::ffi::RegArg::to_reg(#names);
+                        }
+                        __s += 1;
+                    } else {
+                        if let Some(r) = regs.int.get_mut(__i) {
+                            *r = ::ffiber::ffi::RegArg::to_reg(#names);
+                        }
+                        __i += 1;
+                    }
+                )*
+                let _ = (__i, __s);
+                let f: unsafe extern "C" fn(#(#tys),*) -> #ret_ty = #target;
+                // SAFETY: the caller upholds the C function's contract; every
+                // argument is in the register its type travels in (RegArg),
+                // and the result is read where it comes back (RegRet).
+                let out = unsafe {
+                    ::ffiber::ffi::call_regs(
+                        #mode,
+                        #c_name,
+                        ::core::mem::transmute::<unsafe extern "C" fn(#(#tys),*) -> #ret_ty, unsafe extern "C" fn()>(f),
+                        &regs,
+                    )
+                };
+                <#ret_ty as ::ffiber::ffi::RegRet>::from_regs(&out)
+            }
+        });
+    }
+    let block_attrs = &block.attrs;
+    let raw_block = if raw_items.is_empty() {
+        quote! {}
+    } else {
+        quote! {
+            #(#block_attrs)*
+            unsafe extern "C" {
+                #(#raw_items)*
+            }
+        }
+    };
+    Ok(quote! {
+        #raw_block
+        #(#wrappers)*
+    })
+}

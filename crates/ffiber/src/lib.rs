@@ -165,7 +165,7 @@ mod thread;
 mod time;
 
 pub use ffi::Handle;
-pub use ffiber_macros::{cgo, export, main};
+pub use ffiber_macros::{cgo, export, foreign, main};
 pub use local::LocalKey;
 pub use runtime::{DEFAULT_MAX_THREADS, MAX_PROCS, Runtime, RuntimeBuilder, run};
 #[doc(hidden)]

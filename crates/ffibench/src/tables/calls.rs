@@ -15,6 +15,7 @@ pub(crate) const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
     ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe: no switch)", "ffiber", "c_plt_ns"),
     ("ffiber_regs_nonblocking_ns", "ffiber NonBlocking, register trampoline", "ffiber", "c_plt_ns"),
     ("ffiber_regs_ns", "ffiber default, register trampoline (generated)", "ffiber", "c_plt_ns"),
+    ("ffiber_foreign_ns", "ffiber default, #[ffiber::foreign] on an extern block", "ffiber", "c_plt_ns"),
     ("ffiber_nonblocking_ns", "ffiber NonBlocking, closure", "ffiber", "c_plt_ns"),
     ("ffiber_nocallback_ns", "ffiber NoCallback, closure", "ffiber", "c_plt_ns"),
     ("ffiber_default_ns", "ffiber ffi::call (default: fully safe), closure", "ffiber", "c_plt_ns"),

@@ -50,9 +50,11 @@
 //! ```
 
 mod callback;
+mod foreign;
 mod handle;
 
 pub use callback::callback;
+pub use foreign::{RegArg, RegRet};
 pub use handle::Handle;
 
 use crate::sched::m;

@@ -23,6 +23,16 @@ unsafe extern "C" {
     safe fn ffibench_plusone(x: i32) -> i32;
 }
 
+/// `plusone` as a `-sys` crate would declare it (here: this crate's own
+/// declaration, `from = super`), turned into a register-path wrapper by
+/// `#[ffiber::foreign]` (default mode).
+mod foreign_plusone {
+    #[ffiber::foreign(from = super)]
+    unsafe extern "C" {
+        pub fn plusone(x: i32) -> i32;
+    }
+}
+
 /// `plusone(x)` through the register pass-through trampoline, as
 /// generated bindings call it.
 #[inline(always)]
@@ -67,6 +77,8 @@ pub(crate) fn ffi_rows(n: impl Fn(usize) -> usize) {
             ("ffiber_nocallback_ns", timed_auto(|x| ffi::call_mode(Mode::NoCallback, || plusone(x)))),
             ("ffiber_default_ns", timed_auto(|x| ffi::call(|| plusone(x)))),
             ("ffiber_regs_ns", timed_auto(|x| regs(Mode::Default, x))),
+            // SAFETY: plusone takes and returns a plain int.
+            ("ffiber_foreign_ns", timed_auto(|x| unsafe { foreign_plusone::plusone(x) })),
             ("ffiber_regs_nonblocking_ns", timed_auto(|x| regs(Mode::NonBlocking, x))),
             ("ffiber_blocking_ns", timed_auto(|x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
             ("ffiber_callback_ns", timed_auto(|x| ffi::call(|| call_cb(ffibench_plusone, x)))),
