@@ -90,7 +90,9 @@ pub(crate) struct P {
 }
 
 impl P {
-    /// Green threads wait in this P's run queue or `run_next`.
+    /// Green threads wait in this P's run queue or `run_next`. (Inlined:
+    /// a `Blocking` call asks, from the caller's crate.)
+    #[inline]
     pub(crate) fn has_queued(&self) -> bool {
         !self.runq.is_empty() || !self.run_next.load(SeqCst).is_null()
     }

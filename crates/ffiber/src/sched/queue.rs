@@ -55,7 +55,9 @@ impl<T, const N: usize> LocalQueue<T, N> {
         t.wrapping_sub(h) as usize
     }
 
-    /// True when the queue looks empty.
+    /// True when the queue looks empty. (Inlined: a `Blocking` call asks,
+    /// from the caller's crate.)
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
