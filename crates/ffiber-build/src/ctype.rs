@@ -90,6 +90,12 @@ impl CType {
             CType::Float { .. } => "f64".into(),
             CType::Pointer { pointee, is_const } => {
                 let inner = match pointee.resolved() {
+                    // A typedef of an untagged struct or union (`sigset_t`,
+                    // `pthread_mutex_t`): the record is generated under the
+                    // typedef that names it (see `collect_records`).
+                    CType::Record { name, .. } | CType::Named { name, .. } if name.is_empty() => {
+                        pointee.untagged_name().unwrap_or_else(|| "::core::ffi::c_void".to_string())
+                    }
                     CType::Void | CType::Func { .. } => "::core::ffi::c_void".to_string(),
                     // Opaque structs and unions by their C tag too (declared
                     // opaque in the bindings when they are not bound).
@@ -113,6 +119,22 @@ impl CType {
             },
             CType::Array { elem, len } => format!("[{}; {}]", elem.rust(), len.unwrap_or(0)),
         }
+    }
+
+    /// For a typedef (chain) of an untagged struct or union: the name of
+    /// the typedef that names the record itself, which is what it is
+    /// generated as.
+    pub fn untagged_name(&self) -> Option<String> {
+        let mut t = self;
+        while let CType::Typedef { name, target } = t {
+            match &**target {
+                CType::Record { name: tag, .. } | CType::Named { name: tag, .. } if tag.is_empty() => {
+                    return Some(name.clone());
+                }
+                next => t = next,
+            }
+        }
+        None
     }
 
     /// Whether values of this type travel in one register, and which kind.

@@ -51,6 +51,29 @@ fn kinds_types_and_values_come_from_the_compiler() {
     }
 }
 
+/// A parameter typed as a typedef of an untagged struct or union (as
+/// `sigset_t *` and `pthread_mutex_t *` are) points to the generated
+/// record, not to `c_void`, even through a second typedef.
+#[test]
+fn pointers_to_typedefs_of_untagged_records_keep_their_type() {
+    let path = Build::new()
+        .preamble(
+            "typedef struct { int a; long b; } anon_t;\ntypedef anon_t alias_t;\n\
+             typedef union { long l; double d; } num_t;\n\
+             int take(alias_t *p, const num_t *n);",
+        )
+        .allow(["take"])
+        .out_dir(out())
+        .generate("ut")
+        .unwrap();
+    let code = std::fs::read_to_string(path).unwrap();
+    for want in
+        ["pub unsafe fn take(a0: *mut anon_t, a1: *const num_t) -> i32 {", "pub struct anon_t {", "pub union num_t {"]
+    {
+        assert!(code.contains(want), "missing {want:?} in\n{code}");
+    }
+}
+
 #[test]
 fn undeclared_names_are_named() {
     let e =
