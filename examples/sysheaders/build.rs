@@ -20,6 +20,8 @@ fn main() {
             "sigemptyset",
             "sigaddset",
             "sigismember",
+            "sigaction",
+            "raise",
             "epoll_create1",
             "epoll_ctl",
             "epoll_wait",

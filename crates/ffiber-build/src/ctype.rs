@@ -71,7 +71,27 @@ pub enum Class {
     None,
 }
 
+/// `Option<unsafe extern "C" fn(..) -> R>`: how a C function pointer is
+/// spelled (null is `None`; the layout is a pointer's).
+fn fn_pointer(params: &[CType], ret: &CType, variadic: bool) -> String {
+    let mut ps: Vec<String> = params.iter().map(CType::rust).collect();
+    if variadic {
+        ps.push("...".into());
+    }
+    let ret = match ret.resolved() {
+        CType::Void => String::new(),
+        _ => format!(" -> {}", ret.rust()),
+    };
+    format!("Option<unsafe extern \"C\" fn({}){ret}>", ps.join(", "))
+}
+
 impl CType {
+    /// Whether this is a pointer to a function (spelled
+    /// `Option<unsafe extern "C" fn(..)>`).
+    pub fn is_fn_pointer(&self) -> bool {
+        matches!(self.resolved(), CType::Pointer { pointee, .. } if matches!(pointee.resolved(), CType::Func { .. }))
+    }
+
     /// The type with typedefs (and qualifiers) looked through.
     pub fn resolved(&self) -> &CType {
         match self {
@@ -89,6 +109,10 @@ impl CType {
             CType::Float { size: 4 } => "f32".into(),
             CType::Float { .. } => "f64".into(),
             CType::Pointer { pointee, is_const } => {
+                // A function pointer: nullable, as in C.
+                if let CType::Func { params, ret, variadic } = pointee.resolved() {
+                    return fn_pointer(params, ret, *variadic);
+                }
                 let inner = match pointee.resolved() {
                     // A typedef of an untagged struct or union (`sigset_t`,
                     // `pthread_mutex_t`): the record is generated under the

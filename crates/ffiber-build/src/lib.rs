@@ -649,18 +649,19 @@ impl Build {
         let sig = sig(params, ret, false);
         let mode = self.modes.get(name).copied().unwrap_or_default();
         format!(
-            "/// `{name}`: a C function pointer; [`call`]({name}::call) goes through ffiber's foreign-call path.\n\
-             #[repr(transparent)]\n#[derive(Clone, Copy, Debug, PartialEq, Eq)]\npub struct {name}(pub *const ::core::ffi::c_void);\n\n\
-             impl {name} {{\n    /// Calls the function.\n    ///\n    /// # Safety\n    ///\n    \
+            "/// `{name}`: a C function pointer (null is `None`); [`call`]({name}::call) goes through ffiber's \
+             foreign-call path.\n\
+             #[repr(transparent)]\n#[derive(Clone, Copy, Debug)]\npub struct {name}(pub Option<{}>);\n\n\
+             impl {name} {{\n    /// Calls the function. Panics with a message if the pointer is null.\n    ///\n    \
+             /// # Safety\n    ///\n    \
              /// The pointer is a live C function of this type, and the arguments are what it expects.\n    \
              #[inline]\n    #[allow(clippy::too_many_arguments, clippy::unnecessary_cast, clippy::useless_transmute)]\n    \
              pub unsafe fn call(self{}{}){} {{\n        \
-             // SAFETY: the caller guarantees the pointer is a C function of this type.\n        \
-             let c = unsafe {{ ::core::mem::transmute::<*const ::core::ffi::c_void, {}>(self.0) }};\n{}    }}\n}}\n\n",
+             let Some(c) = self.0 else {{ panic!(\"ffiber: called a null C function pointer of type {name}\") }};\n{}    }}\n}}\n\n",
+            sig.fn_ty,
             if sig.decl.is_empty() { "" } else { ", " },
             sig.decl,
             sig.ret_sig,
-            sig.fn_ty,
             self.call_body(name, params, ret, mode, &sig).lines().map(|l| format!("    {l}\n")).collect::<String>(),
         )
     }
@@ -1052,6 +1053,7 @@ fn sig(params: &[CType], ret: &CType, variadic: bool) -> Sig {
 /// Argument `a` of type `t` as the bits of an integer register.
 fn int_reg(t: &CType, a: &str) -> String {
     match t.resolved() {
+        _ if t.is_fn_pointer() => format!("{a}.map_or(0, |f| f as usize as u64)"),
         CType::Pointer { .. } => format!("{a} as usize as u64"),
         _ => format!("{a} as u64"),
     }
@@ -1070,6 +1072,10 @@ fn ret_from_regs(ret: &CType, rty: &str) -> String {
     match ret.resolved() {
         CType::Void => "    let _ = out;\n".to_string(),
         CType::Bool => "    out.rax as u8 != 0\n".to_string(),
+        _ if ret.is_fn_pointer() => format!(
+            "    // SAFETY: a C function pointer (or null) came back in `rax`; `{rty}` has a pointer's layout, with\n    \
+             // null as `None`.\n    unsafe {{ ::core::mem::transmute::<usize, {rty}>(out.rax as usize) }}\n"
+        ),
         CType::Pointer { .. } => format!("    out.rax as usize as {rty}\n"),
         CType::Float { size: 4 } => "    f32::from_bits(out.xmm0 as u32)\n".to_string(),
         CType::Float { .. } => "    f64::from_bits(out.xmm0)\n".to_string(),

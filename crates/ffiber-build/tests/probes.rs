@@ -74,6 +74,33 @@ fn pointers_to_typedefs_of_untagged_records_keep_their_type() {
     }
 }
 
+/// Function pointers — parameters, results, members — are spelled
+/// `Option<unsafe extern "C" fn(..)>` (null is `None`), and pass through
+/// the register path as one integer register.
+#[test]
+fn function_pointers_are_typed_and_nullable() {
+    let path = Build::new()
+        .preamble(
+            "struct holder { void (*cb)(int); int x; };\n\
+             typedef struct holder holder_t;\n\
+             int apply_to(int (*f)(int, double), holder_t *h);\n\
+             void (*pick(int which))(int);",
+        )
+        .allow(["apply_to", "pick", "holder_t"])
+        .out_dir(out())
+        .generate("fp")
+        .unwrap();
+    let code = std::fs::read_to_string(path).unwrap();
+    for want in [
+        "pub unsafe fn apply_to(a0: Option<unsafe extern \"C\" fn(i32, f64) -> i32>, a1: *mut holder) -> i32 {",
+        "a0.map_or(0, |f| f as usize as u64)",
+        "pub unsafe fn pick(a0: i32) -> Option<unsafe extern \"C\" fn(i32)> {",
+        "pub cb: Option<unsafe extern \"C\" fn(i32)>,",
+    ] {
+        assert!(code.contains(want), "missing {want:?} in\n{code}");
+    }
+}
+
 #[test]
 fn undeclared_names_are_named() {
     let e =

@@ -57,9 +57,7 @@ impl Conn {
     fn exec(&mut self, sql: &str) -> Result<(), String> {
         let c = CString::new(sql).map_err(|e| e.to_string())?;
         // SAFETY: a live connection, a valid SQL string, no callback.
-        let rc = unsafe {
-            sqlite::sqlite3_exec(self.db, c.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut())
-        };
+        let rc = unsafe { sqlite::sqlite3_exec(self.db, c.as_ptr(), None, std::ptr::null_mut(), std::ptr::null_mut()) };
         if rc != sqlite::SQLITE_OK {
             return Err(format!("{sql}: {}", self.errmsg()));
         }
@@ -85,7 +83,7 @@ impl Conn {
         // bytes stay valid until the reset below (SQLITE_STATIC: null
         // destructor), and the column's bytes are copied before the reset.
         unsafe {
-            sqlite::sqlite3_bind_text(s, 1, key.as_ptr().cast(), key.len() as i32, std::ptr::null_mut());
+            sqlite::sqlite3_bind_text(s, 1, key.as_ptr().cast(), key.len() as i32, None);
             let rc = sqlite::sqlite3_step(s);
             let out = match rc {
                 sqlite::SQLITE_ROW => {
@@ -108,8 +106,8 @@ impl Conn {
         // SAFETY: as in `get`: the bound bytes outlive the step (reset
         // before returning).
         unsafe {
-            sqlite::sqlite3_bind_text(s, 1, key.as_ptr().cast(), key.len() as i32, std::ptr::null_mut());
-            sqlite::sqlite3_bind_blob(s, 2, value.as_ptr().cast(), value.len() as i32, std::ptr::null_mut());
+            sqlite::sqlite3_bind_text(s, 1, key.as_ptr().cast(), key.len() as i32, None);
+            sqlite::sqlite3_bind_blob(s, 2, value.as_ptr().cast(), value.len() as i32, None);
             let rc = sqlite::sqlite3_step(s);
             let out = if rc == sqlite::SQLITE_DONE { Ok(()) } else { Err(format!("put {key:?}: {}", self.errmsg())) };
             sqlite::sqlite3_reset(s);

@@ -67,7 +67,7 @@ impl Db {
         let c = CString::new(sql).map_err(|e| e.to_string())?;
         let rows = Handle::new(Rows::default());
         let mut err: *mut i8 = std::ptr::null_mut();
-        let cb = ffiber_sqlite_row as *const () as *mut std::ffi::c_void;
+        let cb = Some(ffiber_sqlite_row as unsafe extern "C" fn(_, _, _, _) -> _);
         // SAFETY: a live connection, a valid SQL string, a C-ABI callback
         // with sqlite's signature, a context C hands back to it, and a valid
         // out pointer for the error message.

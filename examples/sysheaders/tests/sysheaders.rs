@@ -168,3 +168,38 @@ fn time_records_and_a_terminal_that_is_not_one() {
         assert_eq!(std::mem::size_of::<sys::termios>(), std::mem::size_of::<libc::termios>());
     });
 }
+
+static CAUGHT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_usr2(sig: i32) {
+    CAUGHT.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// `struct sigaction` with its handler union of function pointers
+/// (`Option<unsafe extern "C" fn(i32)>`): install a handler, raise the
+/// signal from a green thread, and read the old action back.
+#[test]
+fn a_signal_handler_through_the_function_pointer_members() {
+    rt(1).block_on(|| {
+        let mut act = sys::sigaction::default();
+        act.__sigaction_handler.sa_handler = Some(on_usr2);
+        let mut old = sys::sigaction::default();
+        // SAFETY: valid records; SIGUSR2 is not used by the runtime.
+        unsafe {
+            assert_eq!(sys::sigemptyset(&mut act.sa_mask), 0);
+            assert_eq!(sys::sigaction(sys::SIGUSR2, &act, &mut old), 0);
+            assert_eq!(sys::raise(sys::SIGUSR2), 0);
+        }
+        assert_eq!(CAUGHT.load(std::sync::atomic::Ordering::SeqCst), sys::SIGUSR2);
+        // The installed action reads back with our handler in it.
+        let mut now = sys::sigaction::default();
+        // SAFETY: as above; restoring the old action afterwards.
+        unsafe {
+            assert_eq!(sys::sigaction(sys::SIGUSR2, &old, &mut now), 0);
+            assert_eq!(
+                now.__sigaction_handler.sa_handler.map(|f| f as usize),
+                Some(on_usr2 as extern "C" fn(i32) as usize)
+            );
+        }
+    });
+}

@@ -55,7 +55,7 @@ mod raw {
         pub fn sqlite3_exec(
             db: *mut sqlite3,
             sql: *const c_char,
-            cb: *mut c_void,
+            cb: Option<unsafe extern "C" fn(*mut c_void, i32, *mut *mut c_char, *mut *mut c_char) -> i32>,
             a: *mut c_void,
             e: *mut *mut c_char,
         ) -> i32;
@@ -118,7 +118,7 @@ macro_rules! generated_api {
             unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32 {
                 let n = std::ptr::null_mut();
                 // SAFETY: forwarded: a live connection and a C string; no callback.
-                unsafe { $m::sqlite3_exec(db.cast(), sql, n, n, std::ptr::null_mut()) }
+                unsafe { $m::sqlite3_exec(db.cast(), sql, None, n, std::ptr::null_mut()) }
             }
             unsafe fn prepare(db: *mut c_void, sql: *const c_char, st: *mut *mut c_void) -> i32 {
                 // SAFETY: forwarded: a live connection, a C string, an out pointer.
@@ -180,7 +180,7 @@ impl Api for Raw {
     unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32 {
         let n = std::ptr::null_mut();
         // SAFETY: forwarded.
-        unsafe { raw::sqlite3_exec(db.cast(), sql, n, n, std::ptr::null_mut()) }
+        unsafe { raw::sqlite3_exec(db.cast(), sql, None, n, std::ptr::null_mut()) }
     }
     unsafe fn prepare(db: *mut c_void, sql: *const c_char, st: *mut *mut c_void) -> i32 {
         // SAFETY: forwarded.
