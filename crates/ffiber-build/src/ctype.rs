@@ -117,9 +117,12 @@ impl CType {
                     // A typedef of an untagged struct or union (`sigset_t`,
                     // `pthread_mutex_t`): the record is generated under the
                     // typedef that names it (see `collect_records`).
-                    CType::Record { name, .. } | CType::Named { name, .. } if name.is_empty() => {
-                        pointee.untagged_name().unwrap_or_else(|| "::core::ffi::c_void".to_string())
-                    }
+                    CType::Record { name, .. } | CType::Named { name, .. } if name.is_empty() => match &**pointee {
+                        // As the header spells it: the typedef the pointer
+                        // names (an alias of the record's own typedef).
+                        CType::Typedef { name, .. } => name.clone(),
+                        _ => "::core::ffi::c_void".to_string(),
+                    },
                     CType::Void | CType::Func { .. } => "::core::ffi::c_void".to_string(),
                     // Opaque structs and unions by their C tag too (declared
                     // opaque in the bindings when they are not bound).

@@ -582,6 +582,10 @@ impl Build {
                 CType::Named { kind, name, .. } if !name.is_empty() && emitted.insert(name.clone()) => {
                     s += &opaque(kind, name);
                 }
+                CType::Typedef { name, .. } if emitted.insert(name.clone()) => {
+                    let record = rec.untagged_name().unwrap_or_default();
+                    s += &format!("/// `{name}`, the same type as [`{record}`].\npub type {name} = {record};\n\n");
+                }
                 _ => {}
             }
         }
@@ -793,6 +797,15 @@ fn collect_records(t: &CType, out: &mut Vec<CType>, depth: u32) {
                 out,
                 depth + 1,
             ),
+            // A typedef of a typedef of an untagged record (`sigset_t` of
+            // `__sigset_t`): pointers spell it by this name, so it is
+            // generated as an alias of the record.
+            CType::Typedef { .. } if t.untagged_name().is_some() => {
+                if !out.iter().any(|r| matches!(r, CType::Typedef { name: n, .. } if n == name)) {
+                    out.push(t.clone());
+                }
+                collect_records(target, out, depth + 1);
+            }
             _ => collect_records(target, out, depth + 1),
         },
         CType::Array { elem, .. } => collect_records(elem, out, depth + 1),

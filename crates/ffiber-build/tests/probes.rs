@@ -53,7 +53,8 @@ fn kinds_types_and_values_come_from_the_compiler() {
 
 /// A parameter typed as a typedef of an untagged struct or union (as
 /// `sigset_t *` and `pthread_mutex_t *` are) points to the generated
-/// record, not to `c_void`, even through a second typedef.
+/// record, not to `c_void`; through a second typedef it keeps that name,
+/// generated as an alias of the record.
 #[test]
 fn pointers_to_typedefs_of_untagged_records_keep_their_type() {
     let path = Build::new()
@@ -62,14 +63,25 @@ fn pointers_to_typedefs_of_untagged_records_keep_their_type() {
              typedef union { long l; double d; } num_t;\n\
              int take(alias_t *p, const num_t *n);",
         )
-        .allow(["take"])
+        .allow(["take", "alias_t"])
         .out_dir(out())
         .generate("ut")
         .unwrap();
+    let only_take = Build::new()
+        .preamble("typedef struct { int a; long b; } anon_t;\ntypedef anon_t alias_t;\nint take(alias_t *p);")
+        .allow(["take"])
+        .out_dir(out())
+        .generate("ut2")
+        .unwrap();
+    let code2 = std::fs::read_to_string(only_take).unwrap();
+    for want in ["pub unsafe fn take(a0: *mut alias_t) -> i32 {", "pub type alias_t = anon_t;", "pub struct anon_t {"] {
+        assert!(code2.contains(want), "missing {want:?} in\n{code2}");
+    }
     let code = std::fs::read_to_string(path).unwrap();
-    for want in
-        ["pub unsafe fn take(a0: *mut anon_t, a1: *const num_t) -> i32 {", "pub struct anon_t {", "pub union num_t {"]
-    {
+    // Bound by name and reached through `take`: declared once (here as
+    // the record itself, since it was bound under that name).
+    assert_eq!(code.matches("pub type alias_t").count() + code.matches("pub struct alias_t").count(), 1, "{code}");
+    for want in ["pub unsafe fn take(a0: *mut alias_t, a1: *const num_t) -> i32 {", "pub union num_t {"] {
         assert!(code.contains(want), "missing {want:?} in\n{code}");
     }
 }

@@ -4,7 +4,7 @@
 //! Every record in `sys` carries compile-time assertions of its size,
 //! alignment and field offsets as the C compiler laid them out; parameters
 //! keep the types the headers spell (`*mut pthread_mutex_t`, `*mut
-//! __sigset_t` for `sigset_t *`, `*mut epoll_event`), not `*mut c_void`.
+//! sigset_t`, `*mut epoll_event`), not `*mut c_void`.
 
 #[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
 pub mod sys {

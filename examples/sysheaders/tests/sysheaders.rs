@@ -32,7 +32,7 @@ fn stat_reads_the_same_record_as_libc() {
 #[test]
 fn signal_sets_through_the_untagged_sigset_record() {
     rt(1).block_on(|| {
-        let mut set = sys::__sigset_t::default();
+        let mut set = sys::sigset_t::default();
         // SAFETY: a sigset_t of the compiler's layout.
         unsafe {
             assert_eq!(sys::sigemptyset(&mut set), 0);
@@ -40,7 +40,7 @@ fn signal_sets_through_the_untagged_sigset_record() {
             assert_eq!(sys::sigismember(&set, sys::SIGUSR1), 1);
             assert_eq!(sys::sigismember(&set, sys::SIGUSR2), 0);
         }
-        assert_eq!(std::mem::size_of::<sys::__sigset_t>(), std::mem::size_of::<libc::sigset_t>());
+        assert_eq!(std::mem::size_of::<sys::sigset_t>(), std::mem::size_of::<libc::sigset_t>());
     });
 }
 
