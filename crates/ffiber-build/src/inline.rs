@@ -72,7 +72,15 @@ fn collect(items: &[syn::Item], path: &Path, tokens: &TokenStream, out: &mut Vec
 fn block(body: &TokenStream, path: &Path, file_tokens: &TokenStream) -> Result<Block, Error> {
     let mut it = body.clone().into_iter();
     let bad = || Error::Other(format!("{}: ffiber::cgo! expects `mod NAME; \"C preamble\"`", path.display()));
-    match it.next() {
+    // An optional visibility first: `pub`, `pub(crate)`, `pub(super)`.
+    let mut first = it.next();
+    if matches!(&first, Some(TokenTree::Ident(i)) if i == "pub") {
+        first = it.next();
+        if matches!(&first, Some(TokenTree::Group(g)) if g.delimiter() == proc_macro2::Delimiter::Parenthesis) {
+            first = it.next();
+        }
+    }
+    match first {
         Some(TokenTree::Ident(i)) if i == "mod" => {}
         _ => return Err(bad()),
     }

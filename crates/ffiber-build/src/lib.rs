@@ -544,7 +544,7 @@ impl Build {
                         if !self.can_bind(&params, &ret, variadic) {
                             s += &unsupported(
                                 name,
-                                "a function taking or returning a struct by value (or variadic with such arguments)",
+                                "a variadic function taking or returning a struct or union by value",
                                 "wrap it in a C function in the preamble that passes the struct by pointer",
                             )?;
                             continue;

@@ -443,17 +443,26 @@ fn a_missing_header_is_named() {
 #[test]
 fn unsupported_constructs_name_themselves_and_the_way_around() {
     let msg = Build::new()
-        .preamble("struct pair { int a, b; };\nstruct pair swap(struct pair p);")
-        .allow(["swap"])
+        .preamble("struct pair { int a, b; };\nstruct pair vswap(struct pair p, ...);")
+        .allow(["vswap"])
         .out_dir(out())
         .generate("u")
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains("`u::swap` is a function taking or returning a struct by value")
+        msg.contains("`u::vswap` is a variadic function taking or returning a struct or union by value")
             && msg.contains("wrap it in a C function in the preamble that passes the struct by pointer"),
         "{msg}"
     );
+    // Not variadic: bound, through the closure form.
+    let path = Build::new()
+        .preamble("struct pair { int a, b; };\nstruct pair swap(struct pair p);")
+        .allow(["swap"])
+        .out_dir(out())
+        .generate("v")
+        .unwrap();
+    let code = std::fs::read_to_string(path).unwrap();
+    assert!(code.contains("pub unsafe fn swap(a0: pair) -> pair {") && code.contains("call_named("), "{code}");
 }
 
 /// Issue 15, item 9: `cgo!` in a crate without a build script (or whose

@@ -138,7 +138,8 @@ fn export_impl(
     })
 }
 
-/// C code inline, as cgo's preamble: a module name and the C source whose
+/// C code inline, as cgo's preamble: a module name (with a visibility if
+/// the bindings are to be public: `pub mod c;`) and the C source whose
 /// declarations the module binds.
 ///
 /// ```ignore
@@ -171,16 +172,18 @@ pub fn cgo(input: TokenStream) -> TokenStream {
 }
 
 struct CgoBlock {
+    vis: syn::Visibility,
     name: syn::Ident,
 }
 
 impl syn::parse::Parse for CgoBlock {
     fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let vis: syn::Visibility = input.parse()?;
         input.parse::<syn::Token![mod]>()?;
         let name: syn::Ident = input.parse()?;
         input.parse::<syn::Token![;]>()?;
         let _preamble: syn::LitStr = input.parse()?;
-        Ok(CgoBlock { name })
+        Ok(CgoBlock { vis, name })
     }
 }
 
@@ -197,6 +200,7 @@ fn cgo_impl(input: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenSt
     let block: CgoBlock = syn::parse2(input)
         .map_err(|e| syn::Error::new(e.span(), format!("ffiber::cgo! expects `mod NAME; \"C preamble\"`: {e}")))?;
     let name = &block.name;
+    let vis = &block.vis;
     let file = format!("/ffiber_cgo_{name}.rs");
     let here = source_file_in_package().unwrap_or_else(|| "src/main.rs".to_string());
     let build_line = format!("ffiber_build::Build::new().file({here:?}).compile().unwrap_or_else(|e| e.exit());");
@@ -223,7 +227,7 @@ fn cgo_impl(input: proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenSt
     }
     Ok(quote! {
         #[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
-        mod #name {
+        #vis mod #name {
             include!(concat!(env!("OUT_DIR"), #file));
         }
     })

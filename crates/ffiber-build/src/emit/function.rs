@@ -41,7 +41,11 @@ impl Build {
             .collect();
         let sses: Vec<String> =
             params.iter().zip(&sig.args).filter(|(t, _)| t.class() == Class::Sse).map(|(t, a)| sse_reg(t, a)).collect();
-        if ints.len() > 6 || sses.len() > 8 {
+        // More arguments than registers, or a struct or union by value
+        // (classified by rustc's `extern "C"`, in registers or memory):
+        // the closure form, which carries anything.
+        let records = params.iter().chain([ret]).any(|t| matches!(t.resolved(), CType::Record { .. }));
+        if ints.len() > 6 || sses.len() > 8 || records {
             return format!(
                 "    // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named({}, \"{name}\", || unsafe {{ c({}) }})\n",
                 mode.path(),
@@ -136,10 +140,14 @@ impl Build {
     }
 
     pub(crate) fn can_bind(&self, params: &[CType], ret: &CType, variadic: bool) -> bool {
+        // Structs and unions by value travel through the closure form
+        // (`call_body`): rustc's `extern "C"` applies the System V
+        // classification to `#[repr(C)]` records, as the C compiler does.
+        let by_value = |t: &CType| t.supported() || matches!(t.resolved(), CType::Record { .. });
         if variadic {
             params.iter().all(|p| p.class() != Class::None) && ret.supported()
         } else {
-            params.iter().all(CType::supported) && ret.supported()
+            params.iter().all(by_value) && by_value(ret)
         }
     }
 

@@ -1,0 +1,37 @@
+//! Structs and unions by value, both ways: C functions of the preamble take
+//! and return records of every System V class — one INTEGER eightbyte
+//! (`{char}`), mixed INTEGER and SSE (`{int, float}`), two SSE eightbytes
+//! (`{double, double}`), memory (`{long, long, long}`: 24 bytes, passed on
+//! the stack and returned through a hidden pointer), packed, with an
+//! array, a union, nested — and C calls Rust back with them
+//! (`call_dd`, `call_lll`). The bindings call these through the closure
+//! form, where rustc's `extern "C"` classifies `#[repr(C)]` records as the
+//! C compiler does; the tests compare every field.
+
+ffiber::cgo! {
+    pub mod c;
+    r#"
+    struct c1 { char c; };
+    struct ifl { int i; float f; };
+    struct dd { double a, b; };
+    struct lll { long a, b, c; };
+    struct __attribute__((packed)) pk { char c; int i; };
+    struct arr { int v[3]; };
+    union num { long l; double d; };
+    struct nested { struct ifl x; double y; };
+
+    static struct c1 c1_next(struct c1 a) { a.c += 1; return a; }
+    static struct ifl ifl_scale(struct ifl a, int k) { a.i *= k; a.f *= (float)k; return a; }
+    static struct dd dd_swap(struct dd a) { double t = a.a; a.a = a.b; a.b = t; return a; }
+    static struct lll lll_sum(struct lll a, struct lll b) { a.a += b.a; a.b += b.b; a.c += b.c; return a; }
+    static struct pk pk_bump(struct pk a) { a.c += 1; a.i += 1; return a; }
+    static struct arr arr_rev(struct arr a) { int t = a.v[0]; a.v[0] = a.v[2]; a.v[2] = t; return a; }
+    static union num num_twice(union num n) { n.l *= 2; return n; }
+    static struct nested nested_mix(struct nested n, double k) { n.x.i += 1; n.x.f *= (float)k; n.y *= k; return n; }
+
+    /* C builds a record and hands it to a function pointer (Rust, in the
+       tests), and returns what that returns. */
+    static struct dd call_dd(struct dd (*f)(struct dd), double a, double b) { struct dd x = { a, b }; return f(x); }
+    static struct lll call_lll(struct lll (*f)(struct lll), long a) { struct lll x = { a, a + 1, a + 2 }; return f(x); }
+    "#
+}

@@ -1,0 +1,69 @@
+//! Every record class by value, from green threads in every mode, and back
+//! from C into Rust callbacks.
+
+use ffiber::ffi::Mode;
+use ffiber_example_byvalue::c;
+
+/// Called by C with a `struct dd` by value (the C side's function pointer).
+#[ffiber::export(name = "byvalue_rust_dd")]
+fn rust_dd(x: c::dd) -> c::dd {
+    // A callback may block: it needs its P back for that.
+    ffiber::yield_now();
+    c::dd { a: x.a * 10.0, b: x.b * 10.0 }
+}
+
+/// Called by C with a 24-byte `struct lll` (passed in memory).
+#[ffiber::export(name = "byvalue_rust_lll")]
+fn rust_lll(x: c::lll) -> c::lll {
+    c::lll { a: x.c, b: x.b, c: x.a }
+}
+
+fn every_class() {
+    // SAFETY: the preamble's functions take and return plain records.
+    unsafe {
+        assert_eq!(c::c1_next(c::c1 { c: 41 }).c, 42);
+        let r = c::ifl_scale(c::ifl { i: 3, f: 1.5 }, 4);
+        assert_eq!((r.i, r.f), (12, 6.0));
+        let r = c::dd_swap(c::dd { a: 1.25, b: -2.5 });
+        assert_eq!((r.a, r.b), (-2.5, 1.25));
+        let r = c::lll_sum(c::lll { a: 1, b: 2, c: 3 }, c::lll { a: 10, b: 20, c: 30 });
+        assert_eq!((r.a, r.b, r.c), (11, 22, 33));
+        let r = c::pk_bump(c::pk { c: 7, i: 1 << 20 });
+        let (pc, pi) = (r.c, r.i);
+        assert_eq!((pc, pi), (8, (1 << 20) + 1));
+        assert_eq!(c::arr_rev(c::arr { v: [1, 2, 3] }).v, [3, 2, 1]);
+        assert_eq!(c::num_twice(c::num { l: 21 }).l, 42);
+        let r = c::nested_mix(c::nested { x: c::ifl { i: 1, f: 2.0 }, y: 3.0 }, 0.5);
+        assert_eq!((r.x.i, r.x.f, r.y), (2, 1.0, 1.5));
+        // C calls Rust with records by value, and gets records back.
+        let r = c::call_dd(Some(__ffiber_export_rust_dd), 1.5, 2.5);
+        assert_eq!((r.a, r.b), (15.0, 25.0));
+        let r = c::call_lll(Some(__ffiber_export_rust_lll), 7);
+        assert_eq!((r.a, r.b, r.c), (9, 8, 7));
+    }
+}
+
+#[test]
+fn records_by_value_round_trip_from_green_threads() {
+    for procs in [1, 2] {
+        ffiber::Runtime::builder().max_procs(procs).build().unwrap().block_on(|| {
+            let hs: Vec<_> = (0..8).map(|_| ffiber::go(every_class)).collect();
+            hs.into_iter().for_each(|h| h.join().unwrap());
+        });
+    }
+    // And on a plain OS thread.
+    every_class();
+}
+
+#[test]
+fn records_by_value_in_every_mode() {
+    ffiber::run(|| {
+        for mode in [Mode::Default, Mode::NoCallback, Mode::NonBlocking, Mode::Blocking] {
+            // SAFETY: as above.
+            let r = ffiber::ffi::call_mode(mode, || unsafe {
+                c::lll_sum(c::lll { a: 1, b: 1, c: 1 }, c::lll { a: 1, b: 2, c: 3 })
+            });
+            assert_eq!((r.a, r.b, r.c), (2, 3, 4), "{mode:?}");
+        }
+    });
+}
