@@ -34,6 +34,7 @@ pub struct RuntimeBuilder {
     stack_size: usize,
     max_threads: usize,
     preempt: Option<bool>,
+    trace: Option<bool>,
 }
 
 impl Runtime {
@@ -45,12 +46,19 @@ impl Runtime {
             stack_size: crate::stack::DEFAULT_STACK_SIZE,
             max_threads: DEFAULT_MAX_THREADS,
             preempt: None,
+            trace: None,
         }
     }
 
     /// A runtime with default settings.
     pub fn new() -> io::Result<Runtime> {
         Self::builder().build()
+    }
+
+    /// What the call trace has recorded so far, by total time in C (empty
+    /// unless tracing: [`RuntimeBuilder::trace_calls`], `FFIBER_TRACE=calls`).
+    pub fn call_stats(&self) -> Vec<crate::ffi::CallStats> {
+        self.sched.trace.as_ref().map(|t| t.stats()).unwrap_or_default()
     }
 
     /// Number of processor slots (green threads running in parallel at
@@ -156,6 +164,15 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Records, per C function, the runtime's foreign calls and prints the
+    /// table at shutdown (as `FFIBER_TRACE=calls` does; `false` turns it
+    /// off even when the variable is set). See [`ffi::CallStats`](crate::ffi::CallStats)
+    /// and [`Runtime::call_stats`].
+    pub fn trace_calls(mut self, on: bool) -> Self {
+        self.trace = Some(on);
+        self
+    }
+
     /// Most OS threads the runtime may create (default 10,000).
     pub fn max_threads(mut self, n: usize) -> Self {
         self.max_threads = n.max(1);
@@ -193,7 +210,8 @@ impl RuntimeBuilder {
         crate::signal::install()?;
         install_panic_hook();
         let preempt = self.preempt.unwrap_or_else(crate::sched::preempt::enabled_by_env);
-        let sched = Sched::new(procs, stack_size, self.max_threads, preempt);
+        let trace = crate::ffi::trace::Trace::from_env(self.trace);
+        let sched = Sched::new(procs, stack_size, self.max_threads, preempt, trace);
         crate::sched::register_latest(&sched);
         Ok(Runtime { sched })
     }

@@ -164,7 +164,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // our own memory.
     let (g, foreign, in_cb, sys_lo) = unsafe {
         let l = &*(*mp).local();
-        (&*g, l.foreign, l.cb_depth > 0, (*mp).stack_lo.load(std::sync::atomic::Ordering::Relaxed))
+        (&*g, l.foreign, l.depth() > 0, (*mp).stack_lo.load(std::sync::atomic::Ordering::Relaxed))
     };
     let mut w = Writer::new();
     if sig != libc::SIGILL && (g.guard.0..g.guard.1).contains(&addr) {

@@ -101,6 +101,9 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     let was_lazy = unsafe {
         let l = &mut *local;
         l.cb_depth += 1;
+        if l.cb_depth & m::TRACING != 0 {
+            l.trace_cbs += 1;
+        }
         let was_lazy = l.cb_lazy;
         if mode == Mode::NonBlocking {
             l.foreign = None;
@@ -126,7 +129,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
             reenter(m, l, mode, outer_flags, outer, was_lazy);
         }
         l.cb_depth -= 1;
-        if l.cb_depth == 0 && l.cb_locked {
+        if l.depth() == 0 && l.cb_locked {
             m::unlock_after_callback(l);
         }
     }

@@ -52,10 +52,12 @@
 mod callback;
 mod foreign;
 mod handle;
+pub(crate) mod trace;
 
 pub use callback::callback;
 pub use foreign::{RegArg, RegRet};
 pub use handle::Handle;
+pub use trace::CallStats;
 
 use crate::sched::m;
 use crate::sched::syscall::{self as state, reclaim, retaken};
@@ -373,12 +375,18 @@ fn announced_general<A, T>(
         // P off now) rather than wait for the monitor.
         reclaim(m);
     }
+    // SAFETY: our own M's state, on its thread.
+    if unsafe { (*local).cb_depth } == m::TRACING {
+        // A plain call of a traced runtime (depth 0, trace bit set): the
+        // fast path sent it here to be recorded.
+        return traced(m, mode, name, arg, on_sys);
+    }
     // SAFETY: on `m`'s thread. The C code runs below g0's reserve on the
     // M's own stack or, in a callback, right below the callback's frames
     // (see `G0_RESERVE`).
     let top = unsafe {
         let l = &mut *local;
-        if l.cb_depth != 0 {
+        if l.depth() != 0 {
             // A call from a callback that has left the outer call (`reclaim`):
             // a re-announcement flagged for the outer call by an earlier
             // callback is moot (that word was exited; this callback's own
@@ -391,6 +399,43 @@ fn announced_general<A, T>(
         }
     };
     protocol(m, mode, name, top, arg, on_sys)
+}
+
+/// A call of a traced runtime (see `trace`): [`protocol`] with the time in
+/// C and the callbacks made measured around the C code itself, on the M
+/// that makes the call, and recorded under `name`.
+#[inline(never)]
+fn traced<A, T>(m: &m::M, mode: Mode, name: &'static str, arg: A, on_sys: impl FnOnce(Top, A) -> T) -> T {
+    let local = m.local();
+    let sched = m.sched.clone();
+    // SAFETY: on `m`'s thread, a green thread with no call in progress.
+    let top = unsafe {
+        (*local).trace_name = Some(name);
+        (*local).trace_cbs = 0;
+        Top::At((*local).sys_top as *mut u8)
+    };
+    let mut took = std::time::Duration::ZERO;
+    let mut callbacks = 0;
+    let r = protocol(m, mode, name, top, arg, |top, a| {
+        let t0 = std::time::Instant::now();
+        let r = on_sys(top, a);
+        took = t0.elapsed();
+        // SAFETY: still on the M that made the call (C returned here).
+        callbacks = unsafe { (*local).trace_cbs };
+        r
+    });
+    if let Some(t) = &sched.trace {
+        t.call(name, took, callbacks);
+    }
+    // Forget the name on this M if the call ended on it (a call that lost
+    // its P may have come back on another M; the old one overwrites the
+    // name at its next traced call).
+    let now = m::current_m_inline();
+    if std::ptr::eq(now, m) {
+        // SAFETY: our own M's state, on its thread.
+        unsafe { (*local).trace_name = None };
+    }
+    r
 }
 
 /// The announcement itself, by mode: runs `on_sys` on the stack below

@@ -112,6 +112,10 @@ pub(crate) struct MLocal {
     pub(crate) cb_flags: u8,
     /// Callbacks from C running on this M (nested), and whether the green
     /// thread was locked here because one of them blocked.
+    /// (Bit [`TRACING`] is not a depth: it marks an M of a traced runtime,
+    /// so that the call path's test of the depth sends its calls to the
+    /// general path, which records them; see `ffi::trace`. Read the depth
+    /// with [`MLocal::depth`].)
     pub(crate) cb_depth: u32,
     pub(crate) cb_locked: bool,
     /// The innermost callback has not reclaimed the P: the M is still "in
@@ -123,6 +127,21 @@ pub(crate) struct MLocal {
     pub(crate) handoff_at: u64,
     /// The P the current call gave away before it started (same path).
     pub(crate) handed_off: usize,
+    /// Traced runtimes: the call being traced on this M, and the callbacks
+    /// it has made so far.
+    pub(crate) trace_name: Option<&'static str>,
+    pub(crate) trace_cbs: u64,
+}
+
+/// `MLocal::cb_depth`'s bit for a traced M (see there).
+pub(crate) const TRACING: u32 = 1 << 31;
+
+impl MLocal {
+    /// Callbacks from C running on this M (nested), without the trace bit.
+    #[inline(always)]
+    pub(crate) fn depth(&self) -> u32 {
+        self.cb_depth & !TRACING
+    }
 }
 
 /// `m` now holds P `p` (called on `m`'s thread, out of any announced
@@ -170,6 +189,7 @@ pub(crate) fn current_m_inline() -> *const M {
 
 impl M {
     pub(crate) fn new(sched: Arc<Sched>) -> Arc<M> {
+        let traced = sched.trace.is_some();
         Arc::new(M {
             sched,
             local: UnsafeCell::new(MLocal {
@@ -185,7 +205,9 @@ impl M {
                 cb_flags: 0,
                 handoff_at: 0,
                 handed_off: NO_P,
-                cb_depth: 0,
+                trace_name: None,
+                trace_cbs: 0,
+                cb_depth: if traced { TRACING } else { 0 },
                 cb_locked: false,
                 cb_lazy: false,
             }),
@@ -431,7 +453,7 @@ pub(crate) fn switch_to_g0(action: Action) {
         (*local).action = action;
         let g = (*local).cur_g.as_ref().map(Arc::as_ptr).expect("no current green thread");
         let inner = (*g).inner();
-        if (*local).cb_depth > 0 && !(*local).cb_locked {
+        if (*local).depth() > 0 && !(*local).cb_locked {
             // Blocking inside a callback from C: the C frames below wait on
             // this OS thread, so the green thread must resume here.
             (*local).cb_locked = true;
@@ -441,7 +463,7 @@ pub(crate) fn switch_to_g0(action: Action) {
         }
         let sp = arch::stack_pointer();
         // (In a callback we are on the system stack, not the green one.)
-        if sp < inner.low_water && (*local).cb_depth == 0 {
+        if sp < inner.low_water && (*local).depth() == 0 {
             inner.low_water = sp;
         }
         arch::switch(&raw mut inner.sp, (*local).g0_sp);

@@ -137,6 +137,8 @@ pub(crate) struct Sched {
     /// (`preempt`), one per regular P if preemption is on.
     nregular: usize,
     pub(crate) spares: Box<[preempt::Spare]>,
+    /// The call trace, if on (`ffi::trace`).
+    pub(crate) trace: Option<crate::ffi::trace::Trace>,
     /// The monitor (Go's `sysmon`), started the first time a P leaves the
     /// idle list (only an M holding a P can go into C).
     pub(crate) monitor: sysmon::Monitor,
@@ -174,7 +176,13 @@ impl Idle {
 }
 
 impl Sched {
-    pub(crate) fn new(max_procs: usize, stack_size: usize, max_threads: usize, preempt: bool) -> Arc<Sched> {
+    pub(crate) fn new(
+        max_procs: usize,
+        stack_size: usize,
+        max_threads: usize,
+        preempt: bool,
+        trace: Option<crate::ffi::trace::Trace>,
+    ) -> Arc<Sched> {
         let max_procs = max_procs.max(1);
         let nspare = if preempt { max_procs } else { 0 };
         syscall::init();
@@ -182,6 +190,7 @@ impl Sched {
         Arc::new(Sched {
             nregular: max_procs,
             spares: (0..nspare).map(|_| preempt::Spare::default()).collect(),
+            trace,
             ps: (0..max_procs + nspare)
                 .map(|_| {
                     CachePadded::new(P {
@@ -247,7 +256,11 @@ impl Sched {
     /// Stops the runtime: wakes every M so it exits at its next scheduling
     /// point, waits up to `grace` for them, and frees queued green threads.
     pub(crate) fn shut_down(self: &Arc<Self>, grace: Duration) {
-        self.shutdown.store(true, SeqCst);
+        if !self.shutdown.swap(true, SeqCst)
+            && let Some(t) = &self.trace
+        {
+            t.report();
+        }
         for (_, w) in self.watchers.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             w.unpark();
         }

@@ -409,6 +409,9 @@ pub(crate) fn retaken(m: &M, v: u64) {
     // SAFETY: on `m`'s thread, out of the call.
     let l = unsafe { &mut *m.local() };
     if l.handed_off == NO_P {
+        if let (Some(t), Some(name)) = (&m.sched.trace, l.trace_name) {
+            t.handoff(name);
+        }
         if m.call.proven(v) {
             m.call.mark_hot();
         }
