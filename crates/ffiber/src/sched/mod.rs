@@ -459,10 +459,10 @@ impl Sched {
         if self.is_spare(p) {
             return preempt::retire_released(self, p);
         }
-        let pp = &self.ps[p];
-        if pp.has_queued() || self.global.len() > 0 {
+        if self.has_queued(p) {
             return self.start_m(p, false);
         }
+        let pp = &self.ps[p];
         if self.nmspinning.load(SeqCst) + self.npidle.load(SeqCst) == 0
             && self.nmspinning.compare_exchange(0, 1, SeqCst, SeqCst).is_ok()
         {

@@ -200,39 +200,34 @@ impl CallState {
     /// restores the word's protocol bit (`SYM` only where the symmetric
     /// protocol is in use).
     pub(crate) fn after_hand_off(&self) {
+        self.update_between(|w| if asymmetric() { w & !SYM } else { w | SYM });
+    }
+
+    /// The M's thread, out of any announced call: rewrites its word with
+    /// `f`. Relaxed: without `IN_C` the monitor ignores the word.
+    #[inline]
+    fn update_between(&self, f: impl FnOnce(u64) -> u64) {
         let w = self.inner.word.load(Relaxed);
-        debug_assert_eq!(w & IN_C, 0);
-        let w = if asymmetric() { w & !SYM } else { w | SYM };
-        // Relaxed: without `IN_C` the monitor ignores the word.
-        self.inner.word.store(w, Relaxed);
+        debug_assert_eq!(w & IN_C, 0, "the M's word changed during an announced call");
+        self.inner.word.store(f(w), Relaxed);
     }
 
     /// The M's thread, between calls: forgets [`HOT`] (the call it was
     /// about handed its P off by itself).
     pub(crate) fn clear_hot(&self) {
-        let w = self.inner.word.load(Relaxed);
-        debug_assert_eq!(w & IN_C, 0);
-        // Relaxed: without `IN_C` the monitor ignores the word.
-        self.inner.word.store(w & !HOT, Relaxed);
+        self.update_between(|w| w & !HOT);
     }
 
     /// The M's thread, back from a call whose P the monitor took: its next
     /// call is likely to block too (see [`HOT`]).
     pub(crate) fn mark_hot(&self) {
-        let w = self.inner.word.load(Relaxed);
-        debug_assert_eq!(w & IN_C, 0);
-        // Relaxed: without `IN_C` the monitor ignores the word.
-        self.inner.word.store(w | HOT, Relaxed);
+        self.update_between(|w| w | HOT);
     }
 
     /// The M's thread, out of any announced call, now holding P `p`: the
     /// P its next call's word names. Every place an M takes a P calls it.
     pub(crate) fn set_p(&self, p: usize) {
-        let w = self.inner.word.load(Relaxed);
-        debug_assert_eq!(w & IN_C, 0, "an M took a P while in an announced call");
-        let w = (w & !P_MASK) | ((p as u64) << 2);
-        // Relaxed: without `IN_C` the monitor ignores the word.
-        self.inner.word.store(w, Relaxed);
+        self.update_between(|w| (w & !P_MASK) | ((p as u64) << 2));
     }
 
     /// The word of the call this M is in (a callback's outer call): its
