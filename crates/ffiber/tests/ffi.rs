@@ -93,6 +93,114 @@ fn a_panic_inside_the_call_closure_comes_back_after_the_call() {
     assert_eq!(msg.downcast_ref::<&str>(), Some(&"rust code around C panicked"));
 }
 
+/// The closure's result comes back in `rax:rdx` when it fits (16 bytes,
+/// alignment 8) and through memory otherwise: every shape, in every mode,
+/// including ones with padding, floats, zero-sized and owning ones.
+#[test]
+fn results_of_every_shape_come_back_in_every_mode() {
+    #[derive(Debug, PartialEq, Clone, Copy)]
+    struct Padded {
+        a: u8,
+        b: u64,
+    }
+    #[derive(Debug, PartialEq, Clone, Copy)]
+    #[repr(align(16))]
+    struct Aligned(u32);
+    rt(2).block_on(|| {
+        for mode in MODES {
+            ffi::call_mode(mode, || assert_eq!(c::plusone(1), 2));
+            assert!(ffi::call_mode(mode, || c::plusone(0) == 1));
+            assert_eq!(ffi::call_mode(mode, || c::plusone(-2) as i8), -1);
+            assert_eq!(ffi::call_mode(mode, || c::plusone(1) as f32 / 4.0), 0.5);
+            assert_eq!(ffi::call_mode(mode, || c::plusone(1) as f64 * 0.5), 1.0);
+            assert_eq!(ffi::call_mode(mode, || char::from_u32(c::plusone(0x40) as u32)), Some('A'));
+            assert_eq!(ffi::call_mode(mode, || c::plusone(0x41) as u8 as char), 'B');
+            assert_eq!(ffi::call_mode(mode, || u128::MAX - c::plusone(0) as u128), u128::MAX - 1);
+            let base = MODES.as_ptr();
+            let p = ffi::call_mode(mode, || base.wrapping_add(c::plusone(0) as usize));
+            assert_eq!(p, base.wrapping_add(1));
+            let r: &'static str = ffi::call_mode(mode, || if c::plusone(0) == 1 { "one" } else { "other" });
+            assert_eq!(r, "one");
+            let n: &'static Mode = ffi::call_mode(mode, || &MODES[c::plusone(0) as usize]);
+            assert_eq!(*n, Mode::NoCallback);
+            // A newtype of f64 is returned in xmm0 by the ABI: it comes back
+            // as bytes, not through a register guess.
+            #[derive(Debug, PartialEq)]
+            struct Meters(f64);
+            assert_eq!(ffi::call_mode(mode, || Meters(c::plusone(2) as f64)), Meters(3.0));
+            let p = ffi::call_mode(mode, || Padded { a: c::plusone(6) as u8, b: u64::MAX - 1 });
+            assert_eq!(p, Padded { a: 7, b: u64::MAX - 1 });
+            let t = ffi::call_mode(mode, || (c::plusone(1) as u16, -0.25f64));
+            assert_eq!(t, (2, -0.25));
+            assert_eq!(ffi::call_mode(mode, || Aligned(c::plusone(8) as u32)), Aligned(9));
+            let big = ffi::call_mode(mode, || [c::plusone(0) as u64; 9]);
+            assert_eq!(big, [1; 9]);
+            let s = ffi::call_mode(mode, || format!("{}", c::plusone(99)));
+            assert_eq!(s, "100");
+            let b = ffi::call_mode(mode, || Some(Box::new(c::plusone(2))));
+            assert_eq!(b.as_deref(), Some(&3));
+            let none: Option<Box<i32>> = ffi::call_mode(mode, || (c::plusone(0) == 0).then(|| Box::new(0)));
+            assert!(none.is_none());
+            // And with errno, small and big.
+            assert_eq!(ffi::call_errno(mode, || c::fail_with(libc::EDOM) as i64), (-1, libc::EDOM));
+            let (big, e) = ffi::call_errno(mode, || [c::fail_with(libc::EINTR); 7]);
+            assert_eq!((big, e), ([-1; 7], libc::EINTR));
+        }
+    });
+}
+
+/// A panic in the closure, whatever the result's shape and the mode, comes
+/// back on the green thread after the call, and the runtime goes on.
+#[test]
+fn a_panic_inside_the_closure_comes_back_in_every_mode_and_shape() {
+    fn caught<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> String {
+        let r = ffiber::go(f).join();
+        let e = r.err().expect("the closure panicked");
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+    rt(2).block_on(|| {
+        for mode in MODES {
+            let m = caught(move || {
+                ffi::call_mode(mode, || {
+                    if c::plusone(1) == 2 {
+                        panic!("small {mode:?}")
+                    }
+                })
+            });
+            assert_eq!(m, format!("small {mode:?}"));
+            let m = caught(move || {
+                ffi::call_mode(mode, || {
+                    if c::plusone(1) == 2 {
+                        panic!("boxed {mode:?}")
+                    }
+                    Box::new(1)
+                })
+            });
+            assert_eq!(m, format!("boxed {mode:?}"));
+            let m = caught(move || {
+                ffi::call_mode(mode, || {
+                    if c::plusone(1) == 2 {
+                        panic!("big {mode:?}")
+                    }
+                    [0u64; 9]
+                })
+            });
+            assert_eq!(m, format!("big {mode:?}"));
+            let m = caught(move || {
+                ffi::call_errno(mode, || {
+                    if c::fail_with(libc::EIO) == -1 {
+                        panic!("errno {mode:?}")
+                    }
+                    0u8
+                })
+            });
+            assert_eq!(m, format!("errno {mode:?}"));
+            // The green thread that made the call is fine afterwards.
+            assert_eq!(ffi::call_mode(mode, || c::plusone(1)), 2);
+        }
+    });
+}
+
 /// Every P's OS thread blocked in C for 300 ms: the monitor must hand the
 /// Ps to other threads so that a ticker green thread keeps ticking. Without
 /// it the ticker could not run at all until a call returns.

@@ -187,18 +187,35 @@ fn reenter(m: &M, l: &mut MLocal, mode: Mode, outer_flags: u64, outer: &'static 
 /// re-raise, and give C a zeroed value.
 #[cold]
 fn stash_panic<R>(local: *mut MLocal, payload: Box<dyn std::any::Any + Send>) -> R {
+    stash(local, payload);
+    // SAFETY: documented on `callback`: exported functions return C types,
+    // for which all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// A panic caught on the system stack, in a callback or in a foreign
+/// call's closure: kept for the foreign call to re-raise on the green
+/// stack once it is back (`finish`). The first panic wins; a later one
+/// (the closure's, after a callback's) is dropped.
+#[cold]
+pub(super) fn stash_panic_payload(payload: Box<dyn std::any::Any + Send>) {
+    let mp = m::current_m_inline();
+    // SAFETY: called on the system stack of a foreign call, so on an M's
+    // thread (non-null, alive while its thread runs).
+    stash(unsafe { (*mp).local() }, payload);
+}
+
+#[cold]
+fn stash(local: *mut MLocal, payload: Box<dyn std::any::Any + Send>) {
     let g = m::current_g();
     // SAFETY: `g` is the green thread whose foreign call this is (it is
-    // back in C on this M); we own its state.
+    // back in C, or in the call's closure, on this M); we own its state.
     let slot = unsafe { &mut (*g).inner().cb_panic };
     if slot.is_none() {
         *slot = Some(payload);
     }
     // SAFETY: our own M's state, on its thread.
     unsafe { (*local).cb_flags |= m::CB_PANIC };
-    // SAFETY: documented on `callback`: exported functions return C types,
-    // for which all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
 }
 
 #[cold]

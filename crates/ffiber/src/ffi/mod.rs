@@ -52,6 +52,7 @@
 mod callback;
 mod foreign;
 mod handle;
+mod ret;
 pub(crate) mod trace;
 
 pub use callback::callback;
@@ -63,6 +64,7 @@ use crate::sched::m;
 use crate::sched::syscall::{self as state, reclaim, retaken};
 
 use crate::sched::NO_P;
+use ret::{Ret, ret_of};
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -176,57 +178,146 @@ pub unsafe fn call_on_green_stack<F: FnOnce() -> R, R>(f: F) -> R {
     f()
 }
 
-/// What the system-stack side needs: the closure going in, its outcome
-/// (and errno) coming out.
-struct Frame<F, R> {
-    f: MaybeUninit<F>,
-    out: MaybeUninit<std::thread::Result<R>>,
-    errno: i32,
+/// A closure's result as it comes back from the system stack: in `rax:rdx`
+/// when `R` fits there (no store and reload on the way back, which would
+/// put a store-to-load forwarding delay on the caller's dependency chain),
+/// else through memory. A panic in the closure leaves it uninitialised and
+/// is re-raised by the protocol (`finish`) before anyone reads it.
+#[repr(C)]
+struct Words(MaybeUninit<u64>, MaybeUninit<u64>);
+
+/// Whether `R` comes back in registers (see [`Words`]).
+const fn in_words<R>() -> bool {
+    size_of::<R>() <= 16 && align_of::<R>() <= 8
 }
 
-/// Runs on the system stack: calls the closure and stores its outcome.
-/// Never unwinds (a panic is caught here and resumed on the green stack).
-unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(frame: *mut u8) {
-    // SAFETY: `frame` is the `Frame<F, R>` that `run_on_system_stack` made
-    // for this call, with `f` initialised, and nobody else touches it
-    // until we return.
-    let frame = unsafe { &mut *frame.cast::<Frame<F, R>>() };
-    // SAFETY: `f` was initialised and is read exactly once, here.
-    let f = unsafe { frame.f.assume_init_read() };
+/// Runs on the system stack: calls the closure at `f` and returns its
+/// result in [`Words`] (or writes it to `big`, see [`in_words`]), and
+/// `errno` as C left it to `errno` if `ERRNO`. Never unwinds: a panic is
+/// caught here and stashed, as a callback's is, for the protocol to
+/// re-raise on the green stack after the call.
+///
+/// # Safety
+///
+/// `f` points to an initialised `F` that this call consumes; `errno` (if
+/// `ERRNO`) and `big` (if `R` is not [`in_words`]) are valid for writes;
+/// called on an M's thread by the call protocol.
+unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(
+    f: *mut F,
+    errno: *mut i32,
+    big: *mut R,
+) -> Words {
+    // SAFETY: our caller's `f` is initialised and read exactly once, here.
+    let f = unsafe { f.read() };
     if ERRNO {
         // SAFETY: __errno_location returns this thread's errno slot.
         unsafe { *libc::__errno_location() = 0 };
     }
     let out = panic::catch_unwind(AssertUnwindSafe(f));
     if ERRNO {
-        // SAFETY: as above. Read before anything else can run on this thread.
-        frame.errno = unsafe { *libc::__errno_location() };
+        // SAFETY: as above, read before anything else can run on this
+        // thread; `errno` is valid for writes (our caller).
+        unsafe { *errno = *libc::__errno_location() };
     }
-    frame.out.write(out);
+    let mut words = [MaybeUninit::<u64>::uninit(); 2];
+    match out {
+        Ok(r) if in_words::<R>() => {
+            // SAFETY: `R` fits the two words and needs no more than their
+            // alignment (`in_words`).
+            unsafe { words.as_mut_ptr().cast::<R>().write(r) };
+        }
+        // SAFETY: `big` is valid for writes when `R` is not `in_words`.
+        Ok(r) => unsafe { big.write(r) },
+        Err(payload) => callback::stash_panic_payload(payload),
+    }
+    Words(words[0], words[1])
 }
 
-/// Runs `f` on the system stack at `top`.
+/// [`on_system_stack`] for a result the trampoline finds in one register
+/// (see `ret`): returns it as the closure's C call left it, so that the
+/// compiler makes that call a jump (the closure's frame is gone by then).
+///
+/// # Safety
+///
+/// As for [`on_system_stack`].
+unsafe extern "C" fn on_system_stack_direct<F: FnOnce() -> R, R>(f: *mut F) -> MaybeUninit<R> {
+    // SAFETY: our caller's `f` is initialised and read exactly once, here.
+    let f = unsafe { f.read() };
+    // (A closure that cannot unwind — one that calls C and nothing that
+    // panics — makes this `catch_unwind` vanish, and the call a jump.)
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => MaybeUninit::new(r),
+        Err(payload) => {
+            callback::stash_panic_payload(payload);
+            MaybeUninit::uninit()
+        }
+    }
+}
+
+/// `on_system_stack` as the untyped function pointer the trampoline calls.
 #[inline(always)]
-fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: Top, f: F) -> (std::thread::Result<R>, i32) {
+fn unsafe_fn_cast<F, R>(f: unsafe extern "C" fn(*mut F, *mut i32, *mut R) -> Words) -> unsafe extern "C" fn() {
+    // SAFETY: only the pointer's type changes; the trampoline calls it with
+    // the arguments it takes (see `run_on_system_stack`).
+    unsafe { std::mem::transmute::<unsafe extern "C" fn(*mut F, *mut i32, *mut R) -> Words, unsafe extern "C" fn()>(f) }
+}
+
+/// Runs `f` on the system stack at `top`; the result is uninitialised only
+/// if `f` panicked (the panic is then stashed for `finish`).
+#[inline(always)]
+fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: Top, f: F) -> (MaybeUninit<R>, i32) {
     let top = top.resolve();
-    let mut frame = Frame { f: MaybeUninit::new(f), out: MaybeUninit::uninit(), errno: 0 };
-    // The inline register trampoline, with the frame's address as the one
-    // argument.
+    let mut f = MaybeUninit::new(f);
+    let mut errno = 0;
+    let mut big = MaybeUninit::<R>::uninit();
+    let class = ret_of::<R>();
+    if !ERRNO && matches!(class, Ret::Void | Ret::Int | Ret::Sse) {
+        let callee: unsafe extern "C" fn(*mut F) -> MaybeUninit<R> = on_system_stack_direct::<F, R>;
+        // SAFETY: only the pointer's type changes; called below with the
+        // one argument it takes.
+        let callee = unsafe {
+            std::mem::transmute::<unsafe extern "C" fn(*mut F) -> MaybeUninit<R>, unsafe extern "C" fn()>(callee)
+        };
+        // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB
+        // system stack (see `announced`); `callee` takes the closure's
+        // address in rdi, follows the C ABI and never unwinds.
+        let out = unsafe { crate::arch::call_regs(callee, top, &crate::arch::Regs::new([f.as_mut_ptr() as u64], [])) };
+        // The register the ABI returns `R` in (`ret_of`); its low bytes are
+        // `R`'s (the rest is undefined, and not read).
+        let word = [MaybeUninit::new(if class == Ret::Sse { out.xmm0 } else { out.rax })];
+        // SAFETY: `R` is at most 8 bytes with alignment at most 8 (an
+        // integer, a thin pointer, a float, or zero-sized); the bytes are
+        // those `on_system_stack_direct` returned as an `R`, or garbage if
+        // the closure panicked, which is why this stays `MaybeUninit`.
+        return (unsafe { word.as_ptr().cast::<MaybeUninit<R>>().read() }, 0);
+    }
+    let callee = unsafe_fn_cast(on_system_stack::<F, R, ERRNO>);
+    // The inline register trampoline, with the closure's address (and
+    // errno's, and the result's if it is big) as the arguments.
     // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB system
-    // stack (see `announced`); `on_system_stack::<F, R, ERRNO>` matches the
-    // frame's type, takes one pointer argument in `rdi`, follows the C ABI
-    // and never unwinds.
-    unsafe {
-        let f: unsafe extern "C" fn(*mut u8) = on_system_stack::<F, R, ERRNO>;
-        let regs = crate::arch::Regs::new([(&raw mut frame) as u64], []);
-        crate::arch::call_regs(
-            std::mem::transmute::<unsafe extern "C" fn(*mut u8), unsafe extern "C" fn()>(f),
-            top,
-            &regs,
-        )
+    // stack (see `announced`); `callee` takes three pointer arguments in
+    // rdi, rsi, rdx (valid as it requires; only rdi is read when `R` comes
+    // back in registers and errno is not asked for), returns `Words` in
+    // rax:rdx, follows the C ABI and never unwinds.
+    let out = unsafe {
+        if class == Ret::Words && !ERRNO {
+            crate::arch::call_regs(callee, top, &crate::arch::Regs::new([f.as_mut_ptr() as u64], []))
+        } else {
+            let args = [f.as_mut_ptr() as u64, (&raw mut errno) as u64, big.as_mut_ptr() as u64];
+            crate::arch::call_regs(callee, top, &crate::arch::Regs::new(args, []))
+        }
     };
-    // SAFETY: `on_system_stack` always writes `out` before returning.
-    (unsafe { frame.out.assume_init() }, frame.errno)
+    if in_words::<R>() {
+        // Back from the registers into `R`'s bytes (its padding bytes, if
+        // any, are whatever the registers held: padding has no value).
+        let mut words = [MaybeUninit::<u64>::new(out.rax), MaybeUninit::new(out.rdx)];
+        // SAFETY: `R` fits the two words with their alignment (`in_words`);
+        // the bytes are those `on_system_stack` wrote from an `R`, or
+        // garbage if it panicked, which is why this stays `MaybeUninit`.
+        (unsafe { words.as_mut_ptr().cast::<MaybeUninit<R>>().read() }, errno)
+    } else {
+        (big, errno)
+    }
 }
 
 /// Bytes left untouched below a stack pointer before using the stack below.
@@ -273,13 +364,13 @@ fn call_impl<F: FnOnce() -> R, R, const ERRNO: bool>(mode: Mode, name: &'static 
         |top, f| run_on_system_stack::<F, R, ERRNO>(top, f),
         |f| {
             let (r, errno) = plain::<F, R, ERRNO>(f);
-            (Ok(r), errno)
+            (MaybeUninit::new(r), errno)
         },
     );
-    match out {
-        Ok(r) => (r, errno),
-        Err(payload) => panic::resume_unwind(payload),
-    }
+    // SAFETY: every way through the protocol re-raises a panic stashed by
+    // `on_system_stack` (`finish`, `in_place_reraise`) before it returns, and
+    // `plain` returns only with a result: `out` holds an `R`.
+    (unsafe { out.assume_init() }, errno)
 }
 
 /// The call protocol around `on_sys(top, arg)`, which runs C on the system
