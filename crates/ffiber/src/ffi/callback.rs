@@ -83,6 +83,84 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     // SAFETY: our own M, on its thread; it lives while its thread runs.
     let m = unsafe { &*mp };
     let local = m.local();
+    // The common case, inlined alone: C called back during an announced
+    // default-mode call (`IN_C`, not `NOCB`) of a green thread, outside any
+    // other callback, on an M that is not traced (`cb_depth` is 0, trace
+    // bit included). Everything else takes `callback_general`.
+    // SAFETY: our own M's state, on its thread; no switch happens while
+    // this reference lives.
+    let (w, outer) = unsafe {
+        let l = &*local;
+        (m.call.current(), l.foreign)
+    };
+    // (A foreign call's name is set only while a green thread runs on the
+    // M: the call's own thread, or a callback's, which counts in
+    // `cb_depth` even while it is parked and g0 runs.)
+    // SAFETY: as above.
+    let common = unsafe {
+        let l = &*local;
+        debug_assert!(l.cb_depth != 0 || outer.is_none() || l.cur_g.is_some());
+        l.cb_depth == 0 && outer.is_some() && w & (state::IN_C | state::NOCB) == state::IN_C
+    };
+    if !common {
+        std::hint::cold_path();
+        return callback_general(m, name, f);
+    }
+    // Lazy: the P stays with the outer call (see the module docs); what
+    // needs it calls `reclaim`, which clears `cb_lazy`.
+    // SAFETY: as above.
+    let outer_p = unsafe {
+        let l = &mut *local;
+        l.cb_depth = 1;
+        l.cb_lazy = true;
+        std::mem::replace(&mut l.p, NO_P)
+    };
+    let out = panic::catch_unwind(AssertUnwindSafe(f));
+    // SAFETY: still this M's thread: a callback's green thread never moves
+    // (it is locked here if it blocked, see the module docs).
+    unsafe {
+        let l = &mut *local;
+        if l.cb_lazy {
+            // The P was never needed: give the outer call back its view of
+            // it. Never blocked, so not locked to this M either.
+            debug_assert!(!l.cb_locked);
+            l.cb_lazy = false;
+            l.p = outer_p;
+            l.cb_depth = 0;
+        } else {
+            std::hint::cold_path();
+            // The outer call's mode flags (`BLK` for a lazy `Blocking`
+            // call) and name, for its re-announcement.
+            returned_after_reclaim(m, l, w & state::BLK, outer.unwrap_or_default());
+        }
+    }
+    match out {
+        Ok(r) => r,
+        Err(payload) => stash_panic(local, payload),
+    }
+}
+
+/// The common-case callback's way back after it took its P back: re-enter
+/// the outer default call, and undo the lock to this M if it blocked.
+#[cold]
+#[inline(never)]
+fn returned_after_reclaim(m: &M, l: &mut MLocal, outer_flags: u64, outer: &'static str) {
+    reenter(m, l, Mode::Default, outer_flags, outer, false);
+    l.cb_depth = 0;
+    if l.cb_locked {
+        // SAFETY: `l` is this thread's M's state (our caller's), and the
+        // running green thread is the one the callback locked here.
+        unsafe { m::unlock_after_callback(l) };
+    }
+}
+
+/// [`callback`] for everything but the common case: a callback during a
+/// `NoCallback` (an error), `NonBlocking` or `Blocking` call, a nested
+/// callback, a traced M, or Rust calling the function directly.
+#[cold]
+#[inline(never)]
+fn callback_general<F: FnOnce() -> R, R>(m: &M, name: &'static str, f: F) -> R {
+    let local = m.local();
     // SAFETY: our own M's state, on its thread; no switch happens while
     // these references live.
     let outer = unsafe {
@@ -98,13 +176,18 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
         nocallback_violation(name, outer);
     }
     // SAFETY: as above.
-    let was_lazy = unsafe {
+    let (was_lazy, outer_p) = unsafe {
         let l = &mut *local;
         l.cb_depth += 1;
         if l.cb_depth & m::TRACING != 0 {
             l.trace_cbs += 1;
         }
         let was_lazy = l.cb_lazy;
+        // The outer call's view of the P: the P its word names for an
+        // announced call, none for a `Blocking` call that handed it off
+        // (and none inside a lazy callback), the one it keeps for a
+        // `NonBlocking` call. Unchanged while this callback stays lazy.
+        let outer_p = l.p;
         if mode == Mode::NonBlocking {
             l.foreign = None;
         } else {
@@ -113,7 +196,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
             l.cb_lazy = true;
             l.p = NO_P;
         }
-        was_lazy
+        (was_lazy, outer_p)
     };
     let out = panic::catch_unwind(AssertUnwindSafe(f));
     // SAFETY: still this M's thread: a callback's green thread never moves
@@ -123,8 +206,9 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
         if l.cb_lazy && !was_lazy {
             // The common case: the P was never needed. Give the outer call
             // back its view of it.
+            debug_assert_eq!(outer_p, if mode == Mode::Blocking { NO_P } else { state::p_of(m.call.current()) });
             l.cb_lazy = false;
-            l.p = if mode == Mode::Blocking { NO_P } else { state::p_of(m.call.current()) };
+            l.p = outer_p;
         } else if !l.cb_lazy {
             reenter(m, l, mode, outer_flags, outer, was_lazy);
         }
