@@ -187,18 +187,96 @@ fn used(tokens: &TokenStream, module: &str) -> BTreeSet<String> {
 pub struct Export {
     pub c_name: String,
     pub prototype: String,
+    /// Tags the prototype names (`struct dd`, `union num`): declared ahead
+    /// of it in the header, so that it compiles wherever the preamble
+    /// includes the header — before the records' definitions too (C allows
+    /// incomplete parameter and result types in a declaration).
+    pub tags: Vec<String>,
 }
 
 /// The `#[ffiber::export]` functions of a Rust file, with C prototypes.
+/// A parameter or result whose type is a record of one of the file's
+/// `cgo!` modules (`c::dd`) is spelled as that module's preamble spells
+/// it (see [`Records`]).
 pub fn exports(path: &Path) -> Result<Vec<Export>, Error> {
     let src = std::fs::read_to_string(path).map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
     let file = syn::parse_file(&src).map_err(|e| Error::Other(format!("{}: not valid Rust: {e}", path.display())))?;
+    let records = Records { blocks: blocks(path)? };
     let mut out = Vec::new();
-    export_items(&file.items, path, &mut out)?;
+    export_items(&file.items, path, &records, &mut out)?;
     Ok(out)
 }
 
-fn export_items(items: &[syn::Item], path: &Path, out: &mut Vec<Export>) -> Result<(), Error> {
+/// How the preambles of a file spell the records they define, for the
+/// export header: `m::name` is `struct name` or `union name` if the
+/// preamble of module `m` names that tag, else `name` if it has a typedef
+/// of that name (which the preamble must then define before it includes
+/// the header).
+pub struct Records {
+    blocks: Vec<Block>,
+}
+
+impl Records {
+    /// The C spelling of `m::name`, and the tag to declare ahead, if `m` is
+    /// one of the file's `cgo!` modules and its preamble defines `name`.
+    fn spell(&self, module: &str, name: &str) -> Option<(String, Option<String>)> {
+        let block = self.blocks.iter().find(|b| b.module == module)?;
+        let words = c_words(&block.preamble);
+        let follows = |kw: &str| words.windows(2).any(|w| w[0] == kw && w[1] == name);
+        for kw in ["struct", "union"] {
+            if follows(kw) {
+                let tag = format!("{kw} {name}");
+                return Some((tag.clone(), Some(tag)));
+            }
+        }
+        // `typedef ... name;`: the name right before the `;` that ends a
+        // typedef (outside the braces of a record it defines).
+        let (mut in_typedef, mut depth) = (false, 0usize);
+        for w in words.windows(2) {
+            match w[0].as_str() {
+                "typedef" if depth == 0 => in_typedef = true,
+                "{" => depth += 1,
+                "}" => depth = depth.saturating_sub(1),
+                ";" if depth == 0 => in_typedef = false,
+                _ => {}
+            }
+            if in_typedef && depth == 0 && w[0] == name && w[1] == ";" {
+                return Some((name.to_string(), None));
+            }
+        }
+        None
+    }
+}
+
+/// The identifiers and punctuation of C source, comments dropped (enough
+/// to find `struct name` and `typedef ... name;`).
+fn c_words(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = src[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2);
+        } else if c == b'/' && b.get(i + 1) == Some(&b'/') || c == b'#' {
+            i = src[i..].find('\n').map_or(b.len(), |e| i + e);
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push(src[start..i].to_string());
+        } else {
+            if !c.is_ascii_whitespace() {
+                out.push((c as char).to_string());
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+fn export_items(items: &[syn::Item], path: &Path, records: &Records, out: &mut Vec<Export>) -> Result<(), Error> {
     for item in items {
         match item {
             syn::Item::Fn(f) => {
@@ -217,32 +295,55 @@ fn export_items(items: &[syn::Item], path: &Path, out: &mut Vec<Export>) -> Resu
                 let at = |what: String| {
                     Error::Other(format!("{}:{line}: exported function `{c_name}`: {what}", path.display()))
                 };
+                let mut tags = Vec::new();
+                let mut spell = |t: &syn::Type| {
+                    if let Some(c) = c_type(t) {
+                        return Ok(c);
+                    }
+                    let no_type = || {
+                        at(format!(
+                            "no C type for `{}`; use a C type, or a record of this file's ffiber::cgo! module \
+                             (`c::name`, defined in its preamble)",
+                            quote_ty(t)
+                        ))
+                    };
+                    let (module, name) = record_path(t).ok_or_else(no_type)?;
+                    let (c, tag) = records.spell(&module, &name).ok_or_else(no_type)?;
+                    tags.extend(tag);
+                    Ok(c)
+                };
                 let mut params = Vec::new();
                 for input in &f.sig.inputs {
                     let syn::FnArg::Typed(pt) = input else { return Err(at("methods cannot be exported".into())) };
-                    params.push(
-                        c_type(&pt.ty)
-                            .ok_or_else(|| at(format!("no C type for `{}`; use a C type", quote_ty(&pt.ty))))?,
-                    );
+                    params.push(spell(&pt.ty)?);
                 }
                 let ret = match &f.sig.output {
                     syn::ReturnType::Default => "void".to_string(),
-                    syn::ReturnType::Type(_, t) => {
-                        c_type(t).ok_or_else(|| at(format!("no C type for `{}`", quote_ty(t))))?
-                    }
+                    syn::ReturnType::Type(_, t) => spell(t)?,
                 };
                 let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
-                out.push(Export { prototype: format!("{ret} {c_name}({params});"), c_name });
+                out.push(Export { prototype: format!("{ret} {c_name}({params});"), c_name, tags });
             }
             syn::Item::Mod(m) => {
                 if let Some((_, items)) = &m.content {
-                    export_items(items, path, out)?;
+                    export_items(items, path, records, out)?;
                 }
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// `m::name` (or `self::m::name`, `crate::m::name`, `super::m::name`): a
+/// record of a `cgo!` module `m`, as (`m`, `name`).
+fn record_path(t: &syn::Type) -> Option<(String, String)> {
+    let syn::Type::Path(tp) = t else { return None };
+    let segs: Vec<String> = tp.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match segs.as_slice() {
+        [.., m, name] if !matches!(m.as_str(), "self" | "crate" | "super") => Some((m.clone(), name.clone())),
+        _ => None,
+    }
 }
 
 fn quote_ty(t: &syn::Type) -> String {

@@ -159,6 +159,14 @@ pub fn kinds(c: &Compiler, names: &[String]) -> Result<Vec<Kind>, Error> {
         .collect())
 }
 
+/// Which of `names` (`struct x`, `union x`) are complete record types: a
+/// name the Rust file uses that is only a tag (`c::x` for `struct x`) binds
+/// that record. (A pointer to an unknown tag compiles, declaring it: so the
+/// probe asks for the size.)
+pub fn complete_records(c: &Compiler, names: &[String]) -> Result<BTreeSet<usize>, Error> {
+    probe(c, "tag", names, |n, i| format!("void __ffiber_r_{i}(void) {{ (void)sizeof({n}); }}"))
+}
+
 /// The DWARF probe: one object with a typed variable per name, and the
 /// values of the constants in its data sections.
 pub fn dwarf_probe(c: &Compiler, names: &[String], kinds: &[Kind]) -> Result<PathBuf, Error> {

@@ -267,6 +267,38 @@ fn exports_header_has_c_prototypes() {
     assert!(msg.contains("lib.rs:3: exported function `bad`: no C type for `String`"), "{msg}");
 }
 
+/// An export taking or returning a record of the file's `cgo!` module is
+/// declared with the preamble's spelling (`struct`/`union` tags declared
+/// ahead, so the header compiles before the definitions; a typedef by its
+/// name); the module binds a record the file names by its tag; a record
+/// the preamble does not define is an error naming the function and line.
+#[test]
+fn exports_header_spells_records_of_the_preamble() {
+    let dir = out();
+    let src = dir.join("lib.rs");
+    std::fs::write(
+        &src,
+        "ffiber::cgo! {\n    mod c;\n    r#\"\n    typedef struct { int x; } pt_t;\n    #include \"ffiber_export.h\"\n    \
+         struct dd { double a, b; };\n    union num { long l; double d; };\n    \
+         static double twice(struct dd v) { return rs_sum(v, 2).a; }\n    \"#\n}\n\
+         #[ffiber::export(name = \"rs_sum\")]\nfn sum(v: c::dd, k: i32) -> c::dd { v }\n\
+         #[ffiber::export(name = \"rs_num\")]\nfn num(n: self::c::num, p: c::pt_t) -> c::num { n }\n",
+    )
+    .unwrap();
+    Build::new().file(&src).out_dir(&dir).compile().unwrap();
+    let h = std::fs::read_to_string(dir.join("ffiber_export.h")).unwrap();
+    assert!(h.contains("struct dd;\nunion num;\n"), "{h}");
+    assert!(h.contains("struct dd rs_sum(struct dd, int32_t);"), "{h}");
+    assert!(h.contains("union num rs_num(union num, pt_t);"), "{h}");
+    let code = std::fs::read_to_string(dir.join("ffiber_cgo_c.rs")).unwrap();
+    assert!(code.contains("pub struct dd {") && code.contains("pub union num {"), "{code}");
+
+    std::fs::write(&src, "ffiber::cgo! {\n    mod c;\n    \"int x;\"\n}\n#[ffiber::export]\nfn f(v: c::nope) {}\n")
+        .unwrap();
+    let msg = Build::new().file(&src).out_dir(&dir).compile().unwrap_err().to_string();
+    assert!(msg.contains("lib.rs:6: exported function `f`: no C type for `c :: nope`"), "{msg}");
+}
+
 #[test]
 fn variables_are_bound_as_addresses() {
     let path = Build::new().header("stdio.h").allow(["stdin", "fileno"]).out_dir(out()).generate("v").unwrap();

@@ -4,13 +4,20 @@
 //! (`{double, double}`), memory (`{long, long, long}`: 24 bytes, passed on
 //! the stack and returned through a hidden pointer), packed, with an
 //! array, a union, nested — and C calls Rust back with them
-//! (`call_dd`, `call_lll`). The bindings call these through the closure
+//! (`call_dd`, `call_lll`), by function pointer and by name through
+//! `ffiber_export.h` (`by_name_*`). The bindings call these through the closure
 //! form, where rustc's `extern "C"` classifies `#[repr(C)]` records as the
 //! C compiler does; the tests compare every field.
 
 ffiber::cgo! {
     pub mod c;
     r#"
+    /* The Rust functions below, declared for C; included before the
+       records are defined (the header declares their tags ahead), and
+       after the typedef that one of them names. */
+    typedef struct { int x, y; } pt;
+    #include "ffiber_export.h"
+
     struct c1 { char c; };
     struct ifl { int i; float f; };
     struct dd { double a, b; };
@@ -33,5 +40,36 @@ ffiber::cgo! {
        tests), and returns what that returns. */
     static struct dd call_dd(struct dd (*f)(struct dd), double a, double b) { struct dd x = { a, b }; return f(x); }
     static struct lll call_lll(struct lll (*f)(struct lll), long a) { struct lll x = { a, a + 1, a + 2 }; return f(x); }
+
+    /* C calls Rust by name, through ffiber_export.h. */
+    static struct ifl by_name_ifl(int i, float f, int k) { struct ifl x = { i, f }; return byvalue_scale_ifl(x, k); }
+    static long by_name_lll(long a) { struct lll x = { a, 2 * a, 3 * a }; return byvalue_sum_lll(x); }
+    static double by_name_num(double d) { union num n; n.d = d; return byvalue_neg_num(n).d; }
+    static pt by_name_pt(int x, int y) { pt p = { x, y }; return byvalue_flip_pt(p); }
     "#
+}
+
+/// Called by C by name (`by_name_ifl`): a mixed INTEGER/SSE record in and out.
+#[ffiber::export(name = "byvalue_scale_ifl")]
+pub fn scale_ifl(x: c::ifl, k: i32) -> c::ifl {
+    c::ifl { i: x.i * k, f: x.f * k as f32 }
+}
+
+/// Called by C by name (`by_name_lll`): a record passed in memory.
+#[ffiber::export(name = "byvalue_sum_lll")]
+pub fn sum_lll(x: c::lll) -> std::ffi::c_long {
+    x.a + x.b + x.c
+}
+
+/// Called by C by name (`by_name_num`): a union in and out.
+#[ffiber::export(name = "byvalue_neg_num")]
+pub fn neg_num(n: c::num) -> c::num {
+    // SAFETY: C stored the double member.
+    c::num { d: -unsafe { n.d } }
+}
+
+/// Called by C by name (`by_name_pt`): a typedef'd untagged record.
+#[ffiber::export(name = "byvalue_flip_pt")]
+pub fn flip_pt(p: c::pt) -> c::pt {
+    c::pt { x: p.y, y: p.x }
 }

@@ -40,6 +40,13 @@ fn every_class() {
         assert_eq!((r.a, r.b), (15.0, 25.0));
         let r = c::call_lll(Some(__ffiber_export_rust_lll), 7);
         assert_eq!((r.a, r.b, r.c), (9, 8, 7));
+        // And by name, through the prototypes of ffiber_export.h.
+        let r = c::by_name_ifl(3, 0.5, 4);
+        assert_eq!((r.i, r.f), (12, 2.0));
+        assert_eq!(c::by_name_lll(5), 30);
+        assert_eq!(c::by_name_num(2.5), -2.5);
+        let r = c::by_name_pt(1, 2);
+        assert_eq!((r.x, r.y), (2, 1));
     }
 }
 
