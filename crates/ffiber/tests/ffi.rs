@@ -201,6 +201,51 @@ fn a_panic_inside_the_closure_comes_back_in_every_mode_and_shape() {
     });
 }
 
+/// A green thread whose call blocked until the monitor gave its P away
+/// comes back to find every P busy with green threads that loop on short
+/// foreign calls, which never reach a scheduling point. It must still get
+/// to run soon — one of their exits yields to it (issue 14: the SQLite
+/// lock holder) — not when they stop. (Preemption off, so that only this
+/// mechanism can help; the loopers give up after 20 s, so that a failure
+/// is an assertion, not a hang.)
+#[test]
+fn a_green_thread_back_from_a_blocked_call_runs_among_short_call_loops() {
+    for procs in [1, 2] {
+        let rt = Runtime::builder().max_procs(procs).preempt(false).build().unwrap();
+        let all_saw_it = rt.block_on(move || {
+            let back = Arc::new(AtomicBool::new(false));
+            let in_c = Arc::new(AtomicBool::new(false));
+            let sleeper = {
+                let (back, in_c) = (back.clone(), in_c.clone());
+                ffiber::go(move || {
+                    in_c.store(true, Ordering::SeqCst);
+                    ffi::call(|| c::sleep_ms(50));
+                    back.store(true, Ordering::SeqCst);
+                })
+            };
+            while !in_c.load(Ordering::SeqCst) {
+                ffiber::yield_now();
+            }
+            let give_up = std::time::Instant::now() + Duration::from_secs(20);
+            let loopers: Vec<_> = (0..2 * procs)
+                .map(|_| {
+                    let back = back.clone();
+                    ffiber::go(move || {
+                        while !back.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                            assert_eq!(ffi::call(|| c::plusone(1)), 2);
+                        }
+                        back.load(Ordering::SeqCst)
+                    })
+                })
+                .collect();
+            let seen: Vec<bool> = loopers.into_iter().map(|h| h.join().unwrap()).collect();
+            sleeper.join().unwrap();
+            seen.iter().all(|&b| b)
+        });
+        assert!(all_saw_it, "procs={procs}: the green thread back from C never ran while the loops went on");
+    }
+}
+
 /// Every P's OS thread blocked in C for 300 ms: the monitor must hand the
 /// Ps to other threads so that a ticker green thread keeps ticking. Without
 /// it the ticker could not run at all until a call returns.

@@ -582,7 +582,9 @@ fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on
                 Mode::Blocking => p_wanted(m),
                 Mode::Default if prev & state::HOT != 0 => {
                     std::hint::cold_path();
-                    p_wanted(m)
+                    // SAFETY: our own M's state, on its thread.
+                    let hot_name = unsafe { (*local).hot_name };
+                    hot_name == m::name_key(Some(name)) && p_wanted(m)
                 }
                 _ => false,
             };
@@ -599,7 +601,7 @@ fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on
                 m.call.enter_from(prev, unsafe { (*local).p }, flags)
             };
             let r = on_sys(top, arg);
-            announced_exit(m, v, r, taken(local))
+            announced_exit(m, v, r, taken(local), name)
         }
     }
 }
@@ -641,7 +643,7 @@ fn hand_off_before(m: &m::M, hot: bool) {
 /// exit protocol (a plain store and a plain load, asymmetric protocol),
 /// then, if the monitor took the P, the slow way back to one.
 #[inline(always)]
-fn announced_exit<T>(m: &m::M, mut v: u64, r: T, flags: u8) -> T {
+fn announced_exit<T>(m: &m::M, mut v: u64, r: T, flags: u8, name: &'static str) -> T {
     if flags != 0 {
         // Callbacks ran and left something: the same exit, off the common
         // path (which then tests the flags only once).
@@ -652,7 +654,7 @@ fn announced_exit<T>(m: &m::M, mut v: u64, r: T, flags: u8) -> T {
             v = m.call.current();
         }
         if !m.call.exit(v) {
-            retaken(m, v);
+            retaken(m, v, Some(name));
         }
         return finish(r, flags);
     }
@@ -660,7 +662,7 @@ fn announced_exit<T>(m: &m::M, mut v: u64, r: T, flags: u8) -> T {
     // stored made the next call's entry wait for it.)
     if !m.call.exit(v) {
         std::hint::cold_path();
-        retaken(m, v);
+        retaken(m, v, Some(name));
     }
     r
 }

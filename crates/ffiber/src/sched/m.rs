@@ -127,6 +127,21 @@ pub(crate) struct MLocal {
     pub(crate) handoff_at: u64,
     /// The P the current call gave away before it started (same path).
     pub(crate) handed_off: usize,
+    /// The scheduler takes from the global queue first, once: this M
+    /// yielded at a foreign-call exit for a green thread waiting there
+    /// (`syscall::retaken`).
+    pub(crate) global_first: bool,
+    /// The C function whose call proved to block and made this M `HOT`
+    /// (`syscall::HOT`), as [`name_key`]: the M's next call hands its P
+    /// off before it starts only if it calls the same function. (Calls
+    /// that block come in runs of the same function — a green thread that
+    /// sleeps in C does it again; a different function after one that
+    /// blocked, such as SQLite's `bind` after a `BEGIN` that waited for
+    /// the write lock, is usually short.) `(0, 0)`: none known.
+    pub(crate) hot_name: (usize, usize),
+    /// With `Action::Requeue`: the P the green thread lost to a blocked
+    /// call, where it waits next in line (`NO_P`: the global queue).
+    pub(crate) requeue_to: usize,
     /// Traced runtimes: the call being traced on this M, and the callbacks
     /// it has made so far.
     pub(crate) trace_name: Option<&'static str>,
@@ -152,9 +167,21 @@ pub(crate) fn hold_p(m: &M, local: &mut MLocal, p: usize) {
     local.p = p;
     m.call.set_p(p);
     let pp = &m.sched.ps[p];
+    pp.holder.store(std::ptr::from_ref(m).cast_mut(), Release);
     if pp.blocked_off.load(Relaxed) && pp.blocked_off.swap(false, Relaxed) {
+        // The green threads queued here tend to make the call that
+        // blocked (the P remembers the last one proven to).
         m.call.mark_hot();
+        local.hot_name = (pp.hot_fn.0.load(Relaxed), pp.hot_fn.1.load(Relaxed));
     }
+}
+
+/// A C function's name as the key `MLocal::hot_name` compares: its
+/// address and length (a function's bindings pass one string constant),
+/// compared without being read.
+#[inline(always)]
+pub(crate) fn name_key(name: Option<&'static str>) -> (usize, usize) {
+    name.map_or((0, 0), |n| (n.as_ptr() as usize, n.len()))
 }
 
 /// `MLocal::cb_flags`: a callback stashed a panic in the running green
@@ -210,6 +237,9 @@ impl M {
                 cb_depth: if traced { TRACING } else { 0 },
                 cb_locked: false,
                 cb_lazy: false,
+                global_first: false,
+                hot_name: (0, 0),
+                requeue_to: NO_P,
             }),
             parker: Parker::default(),
             next_p: AtomicUsize::new(NO_P),
@@ -294,6 +324,12 @@ pub(crate) fn thread_stack_lo() -> usize {
 
 /// Body of an M's OS thread.
 pub(crate) fn m_main(m: Arc<M>) {
+    // Green threads' panics stay on their own stacks (caught where they
+    // start, or at the C boundary for callbacks): a panic that unwinds
+    // out of here is the scheduler's own, and its state (a lock held, a P
+    // half given away) cannot be trusted. Stop the process with a message
+    // rather than leave every green thread waiting for ever.
+    let _abort = AbortOnSchedulerPanic;
     arch::set_current_m_slot(Arc::as_ptr(&m) as usize);
     let _ = m.parker.thread.set(std::thread::current());
     // SAFETY: gettid has no preconditions.
@@ -381,6 +417,15 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
             None
         }
         Action::Requeue => {
+            // SAFETY: our own M's state, on its thread.
+            let lost = unsafe { std::mem::replace(&mut (*local).requeue_to, super::NO_P) };
+            if !locked_here && lost != super::NO_P {
+                // Back from a blocked call with no P idle: next in line on
+                // the P it lost, whose holder is asked to yield at its next
+                // foreign-call exit (`Sched::requeue_on`).
+                super::requeue_on(m, g, lost);
+                return None;
+            }
             // We hold no P to run it: make sure an idle P does.
             super::put_global_and_wake(&m.sched, g);
             if locked_here {
@@ -389,6 +434,22 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
             None
         }
         Action::None => unreachable!("green thread switched to g0 without an action"),
+    }
+}
+
+/// Aborts the process if dropped while a panic unwinds (see `m_main`).
+struct AbortOnSchedulerPanic;
+
+impl Drop for AbortOnSchedulerPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            eprintln!(
+                "ffiber: internal error: the scheduler panicked on OS thread {name} (message above); aborting, \
+                 since the runtime's state cannot be trusted. Please report this with the message."
+            );
+            std::process::abort();
+        }
     }
 }
 

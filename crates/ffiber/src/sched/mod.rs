@@ -87,6 +87,15 @@ pub(crate) struct P {
     /// (`syscall::HOT`), since the green threads queued here tend to make
     /// the same calls.
     pub(crate) blocked_off: AtomicBool,
+    /// The C function whose call was last proven to block on this P, as
+    /// `m::name_key` (address, length; the two halves may tear, which only
+    /// makes a comparison fail): what an M that takes this P after such a
+    /// block expects its green threads to call next (`MLocal::hot_name`).
+    pub(crate) hot_fn: (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize),
+    /// The M that took this P last (set by `m::hold_p`; it may have let
+    /// the P go since). Asked to yield for a green thread that lost this P
+    /// (`Sched::ask_holder_to_yield`).
+    pub(crate) holder: std::sync::atomic::AtomicPtr<M>,
 }
 
 impl P {
@@ -199,6 +208,8 @@ impl Sched {
                         timers: Mutex::new(Timers::default()),
                         next_when: AtomicU64::new(u64::MAX),
                         schedtick: Default::default(),
+                        holder: Default::default(),
+                        hot_fn: Default::default(),
                         gfree: UnsafeCell::new(Vec::new()),
                         blocked_off: AtomicBool::new(false),
                     })
@@ -472,6 +483,12 @@ impl Sched {
             return self.start_m(p, false);
         }
         let mut idle = self.idle();
+        if self.has_queued(p) {
+            // Queued meanwhile (`requeue_on` puts a green thread in a P's
+            // `run_next` and then looks under this lock).
+            drop(idle);
+            return self.start_m(p, false);
+        }
         idle.push_p(p);
         self.npidle.fetch_add(1, SeqCst);
         // Work may have been pushed to the global queue by a readier that saw
@@ -489,6 +506,23 @@ impl Sched {
     pub(crate) fn handoff_blocked_p(self: &Arc<Self>, p: usize) {
         self.ps[p].blocked_off.store(true, Relaxed);
         self.handoff_p(p);
+    }
+
+    /// A green thread on M `me` lost P `p` to a blocked call and found no P
+    /// idle: ask the M that took `p` to yield at its next foreign-call exit
+    /// (`CallState::request_yield`), so that the global queue — where the
+    /// green thread now waits — goes first on some P soon. Nothing is asked
+    /// of `me` itself.
+    pub(crate) fn ask_holder_to_yield(&self, p: usize, me: &M) {
+        let holder = self.ps[p].holder.load(Acquire);
+        if holder.is_null() || std::ptr::eq(holder, me) {
+            return;
+        }
+        // SAFETY: `holder` is an M of this runtime (`m::hold_p` stores only
+        // those), and Ms are freed only once every M has exited
+        // (`shut_down`), while `me` is running.
+        let holder = unsafe { &*holder };
+        holder.call.request_yield();
     }
 
     /// Green threads wait for P `p` (queued on it) or for any P (queued
@@ -597,6 +631,43 @@ pub(crate) fn runq_put(m: &M, g: Arc<G>, next: bool) {
     pp.runq.push(g, &sched.global);
 }
 
+/// g0 of `m`, which holds no P: `g` came back from a foreign call whose P
+/// `lost` the monitor took, and found no P idle. Put it in `lost`'s
+/// `run_next` — next in line there, ahead of the green threads queued
+/// behind the call — and ask the M that holds `lost` to yield at its next
+/// foreign-call exit (`CallState::request_yield`); if `run_next` is taken
+/// (or `lost` is a spare), the global queue.
+///
+/// Who takes a G out of `run_next` owns it, whoever put it there (the
+/// holder's own `runq_put` swaps it out and queues it too). A G must not
+/// sit in the `run_next` of an idle P, which nobody runs: so after
+/// publishing it, look — under the idle lock — whether `lost` is idle, and
+/// if so run it. Every M that makes a P idle looks at that P's queues under
+/// the same lock first (`find_runnable`, `handoff_p`): whichever comes
+/// second sees the other's write.
+pub(crate) fn requeue_on(m: &M, g: Arc<G>, lost: usize) {
+    let sched = &m.sched;
+    let raw = g::into_raw(g);
+    if sched.is_spare(lost)
+        || sched.ps[lost].run_next.compare_exchange(std::ptr::null_mut(), raw, AcqRel, Relaxed).is_err()
+    {
+        // SAFETY: `raw` was not published: still ours.
+        put_global_and_wake(sched, unsafe { g::from_raw(raw) });
+        sched.ask_holder_to_yield(lost, m);
+        return;
+    }
+    let idle_now = {
+        let mut idle = sched.idle();
+        sched.take_p(&mut idle, Which::Exactly(lost)).is_some()
+    };
+    if idle_now {
+        // Nobody held it: run it now.
+        sched.start_m(lost, false);
+    } else {
+        sched.ask_holder_to_yield(lost, m);
+    }
+}
+
 /// Called by an M that leaves the spinning state because it found work:
 /// if it was the last spinner, wake another so new work keeps being found.
 pub(crate) fn reset_spinning(m: &Arc<M>) {
@@ -643,7 +714,7 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
         }
         let pp = &sched.ps[local.p];
         timers::run_timers(sched, pp);
-        if local.schedtick % GLOBAL_FAIRNESS_TICK == 0
+        if (local.schedtick % GLOBAL_FAIRNESS_TICK == 0 || std::mem::take(&mut local.global_first))
             && let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None)
         {
             // SAFETY: popped from a queue: ours now.
@@ -704,7 +775,9 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
         // under the idle lock so a pusher that saw no idle P is not missed.
         {
             let mut idle = sched.idle();
-            if sched.global.len() > 0 {
+            // (Our own queues too: a green thread back from a blocked call
+            // may have put itself in our `run_next`; see `requeue_on`.)
+            if sched.global.len() > 0 || sched.ps[local.p].has_queued() {
                 drop(idle);
                 continue;
             }

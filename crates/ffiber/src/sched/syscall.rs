@@ -48,6 +48,25 @@
 //! Unlike a per-P word, a late store by the M lands in its own word, never
 //! in state a P's next owner uses.
 //!
+//! **Asking for a yield** (any thread, rare): a green thread back from a
+//! call whose P was taken, finding no P idle, waits next in line on its old
+//! P and asks that P's holder to yield at its next exit, by storing
+//! `YIELD` (above every word) in the holder's `retake` — with a
+//! compare-and-swap, and only over a monitor request for a call the M has
+//! left behind (it has entered a later one): a value stored over a request
+//! whose exit has not read `retake` yet would come later in `retake`'s
+//! order and tell that exit "kept" where the monitor may have decided
+//! "taken". The exit compares
+//! `retake < v` instead of `retake != v`: the same one load and compare
+//! catches both the monitor's request (`== v`) and a yield (`YIELD`); a
+//! word left from before the call numbers wrapped around is forgotten on
+//! the slow path. Only the exit's one load counts: if it read `YIELD`, any
+//! request of the monitor for this call came later in `retake`'s order,
+//! so by the argument above the
+//! monitor sees the exit's store and decides "kept": the P stays, and the
+//! green thread yields (`retaken`). A monitor request stored over `YIELD`
+//! drops the yield: the monitor then takes the P for the waiting work.
+//!
 //! This is the asymmetric-fence pattern: the barrier a symmetric protocol
 //! would need on every call is paid by the monitor, on the rare retake.
 //! Where `membarrier` is not available (old kernels, seccomp), the word is
@@ -86,6 +105,10 @@ const SYM: u64 = 1 << 25;
 const NEXT: u64 = 1 << 26;
 /// `decision` for "the call had ended; the M keeps its P".
 const KEPT: u64 = 0;
+/// `retake` for "a green thread waits for a P: yield at the way out of
+/// your current or next call" (see [`CallState::request_yield`]). Above
+/// every word, so the exit's one compare (`retake < v`) catches it.
+const YIELD: u64 = u64::MAX;
 
 /// One M's call state, on its own cache line (the M writes it on every
 /// call; the monitor reads it now and then).
@@ -101,6 +124,10 @@ struct Words {
     /// `RETAKE_AFTER` (written before the decision or the claim that
     /// publishes the retake, read by the M after it).
     proven: AtomicU64,
+    /// The M's thread found a yield request at an exit (see
+    /// [`CallState::request_yield`]); read and cleared by `retaken` on the
+    /// same thread.
+    yield_asked: AtomicBool,
 }
 
 impl Default for CallState {
@@ -112,6 +139,7 @@ impl Default for CallState {
             retake: AtomicU64::new(0),
             decision: AtomicU64::new(0),
             proven: AtomicU64::new(0),
+            yield_asked: AtomicBool::new(false),
         };
         CallState { inner: CachePadded::new(w) }
     }
@@ -238,7 +266,8 @@ impl CallState {
     }
 
     /// The M's thread, leaving call `v` (the one it announced last). Returns
-    /// whether the M still holds its P (false: the monitor took it).
+    /// whether the M still holds its P with nothing to do about it (false:
+    /// the monitor took it, or a yield was asked for: see [`retaken`]).
     #[inline(always)]
     pub(crate) fn exit(&self, v: u64) -> bool {
         // `v` is from `enter` or `current`: the call's word, unclaimed.
@@ -248,16 +277,87 @@ impl CallState {
             self.inner.word.store(out, Release);
             // The CPU-side fence is the monitor's membarrier (module docs).
             std::sync::atomic::compiler_fence(SeqCst);
-            if self.inner.retake.load(Relaxed) != v {
+            // `retake` holds an earlier call's word (a smaller number) unless
+            // the monitor is taking this call (`v`) or a yield is asked
+            // (`YIELD`, above every word): one compare for both.
+            let r = self.inner.retake.load(Relaxed);
+            if r < v {
                 return true;
             }
             std::hint::cold_path();
-            self.wait_decision(v)
+            self.exit_slow(v, r)
         } else {
             std::hint::cold_path();
             // The monitor may have claimed `v` (as `v | TAKEN`) meanwhile.
-            self.inner.word.swap(out, AcqRel) == v
+            self.inner.word.swap(out, AcqRel) == v && !self.yield_taken()
         }
+    }
+
+    /// [`exit`](Self::exit) after `retake` read `r`, not an earlier call's
+    /// word. Only that one load counts for the protocol (module docs): if
+    /// it saw the monitor's request for `v`, wait for the decision. If it
+    /// saw `YIELD`, or a word from before the call numbers wrapped around,
+    /// any request of the monitor for `v` comes later in `retake`'s order,
+    /// so the monitor sees this exit's store and decides "kept": the P
+    /// stays ours. Take the value away (unless such a request replaced it
+    /// meanwhile: it is answered "kept" and needs nothing from us).
+    #[cold]
+    fn exit_slow(&self, v: u64, r: u64) -> bool {
+        if r == v {
+            return self.wait_decision(v);
+        }
+        let _ = self.inner.retake.compare_exchange(r, 0, Relaxed, Relaxed);
+        if r == YIELD {
+            self.inner.yield_asked.store(true, Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The symmetric exit kept its P: also take a pending yield request
+    /// (the monitor does not use `retake` in this protocol). True if taken.
+    fn yield_taken(&self) -> bool {
+        if self.inner.retake.load(Relaxed) == YIELD
+            && self.inner.retake.compare_exchange(YIELD, 0, Relaxed, Relaxed).is_ok()
+        {
+            self.inner.yield_asked.store(true, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Any thread: asks this M to give its P's time to the global queue at
+    /// the way out of its current (or next) announced foreign call — the
+    /// next exit finds `YIELD` in `retake` and yields its green thread
+    /// (`retaken`). For a green thread back from a blocked call that found
+    /// no idle P: without it, it waits on the global queue until a running
+    /// green thread yields, which ones that only make short foreign calls
+    /// never do (issue 14: the SQLite lock holder waited behind them).
+    /// Best effort: dropped if the monitor stores a request of its own
+    /// meanwhile (it then takes this P for the waiting work anyway).
+    /// Returns whether the request is pending.
+    pub(crate) fn request_yield(&self) -> bool {
+        let r = self.inner.retake.load(Acquire);
+        if r == YIELD {
+            return true;
+        }
+        // A request of the monitor (`r` has a call number) may be replaced
+        // only once the M is past the exit of that call — it has entered
+        // a later one. Before that, its exit may still be about to read
+        // `retake`, and must read the request: a value stored over it
+        // comes later in `retake`'s order, which (module docs) would tell
+        // the exit "kept" where the monitor may have decided "taken".
+        if r != 0 && self.inner.word.load(Acquire) >> 26 <= r >> 26 {
+            return false;
+        }
+        // Any request of the monitor for a later call than `r` makes this
+        // fail; one stored after it replaces `YIELD` (and wins).
+        self.inner.retake.compare_exchange(r, YIELD, AcqRel, Relaxed).is_ok()
+    }
+
+    /// The M's thread: whether an exit took a yield request (and forgets it).
+    pub(crate) fn yield_asked(&self) -> bool {
+        self.inner.yield_asked.load(Relaxed) && self.inner.yield_asked.swap(false, Relaxed)
     }
 
     #[cold]
@@ -389,7 +489,7 @@ pub(crate) fn reclaim(m: &M) {
         // SAFETY: as above; the exit protocol says the P is still ours.
         unsafe { (*m.local()).p = p_of(v) };
     } else {
-        retaken(m, v);
+        retaken(m, v, None);
     }
 }
 
@@ -399,16 +499,36 @@ pub(crate) fn reclaim(m: &M) {
 /// last ≥ `RETAKE_AFTER` (a call taken at first sight proves nothing) — or
 /// the call handed its P off before it started (`MLocal::handed_off`, see
 /// [`handed_off_word`]); then [`reacquire_p`].
+///
+/// `name` is the C function of the call (`None` from a callback's
+/// reclaim): a `HOT` M hands its P off before a call only of the same
+/// function (`MLocal::hot_name`).
 #[cold]
-pub(crate) fn retaken(m: &M, v: u64) {
+pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
     // SAFETY: on `m`'s thread, out of the call.
     let l = unsafe { &mut *m.local() };
+    if m.call.yield_asked() {
+        // A green thread waits for a P (`CallState::request_yield`): the P
+        // is still ours; let the global queue go first, behind it.
+        l.p = p_of(v);
+        if l.depth() == 0 && l.cur_g.is_some() {
+            // The waiting green thread is in our P's `run_next`, which goes
+            // first anyway, or (if that was taken) on the global queue.
+            l.global_first = m.sched.ps[l.p].run_next.load(Relaxed).is_null();
+            m::switch_to_g0(Action::Yield);
+        }
+        return;
+    }
     if l.handed_off == NO_P {
         if let (Some(t), Some(name)) = (&m.sched.trace, l.trace_name) {
             t.handoff(name);
         }
         if m.call.proven(v) {
             m.call.mark_hot();
+            l.hot_name = m::name_key(name);
+            let hot_fn = &m.sched.ps[p_of(v)].hot_fn;
+            hot_fn.0.store(l.hot_name.0, Relaxed);
+            hot_fn.1.store(l.hot_name.1, Relaxed);
         }
         return reacquire_p(m, p_of(v));
     }
@@ -419,6 +539,7 @@ pub(crate) fn retaken(m: &M, v: u64) {
     // lasted as long as the monitor waits before it takes a P: it blocked.
     if at != 0 && m.sched.now().saturating_sub(at) >= crate::sched::sysmon::RETAKE_AFTER.as_nanos() as u64 {
         m.call.mark_hot();
+        l.hot_name = m::name_key(name);
     }
     reacquire_p(m, p);
 }
@@ -452,6 +573,11 @@ pub(crate) fn reacquire_p(m: &M, old: usize) {
         m::hold_p(m, unsafe { &mut *m.local() }, p);
         return;
     }
+    // No P idle: wait next in line on our old P, whose holder is asked to
+    // yield at its next foreign-call exit (the scheduler's wake-up
+    // preemption; see `CallState::request_yield`), or on the global queue.
+    // SAFETY: as above.
+    unsafe { (*m.local()).requeue_to = old };
     m::switch_to_g0(Action::Requeue);
 }
 
@@ -465,6 +591,7 @@ mod tests {
             retake: AtomicU64::new(0),
             decision: AtomicU64::new(0),
             proven: AtomicU64::new(0),
+            yield_asked: AtomicBool::new(false),
         };
         CallState { inner: CachePadded::new(w) }
     }
@@ -530,5 +657,63 @@ mod tests {
         assert!(c.exit(v2));
         assert!(CallState::try_retake_all([(&c, v2, false)].into_iter(), false).is_empty());
         assert!(!c.proven(v2));
+    }
+
+    #[test]
+    fn a_yield_request_is_served_at_one_exit_in_both_protocols() {
+        for sym in [false, true] {
+            let c = state(sym);
+            c.set_p(2);
+            // Asked between calls: the next call's exit reports it, once.
+            assert!(c.request_yield());
+            assert!(c.request_yield(), "a pending request stays pending");
+            let v = c.enter(2, 0);
+            assert!(!c.exit(v), "sym={sym}: the exit must report the request");
+            assert!(c.yield_asked());
+            assert!(!c.yield_asked(), "taken once");
+            let v = c.enter(2, 0);
+            assert!(c.exit(v), "sym={sym}: served: the next exit is plain");
+            // Asked during a call.
+            let v = c.enter(2, 0);
+            assert!(c.request_yield());
+            assert!(!c.exit(v));
+            assert!(c.yield_asked());
+        }
+    }
+
+    #[test]
+    fn a_yield_request_never_replaces_the_monitors_request_for_the_call_in_progress() {
+        let c = state(false);
+        c.set_p(4);
+        let v = c.enter(4, 0);
+        // The monitor's step 1 for this call (it then decides "kept").
+        c.inner.retake.store(v, SeqCst);
+        assert!(!c.request_yield());
+        assert_eq!(c.inner.retake.load(SeqCst), v);
+        c.inner.decision.store((v & !3) | KEPT, SeqCst);
+        assert!(c.exit(v), "kept by the monitor's decision");
+        assert!(!c.yield_asked());
+        // Nor right after that call's exit (its number is still the
+        // word's): an exit between its store and its load must read the
+        // request.
+        assert!(!c.request_yield());
+        // Once the M is in a later call, the old request may be replaced.
+        let v = c.enter(4, 0);
+        assert!(c.request_yield());
+        assert!(!c.exit(v));
+        assert!(c.yield_asked());
+    }
+
+    #[test]
+    fn a_stale_request_from_before_the_numbers_wrapped_is_forgotten() {
+        let c = state(false);
+        c.set_p(1);
+        let v = c.enter(1, 0);
+        // A word with a larger number than any to come for a while.
+        let stale = v + 1000 * NEXT;
+        c.inner.retake.store(stale, SeqCst);
+        assert!(c.exit(v), "kept");
+        assert_eq!(c.inner.retake.load(SeqCst), 0, "forgotten, so the fast path is back");
+        assert!(!c.yield_asked());
     }
 }
