@@ -154,7 +154,7 @@ pub(crate) fn reasons_table(
         ("ffiber_on_stack_ns", "ffiber", "ffiber: from a green thread, no switch", "—"),
         ("ffiber_regs_nonblocking_ns", "ffiber", "+ switch to the system stack", "2. small stacks"),
         ("ffiber_regs_ns", "ffiber", "+ scheduler announcement (store, store+load)", "3. the scheduler"),
-        ("ffiber_default_ns", "ffiber", "+ closure form (frame, catch_unwind)", "1. calling convention"),
+        ("ffiber_default_ns", "ffiber", "+ closure form (a second function, the closure)", "1. calling convention"),
         ("ffiber_default_ns_check", "check", "+ check mode (FFIBER_CHECK=1)", "4. memory rules"),
         ("go_call_ns", "cgo", "Go: a Go function call", "—"),
         ("cgo_nc_ns", "cgo", "Go: cgo with noescape + nocallback", "1-3"),
