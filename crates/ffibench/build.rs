@@ -57,6 +57,7 @@ fn sqlite_bindings() {
         "sqlite3_open_v2",
         "sqlite3_close_v2",
         "sqlite3_busy_timeout",
+        "sqlite3_busy_handler",
         "sqlite3_exec",
         "sqlite3_errmsg",
         "sqlite3_prepare_v2",

@@ -97,9 +97,10 @@ trait Api {
     unsafe fn finalize(st: *mut c_void);
 }
 
-/// `Api` through one of the generated modules.
+/// `Api` through one of the generated modules; `$busy` installs the busy
+/// handling (`busy_timeout` or `busy_park`).
 macro_rules! generated_api {
-    ($name:ident, $m:ident) => {
+    ($name:ident, $m:ident, $busy:ident) => {
         struct $name;
         impl Api for $name {
             unsafe fn open(p: *const c_char, db: *mut *mut c_void) -> i32 {
@@ -113,7 +114,7 @@ macro_rules! generated_api {
             }
             unsafe fn busy(db: *mut c_void, ms: i32) {
                 // SAFETY: forwarded: a live connection.
-                unsafe { $m::sqlite3_busy_timeout(db.cast(), ms) };
+                unsafe { $busy!($m, db, ms) };
             }
             unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32 {
                 let n = std::ptr::null_mut();
@@ -160,8 +161,54 @@ macro_rules! generated_api {
     };
 }
 
-generated_api!(Default_, sqlite_default);
-generated_api!(Tuned, sqlite_tuned);
+/// SQLite's own busy handler: it sleeps the OS thread, inside C.
+macro_rules! busy_timeout {
+    ($m:ident, $db:expr, $ms:expr) => {
+        $m::sqlite3_busy_timeout($db.cast(), $ms)
+    };
+}
+
+/// The busy handler below: it sleeps the green thread (the timeout is
+/// `BUSY_TIMEOUT_MS`, as for the others).
+macro_rules! busy_park {
+    ($m:ident, $db:expr, $ms:expr) => {{
+        debug_assert_eq!($ms, BUSY_TIMEOUT_MS);
+        $m::sqlite3_busy_handler($db.cast(), Some(__ffiber_export_busy_park), std::ptr::null_mut())
+    }};
+}
+
+generated_api!(Default_, sqlite_default, busy_timeout);
+generated_api!(Tuned, sqlite_tuned, busy_timeout);
+generated_api!(Parked, sqlite_default, busy_park);
+
+/// Every connection's busy timeout.
+const BUSY_TIMEOUT_MS: i32 = 5000;
+
+/// A busy handler for the `ffiber-park` row: SQLite's own schedule of
+/// waits (`sqliteDefaultBusyCallback`: 1, 2, 5, 10, 15, 20, 25, 25, 25,
+/// 50, 50, 100 ms, then 100 ms, up to the timeout), slept with
+/// `ffiber::sleep`. C calls it inside `sqlite3_exec`/`sqlite3_step`, as a
+/// callback: the green thread parks and its P runs other green threads at
+/// once, where a sleep inside C holds the P until the monitor takes it.
+#[ffiber::export(name = "ffibench_sqlite_busy_park")]
+fn busy_park(_ctx: *mut c_void, count: i32) -> i32 {
+    const DELAYS: [i32; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+    let n = count.max(0) as usize;
+    let (delay, prior) = match DELAYS.get(n) {
+        Some(&d) => (d, DELAYS[..n].iter().sum::<i32>()),
+        None => (100, DELAYS.iter().sum::<i32>() + 100 * (n - DELAYS.len()) as i32),
+    };
+    let delay = delay.min(BUSY_TIMEOUT_MS - prior);
+    if delay <= 0 {
+        return 0; // give up: the statement returns SQLITE_BUSY
+    }
+    BUSY_WAITS.fetch_add(1, Ordering::Relaxed);
+    ffiber::sleep(Duration::from_millis(delay as u64));
+    1
+}
+
+/// Waits `busy_park` has slept (for its test).
+static BUSY_WAITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 struct Raw;
 impl Api for Raw {
@@ -243,7 +290,7 @@ impl<A: Api> Conn<A> {
             return Err(format!("cannot open {}", path.display()));
         }
         // SAFETY: a live connection.
-        unsafe { A::busy(db, 5000) };
+        unsafe { A::busy(db, BUSY_TIMEOUT_MS) };
         // `synchronous` is per connection (WAL mode is kept in the file):
         // NORMAL, as Go's DSN asks, or every commit would fsync.
         let sync = CString::new("PRAGMA synchronous=NORMAL").expect("no NUL");
@@ -501,21 +548,25 @@ pub fn run(variant: &str, args: &[String]) {
             stop.store(true, Ordering::Relaxed);
             hs.into_iter().map(|h| h.join().expect("worker")).collect()
         }
-        "ffiber" | "ffiber-tuned" => {
-            let tuned = variant == "ffiber-tuned";
+        "ffiber" | "ffiber-tuned" | "ffiber-park" => {
+            let which = variant.to_string();
             let rt = ffiber::Runtime::builder().build().expect("runtime");
             let (tallies, l, t0) = rt.block_on(move || {
-                let layer = if tuned { layer_ns_of::<Tuned>(&db) } else { layer_ns_of::<Default_>(&db) };
+                let layer = match which.as_str() {
+                    "ffiber-tuned" => layer_ns_of::<Tuned>(&db),
+                    "ffiber-park" => layer_ns_of::<Parked>(&db),
+                    _ => layer_ns_of::<Default_>(&db),
+                };
                 let started = Instant::now();
                 let hs: Vec<_> = (0..WORKERS)
                     .map(|i| {
-                        let (db, stop) = (db.clone(), stop.clone());
+                        let (db, stop, which) = (db.clone(), stop.clone(), which.clone());
                         ffiber::go(move || {
                             let seed = i as u64 * 7919 + 1;
-                            if tuned {
-                                work::<Tuned>(&db, seed, writes, &stop)
-                            } else {
-                                work::<Default_>(&db, seed, writes, &stop)
+                            match which.as_str() {
+                                "ffiber-tuned" => work::<Tuned>(&db, seed, writes, &stop),
+                                "ffiber-park" => work::<Parked>(&db, seed, writes, &stop),
+                                _ => work::<Default_>(&db, seed, writes, &stop),
                             }
                         })
                     })
@@ -722,6 +773,7 @@ pub fn table(opts: &Options) -> report::Table {
     let mut peers: Vec<(Peer, String)> = vec![
         (me("ffiber", "ffiber, generated, default mode"), String::new()),
         (me("ffiber-tuned", "ffiber, generated, per-function modes"), String::new()),
+        (me("ffiber-park", "ffiber, default mode, busy handler parks"), String::new()),
         (me("threads", "64 OS threads, plain extern \"C\""), String::new()),
         (me("rusqlite", "rusqlite, 64 OS threads"), String::new()),
         (me("tokio", "tokio + rusqlite, spawn_blocking per query"), String::new()),
@@ -795,7 +847,10 @@ pub fn table(opts: &Options) -> report::Table {
          reads id, name (text and its length) and score, and resets (8 C calls); an update runs BEGIN IMMEDIATE, bind, \
          step, reset, COMMIT (5 calls; writers serialize on SQLite's lock and wait in its busy handler, inside C). \
          ffiber's tuned bindings make bind, column and reset NonBlocking (they never wait); step and exec stay in the \
-         default mode. Go's C calls per query are not counted (database/sql adds its own), nor rusqlite's. A peer \
+         default mode. The \"busy handler parks\" row is the default one with SQLite's busy handler replaced by \
+         a Rust callback (#[ffiber::export]) that waits SQLite's own schedule of 1, 2, 5, 10… ms with ffiber::sleep: \
+         the green thread parks and its P runs others at once, where a sleep inside C keeps the P until the monitor \
+         takes it. Go's C calls per query are not counted (database/sql adds its own), nor rusqlite's. A peer \
          that does not finish within 3x its run plus 20 s is killed and reported (go-lib 0.6 with 64 goroutines in \
          with_syscall hangs here)."
             .into(),
@@ -832,6 +887,44 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         let t = work::<Tuned>(&db, 3, 10, &stop);
         assert_eq!(t.queries, 0, "a stopped worker makes no queries");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The `ffiber-park` row's busy handler: a writer that finds the write
+    /// lock taken waits in it, parked, and gets the lock once the holder
+    /// commits; past the timeout it gives up without sleeping.
+    #[test]
+    fn the_parking_busy_handler_waits_for_the_lock_then_gives_up_at_the_timeout() {
+        assert_eq!(busy_park(std::ptr::null_mut(), 60), 0, "past 5 s of waits");
+        let dir = std::env::temp_dir().join(format!("ffibench-sqlite-park-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db");
+        create(&db).unwrap();
+        let rt = ffiber::Runtime::builder().max_procs(1).build().unwrap();
+        let path = db.clone();
+        let before = BUSY_WAITS.load(Ordering::Relaxed);
+        let rc = rt.block_on(move || {
+            let holder = Conn::<Parked>::open(&path).unwrap();
+            // SAFETY: a live connection and C strings, here and below.
+            assert_eq!(unsafe { Parked::exec(holder.db, holder.begin.as_ptr()) }, 0);
+            let waiter = ffiber::go(move || {
+                let w = Conn::<Parked>::open(&path).unwrap();
+                // SAFETY: as above.
+                let rc = unsafe { Parked::exec(w.db, w.begin.as_ptr()) };
+                // SAFETY: as above.
+                unsafe { Parked::exec(w.db, w.commit.as_ptr()) };
+                rc
+            });
+            // The one P runs this green thread while the waiter is parked in
+            // the busy handler; commit once it has waited there.
+            while BUSY_WAITS.load(Ordering::Relaxed) == before {
+                ffiber::sleep(Duration::from_millis(1));
+            }
+            // SAFETY: as above.
+            assert_eq!(unsafe { Parked::exec(holder.db, holder.commit.as_ptr()) }, 0);
+            waiter.join().unwrap()
+        });
+        assert_eq!(rc, 0, "BEGIN IMMEDIATE got the lock once the holder committed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
