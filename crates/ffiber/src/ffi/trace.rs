@@ -61,11 +61,27 @@ impl CallStats {
     /// assert!(quick.suggestion().starts_with("NonBlocking"));
     /// let slow = CallStats { name: "g", calls: 10, total: Duration::from_millis(50), max: Duration::from_millis(9), handoffs: 9, ..Default::default() };
     /// assert!(slow.suggestion().starts_with("Blocking"));
+    /// // One call in four blocks (a lock's wait inside C, say): Blocking too.
+    /// let some = CallStats { name: "h", calls: 400, total: Duration::from_millis(500), max: Duration::from_millis(20), handoffs: 100, ..Default::default() };
+    /// assert_eq!(some.suggestion(), "Blocking: handed off in 100 of 400 calls (25%), mean 1250 µs");
+    /// // Rarely (a page fault now and then): stays Default.
+    /// let rare = CallStats { name: "i", calls: 1000, total: Duration::from_millis(5), max: Duration::from_millis(1), handoffs: 3, ..Default::default() };
+    /// assert!(rare.suggestion().starts_with("Default"));
     /// ```
     pub fn suggestion(&self) -> String {
         let mean = self.total.checked_div(self.calls.max(1) as u32).unwrap_or_default();
-        if self.handoffs * 2 >= self.calls && self.handoffs > 0 {
-            format!("Blocking: handed off in {} of {} calls", self.handoffs, self.calls)
+        if self.handoffs * 10 >= self.calls && self.handoffs > 0 {
+            // One call in ten or more blocked long enough for the monitor
+            // to take its P: each of those held the P ~20 µs and more
+            // before that; `Blocking` gives it up before the call when
+            // green threads wait (and keeps it when none do).
+            format!(
+                "Blocking: handed off in {} of {} calls ({}%), mean {} µs",
+                self.handoffs,
+                self.calls,
+                self.handoffs * 100 / self.calls.max(1),
+                mean.as_micros()
+            )
         } else if self.handoffs == 0 && mean < Duration::from_micros(2) {
             // The mean, not the longest call: one call the kernel
             // descheduled says nothing about the function.
