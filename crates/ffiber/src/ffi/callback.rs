@@ -111,7 +111,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
     // SAFETY: as above.
     let outer_p = unsafe {
         let l = &mut *local;
-        l.cb_depth = 1;
+        l.cb_depth += 1;
         l.cb_lazy = true;
         std::mem::replace(&mut l.p, NO_P)
     };
@@ -126,7 +126,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
             debug_assert!(!l.cb_locked);
             l.cb_lazy = false;
             l.p = outer_p;
-            l.cb_depth = 0;
+            l.cb_depth -= 1;
         } else {
             std::hint::cold_path();
             // The outer call's mode flags (`BLK` for a lazy `Blocking`
@@ -146,7 +146,7 @@ pub fn callback<F: FnOnce() -> R, R>(name: &'static str, f: F) -> R {
 #[inline(never)]
 fn returned_after_reclaim(m: &M, l: &mut MLocal, outer_flags: u64, outer: &'static str) {
     reenter(m, l, Mode::Default, outer_flags, outer, false);
-    l.cb_depth = 0;
+    l.cb_depth -= 1;
     if l.cb_locked {
         // SAFETY: `l` is this thread's M's state (our caller's), and the
         // running green thread is the one the callback locked here.

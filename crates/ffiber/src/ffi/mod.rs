@@ -424,7 +424,7 @@ fn announced_fresh<A, T>(mode: Mode, name: &'static str, arg: A, on_sys: impl Fn
     // no call or callback in progress: the M's system stack below g0's
     // reserve is free (see `G0_RESERVE`).
     let top = unsafe { (*local).sys_top };
-    Ok(protocol(m, mode, name, Top::At(top as *mut u8), arg, on_sys))
+    Ok(protocol(m, mode, name, Top::At(top as *mut u8), false, arg, on_sys))
 }
 
 /// [`announced`] for everything but the common case: no green thread (g0),
@@ -467,10 +467,21 @@ fn announced_general<A, T>(
         reclaim(m);
     }
     // SAFETY: our own M's state, on its thread.
+    let hot = unsafe {
+        let l = &mut *local;
+        // The call a `HOT` M makes next (its depth is 0 but for the flag
+        // bits): take the flag, and decide below whether to hand off first.
+        let hot = l.cb_depth & m::HOT_CALL != 0 && l.depth() == 0;
+        if hot {
+            l.cb_depth &= !m::HOT_CALL;
+        }
+        hot
+    };
+    // SAFETY: our own M's state, on its thread.
     if unsafe { (*local).cb_depth } == m::TRACING {
         // A plain call of a traced runtime (depth 0, trace bit set): the
         // fast path sent it here to be recorded.
-        return traced(m, mode, name, arg, on_sys);
+        return traced(m, mode, name, hot, arg, on_sys);
     }
     // SAFETY: on `m`'s thread. The C code runs below g0's reserve on the
     // M's own stack or, in a callback, right below the callback's frames
@@ -489,14 +500,14 @@ fn announced_general<A, T>(
             Top::At(l.sys_top as *mut u8)
         }
     };
-    protocol(m, mode, name, top, arg, on_sys)
+    protocol(m, mode, name, top, hot, arg, on_sys)
 }
 
 /// A call of a traced runtime (see `trace`): [`protocol`] with the time in
 /// C and the callbacks made measured around the C code itself, on the M
 /// that makes the call, and recorded under `name`.
 #[inline(never)]
-fn traced<A, T>(m: &m::M, mode: Mode, name: &'static str, arg: A, on_sys: impl FnOnce(Top, A) -> T) -> T {
+fn traced<A, T>(m: &m::M, mode: Mode, name: &'static str, hot: bool, arg: A, on_sys: impl FnOnce(Top, A) -> T) -> T {
     let local = m.local();
     let sched = m.sched.clone();
     // SAFETY: on `m`'s thread, a green thread with no call in progress.
@@ -507,7 +518,7 @@ fn traced<A, T>(m: &m::M, mode: Mode, name: &'static str, arg: A, on_sys: impl F
     };
     let mut took = std::time::Duration::ZERO;
     let mut callbacks = 0;
-    let r = protocol(m, mode, name, top, arg, |top, a| {
+    let r = protocol(m, mode, name, top, hot, arg, |top, a| {
         let t0 = std::time::Instant::now();
         let r = on_sys(top, a);
         took = t0.elapsed();
@@ -533,7 +544,15 @@ fn traced<A, T>(m: &m::M, mode: Mode, name: &'static str, arg: A, on_sys: impl F
 /// `top` as the calling M's foreign call `name`. The mode is not recorded:
 /// a callback from the call reads it off the M's state (`callback::mode_of`).
 #[inline(always)]
-fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on_sys: impl FnOnce(Top, A) -> T) -> T {
+fn protocol<A, T>(
+    m: &m::M,
+    mode: Mode,
+    name: &'static str,
+    top: Top,
+    hot: bool,
+    arg: A,
+    on_sys: impl FnOnce(Top, A) -> T,
+) -> T {
     let local = m.local();
     // SAFETY: on `m`'s thread, no switch until `on_sys` returns.
     unsafe {
@@ -580,7 +599,9 @@ fn protocol<A, T>(m: &m::M, mode: Mode, name: &'static str, top: Top, arg: A, on
             // loses its P at the monitor's first look once work appears.
             let eager = match mode {
                 Mode::Blocking => p_wanted(m),
-                Mode::Default if prev & state::HOT != 0 => {
+                // (`hot` is false on the inlined common path, which a `HOT`
+                // M's next call never takes: `m::HOT_CALL`.)
+                Mode::Default if hot && prev & state::HOT != 0 => {
                     std::hint::cold_path();
                     // SAFETY: our own M's state, on its thread.
                     let hot_name = unsafe { (*local).hot_name };

@@ -151,12 +151,27 @@ pub(crate) struct MLocal {
 /// `MLocal::cb_depth`'s bit for a traced M (see there).
 pub(crate) const TRACING: u32 = 1 << 31;
 
+/// `MLocal::cb_depth`'s bit for an M whose next call may hand its P off
+/// before it starts (`syscall::HOT`, set with it by [`mark_hot`], taken by
+/// that call): like [`TRACING`], it sends the call to the general path,
+/// which makes the decision — so the inlined common path has nothing to
+/// test for it.
+pub(crate) const HOT_CALL: u32 = 1 << 30;
+
 impl MLocal {
-    /// Callbacks from C running on this M (nested), without the trace bit.
+    /// Callbacks from C running on this M (nested), without the flag bits.
     #[inline(always)]
     pub(crate) fn depth(&self) -> u32 {
-        self.cb_depth & !TRACING
+        self.cb_depth & !(TRACING | HOT_CALL)
     }
+}
+
+/// `m` (with its `local`, on its thread) turns `HOT` (`syscall::HOT`):
+/// in its word, for the monitor, and in its callback depth, so that its
+/// next call takes the general path (`HOT_CALL`).
+pub(crate) fn mark_hot(m: &M, local: &mut MLocal) {
+    m.call.mark_hot();
+    local.cb_depth |= HOT_CALL;
 }
 
 /// `m` now holds P `p` (called on `m`'s thread, out of any announced
@@ -171,7 +186,7 @@ pub(crate) fn hold_p(m: &M, local: &mut MLocal, p: usize) {
     if pp.blocked_off.load(Relaxed) && pp.blocked_off.swap(false, Relaxed) {
         // The green threads queued here tend to make the call that
         // blocked (the P remembers the last one proven to).
-        m.call.mark_hot();
+        mark_hot(m, local);
         local.hot_name = (pp.hot_fn.0.load(Relaxed), pp.hot_fn.1.load(Relaxed));
     }
 }

@@ -524,7 +524,7 @@ pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
             t.handoff(name);
         }
         if m.call.proven(v) {
-            m.call.mark_hot();
+            m::mark_hot(m, l);
             l.hot_name = m::name_key(name);
             let hot_fn = &m.sched.ps[p_of(v)].hot_fn;
             hot_fn.0.store(l.hot_name.0, Relaxed);
@@ -538,7 +538,7 @@ pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
     // A default call on a `HOT` M (`at` set) keeps the M `HOT` if it
     // lasted as long as the monitor waits before it takes a P: it blocked.
     if at != 0 && m.sched.now().saturating_sub(at) >= crate::sched::sysmon::RETAKE_AFTER.as_nanos() as u64 {
-        m.call.mark_hot();
+        m::mark_hot(m, l);
         l.hot_name = m::name_key(name);
     }
     reacquire_p(m, p);
