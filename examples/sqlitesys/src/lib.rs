@@ -47,6 +47,7 @@ pub mod slow {
         pub fn sqlite3_step(s: *mut sqlite3_stmt) -> c_int;
         pub fn sqlite3_finalize(s: *mut sqlite3_stmt) -> c_int;
         pub fn sqlite3_close(db: *mut sqlite3) -> c_int;
+        pub fn sqlite3_busy_timeout(db: *mut sqlite3, ms: c_int) -> c_int;
     }
 }
 
@@ -76,6 +77,11 @@ impl Db {
             unsafe { slow::sqlite3_close(db) };
             return Err(format!("cannot open {path}: error {rc}"));
         }
+        // Connections opened at once contend for the file's locks while
+        // they set it up: wait for them (SQLite's busy handler) rather than
+        // fail with "database is locked".
+        // SAFETY: a live connection.
+        unsafe { slow::sqlite3_busy_timeout(db, 5000) };
         let mut me = Db { db, get: std::ptr::null_mut() };
         me.exec(
             "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, name TEXT, score REAL)",
