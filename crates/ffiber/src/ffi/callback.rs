@@ -31,7 +31,7 @@
 //! (`sched::ready` sees `NO_P`), a foreign call runs in place under the
 //! outer call's announcement. Everything that needs the P — `switch_to_g0`
 //! (park, yield, exit), timers, a `Blocking` foreign call — calls
-//! [`reclaim`] first.
+//! [`reclaim`](crate::sched::syscall::reclaim) first.
 //!
 //! Once the green thread blocks inside a callback it is tied to this M —
 //! C frames on this OS thread's stack are waiting for it, so wherever it

@@ -64,7 +64,7 @@ use crate::sched::m;
 use crate::sched::syscall::{self as state, reclaim, retaken};
 
 use crate::sched::NO_P;
-use ret::{Ret, ret_of};
+use ret::{Ret, fits_words, ret_of};
 use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -186,13 +186,8 @@ pub unsafe fn call_on_green_stack<F: FnOnce() -> R, R>(f: F) -> R {
 #[repr(C)]
 struct Words(MaybeUninit<u64>, MaybeUninit<u64>);
 
-/// Whether `R` comes back in registers (see [`Words`]).
-const fn in_words<R>() -> bool {
-    size_of::<R>() <= 16 && align_of::<R>() <= 8
-}
-
 /// Runs on the system stack: calls the closure at `f` and returns its
-/// result in [`Words`] (or writes it to `big`, see [`in_words`]), and
+/// result in [`Words`] (or writes it to `big`, see [`fits_words`]), and
 /// `errno` as C left it to `errno` if `ERRNO`. Never unwinds: a panic is
 /// caught here and stashed, as a callback's is, for the protocol to
 /// re-raise on the green stack after the call.
@@ -200,7 +195,7 @@ const fn in_words<R>() -> bool {
 /// # Safety
 ///
 /// `f` points to an initialised `F` that this call consumes; `errno` (if
-/// `ERRNO`) and `big` (if `R` is not [`in_words`]) are valid for writes;
+/// `ERRNO`) and `big` (if `R` is not [`fits_words`]) are valid for writes;
 /// called on an M's thread by the call protocol.
 unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(
     f: *mut F,
@@ -221,12 +216,12 @@ unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(
     }
     let mut words = [MaybeUninit::<u64>::uninit(); 2];
     match out {
-        Ok(r) if in_words::<R>() => {
+        Ok(r) if fits_words::<R>() => {
             // SAFETY: `R` fits the two words and needs no more than their
-            // alignment (`in_words`).
+            // alignment (`fits_words`).
             unsafe { words.as_mut_ptr().cast::<R>().write(r) };
         }
-        // SAFETY: `big` is valid for writes when `R` is not `in_words`.
+        // SAFETY: `big` is valid for writes when `R` is not `fits_words`.
         Ok(r) => unsafe { big.write(r) },
         Err(payload) => callback::stash_panic_payload(payload),
     }
@@ -307,11 +302,11 @@ fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: Top, f: F) -
             crate::arch::call_regs(callee, top, &crate::arch::Regs::new(args, []))
         }
     };
-    if in_words::<R>() {
+    if fits_words::<R>() {
         // Back from the registers into `R`'s bytes (its padding bytes, if
         // any, are whatever the registers held: padding has no value).
         let mut words = [MaybeUninit::<u64>::new(out.rax), MaybeUninit::new(out.rdx)];
-        // SAFETY: `R` fits the two words with their alignment (`in_words`);
+        // SAFETY: `R` fits the two words with their alignment (`fits_words`);
         // the bytes are those `on_system_stack` wrote from an `R`, or
         // garbage if it panicked, which is why this stays `MaybeUninit`.
         (unsafe { words.as_mut_ptr().cast::<MaybeUninit<R>>().read() }, errno)

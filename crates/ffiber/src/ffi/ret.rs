@@ -69,11 +69,16 @@ pub(super) fn ret_of<R>() -> Ret {
         Ret::Int
     } else if is(&[TypeId::of::<f32>(), TypeId::of::<f64>()]) {
         Ret::Sse
-    } else if size_of::<R>() <= 16 && align_of::<R>() <= 8 {
+    } else if fits_words::<R>() {
         Ret::Words
     } else {
         Ret::Memory
     }
+}
+
+/// `R` fits `rax:rdx` as bytes: every way but [`Ret::Memory`].
+pub(super) const fn fits_words<R>() -> bool {
+    size_of::<R>() <= 16 && align_of::<R>() <= 8
 }
 
 /// `R` is `*const T`, `*mut T`, `&T` or `&mut T` for a sized `T` (one
