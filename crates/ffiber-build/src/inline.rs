@@ -194,14 +194,14 @@ pub struct Export {
     pub tags: Vec<String>,
 }
 
-/// The `#[ffiber::export]` functions of a Rust file, with C prototypes.
-/// A parameter or result whose type is a record of one of the file's
-/// `cgo!` modules (`c::dd`) is spelled as that module's preamble spells
-/// it (see [`Records`]).
-pub fn exports(path: &Path) -> Result<Vec<Export>, Error> {
+/// The `#[ffiber::export]` functions of a Rust file (whose `cgo!` blocks
+/// are `blocks`), with C prototypes. A parameter or result whose type is
+/// a record of one of the file's `cgo!` modules (`c::dd`) is spelled as
+/// that module's preamble spells it (see [`Records`]).
+pub fn exports(path: &Path, blocks: &[Block]) -> Result<Vec<Export>, Error> {
     let src = std::fs::read_to_string(path).map_err(|e| Error::Other(format!("reading {}: {e}", path.display())))?;
     let file = syn::parse_file(&src).map_err(|e| Error::Other(format!("{}: not valid Rust: {e}", path.display())))?;
-    let records = Records { blocks: blocks(path)? };
+    let records = Records { blocks };
     let mut out = Vec::new();
     export_items(&file.items, path, &records, &mut out)?;
     Ok(out)
@@ -212,11 +212,11 @@ pub fn exports(path: &Path) -> Result<Vec<Export>, Error> {
 /// preamble of module `m` names that tag, else `name` if it has a typedef
 /// of that name (which the preamble must then define before it includes
 /// the header).
-pub struct Records {
-    blocks: Vec<Block>,
+pub struct Records<'a> {
+    blocks: &'a [Block],
 }
 
-impl Records {
+impl Records<'_> {
     /// The C spelling of `m::name`, and the tag to declare ahead, if `m` is
     /// one of the file's `cgo!` modules and its preamble defines `name`.
     fn spell(&self, module: &str, name: &str) -> Option<(String, Option<String>)> {
@@ -276,7 +276,7 @@ fn c_words(src: &str) -> Vec<String> {
     out
 }
 
-fn export_items(items: &[syn::Item], path: &Path, records: &Records, out: &mut Vec<Export>) -> Result<(), Error> {
+fn export_items(items: &[syn::Item], path: &Path, records: &Records<'_>, out: &mut Vec<Export>) -> Result<(), Error> {
     for item in items {
         match item {
             syn::Item::Fn(f) => {
