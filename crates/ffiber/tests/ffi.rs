@@ -149,6 +149,64 @@ fn results_of_every_shape_come_back_in_every_mode() {
     });
 }
 
+/// A closure of up to 16 bytes travels to the system stack by value, in two
+/// registers; a bigger one by address. Captures of every shape arrive
+/// intact in every mode — by reference and by `move`, with padding, owned
+/// values (dropped exactly once) — and a `move` closure's captures are its
+/// own (the caller's copies are untouched).
+#[test]
+fn captures_of_every_shape_reach_the_system_stack_in_every_mode() {
+    struct Counted(Arc<AtomicUsize>, u8);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    rt(2).block_on(|| {
+        for mode in MODES {
+            let x = 41;
+            assert_eq!(ffi::call_mode(mode, || c::plusone(x)), 42);
+            assert_eq!(ffi::call_mode(mode, move || c::plusone(x)), 42);
+            let (a, b) = (1u8, u64::MAX - 5);
+            let r = ffi::call_mode(mode, move || b - c::plusone(a as i32) as u64);
+            assert_eq!(r, u64::MAX - 7);
+            let (a, b) = (7u32, 9u16);
+            assert_eq!(ffi::call_mode(mode, move || c::plusone((a + b as u32) as i32)), 17);
+            let bytes = [3u8; 16];
+            let r = ffi::call_mode(mode, move || c::plusone(bytes.iter().map(|&v| v as i32).sum()));
+            assert_eq!(r, 49);
+            let s: &str = "seven";
+            assert_eq!(ffi::call_mode(mode, move || c::plusone(s.len() as i32)), 6);
+            let (p, q) = (&x, &bytes);
+            assert_eq!(ffi::call_mode(mode, || c::plusone(*p + q[15] as i32)), 45);
+            let big = [5u64; 3];
+            assert_eq!(ffi::call_mode(mode, move || c::plusone(big.iter().sum::<u64>() as i32)), 16);
+            let f = 0.5f32;
+            assert_eq!(ffi::call_mode(mode, move || c::plusone(1) as f32 * f), 1.0);
+            // Owned captures: consumed once on the system stack, small and big.
+            let drops = Arc::new(AtomicUsize::new(0));
+            let small = Counted(drops.clone(), 4);
+            assert_eq!(std::mem::size_of::<Counted>(), 16);
+            let r = ffi::call_mode(mode, move || {
+                let small = small; // the whole value, not just the field
+                c::plusone(small.1 as i32)
+            });
+            assert_eq!(r, 5);
+            let v = [Counted(drops.clone(), 1), Counted(drops.clone(), 2)];
+            let r = ffi::call_mode(mode, move || c::plusone(v.iter().map(|c| c.1 as i32).sum()));
+            assert_eq!(r, 4);
+            assert_eq!(drops.load(Ordering::SeqCst), 3, "{mode:?}");
+            // A `move` closure works on its own copy.
+            let mut n = 10;
+            let r = ffi::call_mode(mode, move || {
+                n += c::plusone(0);
+                n
+            });
+            assert_eq!((r, n), (11, 10));
+        }
+    });
+}
+
 /// A panic in the closure, whatever the result's shape and the mode, comes
 /// back on the green thread after the call, and the runtime goes on.
 #[test]

@@ -12,7 +12,9 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{Regs, RegsOut, call_regs, current_m_slot, init_stack, set_current_m_slot, stack_pointer, switch};
+pub use x86_64::{
+    Regs, RegsOut, call_regs, call_words, current_m_slot, init_stack, set_current_m_slot, stack_pointer, switch,
+};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("ffiber supports x86-64 only so far; see src/arch/mod.rs");

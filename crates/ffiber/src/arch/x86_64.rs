@@ -347,6 +347,47 @@ macro_rules! by_int {
     };
 }
 
+/// [`call_regs`] for a function of two words that may hold uninitialised
+/// bytes (a small value's padding, or the unused half of a one-word value),
+/// in `rdi` and `rsi`: how a small closure travels to the system stack by
+/// value (`ffi::run_on_system_stack`). `MaybeUninit` all the way: no byte
+/// is read as an integer on either side.
+///
+/// # Safety
+///
+/// As for [`call_regs`]: `f` follows the C ABI, takes its arguments as
+/// two `MaybeUninit<u64>` in `rdi` and `rsi`, and `top` is the 16-byte
+/// aligned end of a free region large enough for everything `f` does.
+#[inline(always)]
+pub unsafe fn call_words(
+    f: unsafe extern "C" fn(),
+    top: *mut u8,
+    a: core::mem::MaybeUninit<u64>,
+    b: core::mem::MaybeUninit<u64>,
+) -> RegsOut {
+    let (rax, xmm0): (u64, u64);
+    // SAFETY: our caller guarantees that `top` is a free, aligned stack top
+    // and that `f` follows the C ABI (it preserves r12, rbx, rbp, r13-r15
+    // and the FP control state) and takes its arguments in rdi and rsi.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, rsp",      // keep our stack pointer where C preserves it
+            "mov rsp, {top}",    // run on the system stack
+            "call {f}",          // the two words are in rdi and rsi
+            "mov rsp, r12",      // back on the green thread's stack
+            top = in(reg) top,
+            f = in(reg) f,
+            in("rdi") a,
+            in("rsi") b,
+            lateout("rax") rax,
+            lateout("xmm0") xmm0,
+            out("r12") _,
+            clobber_abi("C"),
+        );
+    }
+    RegsOut { rax, rdx: 0, xmm0, xmm1: 0 }
+}
+
 /// Calls the C function `f` on the stack whose top is `top`, with its
 /// arguments already in the registers the ABI puts them in, and returns
 /// its return registers: the register pass-through trampoline. Inlined

@@ -237,9 +237,15 @@ unsafe extern "C" fn on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(
 /// As for [`on_system_stack`].
 unsafe extern "C" fn on_system_stack_direct<F: FnOnce() -> R, R>(f: *mut F) -> MaybeUninit<R> {
     // SAFETY: our caller's `f` is initialised and read exactly once, here.
-    let f = unsafe { f.read() };
-    // (A closure that cannot unwind — one that calls C and nothing that
-    // panics — makes this `catch_unwind` vanish, and the call a jump.)
+    caught(unsafe { f.read() })
+}
+
+/// Runs `f`, stashing a panic for the protocol to re-raise (the result is
+/// then uninitialised). A closure that cannot unwind — one that calls C
+/// and nothing that panics — makes the `catch_unwind` vanish, and the
+/// closure's C call a jump.
+#[inline(always)]
+fn caught<F: FnOnce() -> R, R>(f: F) -> MaybeUninit<R> {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => MaybeUninit::new(r),
         Err(payload) => {
@@ -247,6 +253,34 @@ unsafe extern "C" fn on_system_stack_direct<F: FnOnce() -> R, R>(f: *mut F) -> M
             MaybeUninit::uninit()
         }
     }
+}
+
+/// [`on_system_stack_direct`] for a closure small enough to travel by value
+/// in two registers (`by_words`): rebuilt here from `rdi` and `rsi`, so
+/// that neither side stores it or loads it back (a closure that captures
+/// `x` by reference then costs one load of `x`; one that captures it by
+/// `move`, none).
+///
+/// # Safety
+///
+/// `a` and `b` hold the bytes of an `F` (its size at most 16, alignment at
+/// most 8) that this call consumes; called on an M's thread by the call
+/// protocol.
+unsafe extern "C" fn on_system_stack_words<F: FnOnce() -> R, R>(
+    a: MaybeUninit<u64>,
+    b: MaybeUninit<u64>,
+) -> MaybeUninit<R> {
+    let words = [a, b];
+    // SAFETY: the words hold an `F`'s bytes, suitably aligned (`by_words`),
+    // moved to us by our caller, who no longer owns it.
+    caught(unsafe { words.as_ptr().cast::<F>().read() })
+}
+
+/// A closure that travels to the system stack in two registers: at most
+/// 16 bytes, aligned to at most 8 (a closure capturing up to two
+/// references, or a few small values by `move`).
+const fn by_words<F>() -> bool {
+    std::mem::size_of::<F>() <= 16 && std::mem::align_of::<F>() <= 8
 }
 
 /// `on_system_stack` as the untyped function pointer the trampoline calls.
@@ -267,16 +301,36 @@ fn run_on_system_stack<F: FnOnce() -> R, R, const ERRNO: bool>(top: Top, f: F) -
     let mut big = MaybeUninit::<R>::uninit();
     let class = ret_of::<R>();
     if !ERRNO && matches!(class, Ret::Void | Ret::Int | Ret::Sse) {
-        let callee: unsafe extern "C" fn(*mut F) -> MaybeUninit<R> = on_system_stack_direct::<F, R>;
-        // SAFETY: only the pointer's type changes; called below with the
-        // one argument it takes.
-        let callee = unsafe {
-            std::mem::transmute::<unsafe extern "C" fn(*mut F) -> MaybeUninit<R>, unsafe extern "C" fn()>(callee)
+        let out = if by_words::<F>() {
+            let mut words = [MaybeUninit::<u64>::uninit(); 2];
+            // SAFETY: `F` fits the two words with their alignment (`by_words`).
+            unsafe { words.as_mut_ptr().cast::<F>().write(f.assume_init()) };
+            let callee: unsafe extern "C" fn(MaybeUninit<u64>, MaybeUninit<u64>) -> MaybeUninit<R> =
+                on_system_stack_words::<F, R>;
+            // SAFETY: only the pointer's type changes; called below with the
+            // two words it takes.
+            let callee = unsafe {
+                std::mem::transmute::<
+                    unsafe extern "C" fn(MaybeUninit<u64>, MaybeUninit<u64>) -> MaybeUninit<R>,
+                    unsafe extern "C" fn(),
+                >(callee)
+            };
+            // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB
+            // system stack (see `announced`); `callee` takes the closure's
+            // bytes in rdi and rsi, follows the C ABI and never unwinds.
+            unsafe { crate::arch::call_words(callee, top, words[0], words[1]) }
+        } else {
+            let callee: unsafe extern "C" fn(*mut F) -> MaybeUninit<R> = on_system_stack_direct::<F, R>;
+            // SAFETY: only the pointer's type changes; called below with the
+            // one argument it takes.
+            let callee = unsafe {
+                std::mem::transmute::<unsafe extern "C" fn(*mut F) -> MaybeUninit<R>, unsafe extern "C" fn()>(callee)
+            };
+            // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB
+            // system stack (see `announced`); `callee` takes the closure's
+            // address in rdi, follows the C ABI and never unwinds.
+            unsafe { crate::arch::call_regs(callee, top, &crate::arch::Regs::new([f.as_mut_ptr() as u64], [])) }
         };
-        // SAFETY: `top` is a 16-byte aligned free top of the M's 8 MiB
-        // system stack (see `announced`); `callee` takes the closure's
-        // address in rdi, follows the C ABI and never unwinds.
-        let out = unsafe { crate::arch::call_regs(callee, top, &crate::arch::Regs::new([f.as_mut_ptr() as u64], [])) };
         // The register the ABI returns `R` in (`ret_of`); its low bytes are
         // `R`'s (the rest is undefined, and not read).
         let word = [MaybeUninit::new(if class == Ret::Sse { out.xmm0 } else { out.rax })];
