@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int plusone(int x) { return x + 1; }
 
@@ -35,6 +36,17 @@ void sleep_ms(int ms) {
 void sleep_us(unsigned us) {
     struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000L };
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
+/* Waits as SQLite's busy handler does: until *flag is set, sleeping `us`
+   microseconds with usleep between looks, at most `tries` times. Returns
+   the looks it took (tries + 1 if the flag never came). */
+int usleep_until(volatile int *flag, unsigned us, int tries) {
+    for (int i = 0; i < tries; i++) {
+        if (__atomic_load_n(flag, __ATOMIC_ACQUIRE)) return i;
+        if (usleep(us) != 0) return -1;
+    }
+    return __atomic_load_n(flag, __ATOMIC_ACQUIRE) ? tries : tries + 1;
 }
 
 /* Uses `kib` KiB of stack (the volatile array is really written), returns a checksum. */

@@ -33,6 +33,7 @@ pub mod sys {
         pub fn sleep_ms(ms: i32);
         pub fn sleep_us(us: u32);
         pub fn spin_us(us: u32) -> u64;
+        pub fn usleep_until(flag: *const i32, us: u32, tries: i32) -> i32;
         pub fn deep_stack(kib: i32) -> i64;
         pub fn fail_with(e: i32) -> i32;
         pub fn crash_null(x: i32) -> i32;
@@ -88,6 +89,15 @@ pub fn make_big(x: i64) -> Big {
 pub fn sleep_ms(ms: i32) {
     // SAFETY: plain value in.
     unsafe { sys::sleep_ms(ms) }
+}
+
+/// Waits in C, as SQLite's busy handler does, until `flag` is non-zero:
+/// `usleep(us)` between looks, at most `tries` sleeps. Returns the looks it
+/// took (`tries + 1` if the flag never came, -1 if `usleep` failed).
+pub fn usleep_until(flag: &std::sync::atomic::AtomicI32, us: u32, tries: i32) -> i32 {
+    // SAFETY: `flag` is a live, aligned i32 the C code only reads
+    // atomically, for the duration of the call.
+    unsafe { sys::usleep_until(flag.as_ptr(), us, tries) }
 }
 
 /// Busy-waits `us` microseconds in C (no sleeping system call); returns

@@ -39,6 +39,12 @@ pub(crate) fn install() {
     });
 }
 
+/// Whether this process is a forked child of one that built a runtime.
+#[inline]
+pub(crate) fn in_forked_child() -> bool {
+    FORKED.load(Relaxed)
+}
+
 /// Stops a forked child that tries to use the runtime (see the module
 /// docs). Called where the scheduler would be needed.
 #[inline]

@@ -172,6 +172,72 @@ fn failing_thread_creation_is_reported_once_and_the_program_finishes() {
     assert_eq!(stderr.matches("could not start an OS thread").count(), 1, "{stderr}");
 }
 
+/// The same limit with default-mode calls whose C sleeps with `usleep`,
+/// which the runtime turns into green sleeps (`ffi::usleep`): each keeps
+/// its OS thread while it waits. Once a thread is refused the runtime stops
+/// doing that; if every thread it has is already held that way, nothing
+/// could ever wake them, and it stops with a message. Never a hang.
+#[test]
+fn green_sleeps_in_c_at_the_thread_limit_finish_or_stop_with_a_message() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root to drop to an unprivileged user, where RLIMIT_NPROC applies");
+        return;
+    }
+    if is_child() {
+        let rt = Runtime::builder().max_procs(2).build().unwrap();
+        rt.block_on(|| ffiber::go(|| ()).join().unwrap());
+        let threads = std::fs::read_dir("/proc/self/task").unwrap().count() as u64;
+        let lim = libc::rlimit { rlim_cur: threads + 2, rlim_max: threads + 2 };
+        // SAFETY: as in `failing_thread_creation_is_reported_once_and_the_program_finishes`.
+        unsafe {
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
+            assert_eq!(libc::setgid(65534), 0);
+            assert_eq!(libc::setuid(65534), 0);
+        }
+        let done = rt.block_on(|| {
+            let hs: Vec<_> = (0..40)
+                .map(|_| {
+                    ffiber::go(|| {
+                        for _ in 0..3 {
+                            // SAFETY: usleep has no preconditions.
+                            ffiber::ffi::call(|| unsafe { libc::usleep(5_000) });
+                        }
+                        1
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
+        });
+        println!("RESULT {done}");
+        return;
+    }
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "green_sleeps_in_c_at_the_thread_limit_finish_or_stop_with_a_message", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the child hung at the thread limit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert!(stdout.contains("RESULT 40"), "{stdout}\n{stderr}");
+    } else {
+        assert!(stderr.contains("ffiber: fatal: the OS refused a new thread"), "{stdout}\n{stderr}");
+        assert!(stderr.contains("FFIBER_USLEEP_HOOK=0"), "{stderr}");
+    }
+}
+
 /// Issue 15, item 3: joining a green thread whose runtime was dropped
 /// returns an error instead of waiting for ever — whether the join starts
 /// after the drop, is already waiting when it happens, or comes from a

@@ -97,10 +97,9 @@ trait Api {
     unsafe fn finalize(st: *mut c_void);
 }
 
-/// `Api` through one of the generated modules; `$busy` installs the busy
-/// handling (`busy_timeout` or `busy_park`).
+/// `Api` through one of the generated modules.
 macro_rules! generated_api {
-    ($name:ident, $m:ident, $busy:ident) => {
+    ($name:ident, $m:ident) => {
         struct $name;
         impl Api for $name {
             unsafe fn open(p: *const c_char, db: *mut *mut c_void) -> i32 {
@@ -113,8 +112,10 @@ macro_rules! generated_api {
                 unsafe { $m::sqlite3_close_v2(db.cast()) };
             }
             unsafe fn busy(db: *mut c_void, ms: i32) {
-                // SAFETY: forwarded: a live connection.
-                unsafe { $busy!($m, db, ms) };
+                // SAFETY: forwarded: a live connection. SQLite's own busy
+                // handler: it sleeps with `usleep`, inside C (which, in the
+                // default mode, parks the green thread: `ffiber::ffi::usleep`).
+                unsafe { $m::sqlite3_busy_timeout(db.cast(), ms) };
             }
             unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32 {
                 let n = std::ptr::null_mut();
@@ -161,54 +162,11 @@ macro_rules! generated_api {
     };
 }
 
-/// SQLite's own busy handler: it sleeps the OS thread, inside C.
-macro_rules! busy_timeout {
-    ($m:ident, $db:expr, $ms:expr) => {
-        $m::sqlite3_busy_timeout($db.cast(), $ms)
-    };
-}
-
-/// The busy handler below: it sleeps the green thread (the timeout is
-/// `BUSY_TIMEOUT_MS`, as for the others).
-macro_rules! busy_park {
-    ($m:ident, $db:expr, $ms:expr) => {{
-        debug_assert_eq!($ms, BUSY_TIMEOUT_MS);
-        $m::sqlite3_busy_handler($db.cast(), Some(__ffiber_export_busy_park), std::ptr::null_mut())
-    }};
-}
-
-generated_api!(Default_, sqlite_default, busy_timeout);
-generated_api!(Tuned, sqlite_tuned, busy_timeout);
-generated_api!(Parked, sqlite_default, busy_park);
+generated_api!(Default_, sqlite_default);
+generated_api!(Tuned, sqlite_tuned);
 
 /// Every connection's busy timeout.
 const BUSY_TIMEOUT_MS: i32 = 5000;
-
-/// A busy handler for the `ffiber-park` row: SQLite's own schedule of
-/// waits (`sqliteDefaultBusyCallback`: 1, 2, 5, 10, 15, 20, 25, 25, 25,
-/// 50, 50, 100 ms, then 100 ms, up to the timeout), slept with
-/// `ffiber::sleep`. C calls it inside `sqlite3_exec`/`sqlite3_step`, as a
-/// callback: the green thread parks and its P runs other green threads at
-/// once, where a sleep inside C holds the P until the monitor takes it.
-#[ffiber::export(name = "ffibench_sqlite_busy_park")]
-fn busy_park(_ctx: *mut c_void, count: i32) -> i32 {
-    const DELAYS: [i32; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
-    let n = count.max(0) as usize;
-    let (delay, prior) = match DELAYS.get(n) {
-        Some(&d) => (d, DELAYS[..n].iter().sum::<i32>()),
-        None => (100, DELAYS.iter().sum::<i32>() + 100 * (n - DELAYS.len()) as i32),
-    };
-    let delay = delay.min(BUSY_TIMEOUT_MS - prior);
-    if delay <= 0 {
-        return 0; // give up: the statement returns SQLITE_BUSY
-    }
-    BUSY_WAITS.fetch_add(1, Ordering::Relaxed);
-    ffiber::sleep(Duration::from_millis(delay as u64));
-    1
-}
-
-/// Waits `busy_park` has slept (for its test).
-static BUSY_WAITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 struct Raw;
 impl Api for Raw {
@@ -548,13 +506,12 @@ pub fn run(variant: &str, args: &[String]) {
             stop.store(true, Ordering::Relaxed);
             hs.into_iter().map(|h| h.join().expect("worker")).collect()
         }
-        "ffiber" | "ffiber-tuned" | "ffiber-park" => {
+        "ffiber" | "ffiber-tuned" | "ffiber-nohook" => {
             let which = variant.to_string();
             let rt = ffiber::Runtime::builder().build().expect("runtime");
             let (tallies, l, t0) = rt.block_on(move || {
                 let layer = match which.as_str() {
                     "ffiber-tuned" => layer_ns_of::<Tuned>(&db),
-                    "ffiber-park" => layer_ns_of::<Parked>(&db),
                     _ => layer_ns_of::<Default_>(&db),
                 };
                 let started = Instant::now();
@@ -565,7 +522,6 @@ pub fn run(variant: &str, args: &[String]) {
                             let seed = i as u64 * 7919 + 1;
                             match which.as_str() {
                                 "ffiber-tuned" => work::<Tuned>(&db, seed, writes, &stop),
-                                "ffiber-park" => work::<Parked>(&db, seed, writes, &stop),
                                 _ => work::<Default_>(&db, seed, writes, &stop),
                             }
                         })
@@ -740,6 +696,9 @@ pub fn table(opts: &Options) -> report::Table {
     let me = |v: &str, name: &str| {
         let mut c = Command::new(std::env::current_exe().expect("own executable"));
         c.args(["--internal", &format!("sqlite-{v}")]).arg(&db);
+        if v == "ffiber-nohook" {
+            c.env("FFIBER_USLEEP_HOOK", "0");
+        }
         Peer { name: name.into(), cmd: Ok(c), counted: false }
     };
     let env = [
@@ -773,7 +732,7 @@ pub fn table(opts: &Options) -> report::Table {
     let mut peers: Vec<(Peer, String)> = vec![
         (me("ffiber", "ffiber, generated, default mode"), String::new()),
         (me("ffiber-tuned", "ffiber, generated, per-function modes"), String::new()),
-        (me("ffiber-park", "ffiber, default mode, busy handler parks"), String::new()),
+        (me("ffiber-nohook", "ffiber, default mode, usleep hook off"), String::new()),
         (me("threads", "64 OS threads, plain extern \"C\""), String::new()),
         (me("rusqlite", "rusqlite, 64 OS threads"), String::new()),
         (me("tokio", "tokio + rusqlite, spawn_blocking per query"), String::new()),
@@ -847,10 +806,10 @@ pub fn table(opts: &Options) -> report::Table {
          reads id, name (text and its length) and score, and resets (8 C calls); an update runs BEGIN IMMEDIATE, bind, \
          step, reset, COMMIT (5 calls; writers serialize on SQLite's lock and wait in its busy handler, inside C). \
          ffiber's tuned bindings make bind, column and reset NonBlocking (they never wait); step and exec stay in the \
-         default mode. The \"busy handler parks\" row is the default one with SQLite's busy handler replaced by \
-         a Rust callback (#[ffiber::export]) that waits SQLite's own schedule of 1, 2, 5, 10… ms with ffiber::sleep: \
-         the green thread parks and its P runs others at once, where a sleep inside C keeps the P until the monitor \
-         takes it. Go's C calls per query are not counted (database/sql adds its own), nor rusqlite's. A peer \
+         default mode. SQLite's busy handler sleeps 1, 2, 5, 10… ms with usleep, inside C: ffiber's usleep \
+         (ffiber::ffi::usleep) parks the green thread during a default-mode call, so that its P runs others at once \
+         and the writer takes the lock with a P; the \"usleep hook off\" row (FFIBER_USLEEP_HOOK=0) sleeps the OS \
+         thread instead, holding the P until the monitor takes it. Go's C calls per query are not counted (database/sql adds its own), nor rusqlite's. A peer \
          that does not finish within 3x its run plus 20 s is killed and reported (go-lib 0.6 with 64 goroutines in \
          with_syscall hangs here)."
             .into(),
@@ -890,41 +849,40 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// The `ffiber-park` row's busy handler: a writer that finds the write
-    /// lock taken waits in it, parked, and gets the lock once the holder
-    /// commits; past the timeout it gives up without sleeping.
+    /// SQLite's own busy handler, from a green thread: a writer that finds
+    /// the write lock taken sleeps in it with `usleep`, which parks the
+    /// green thread (a callback, in the trace), and gets the lock once the
+    /// holder, on the same single P, commits.
     #[test]
-    fn the_parking_busy_handler_waits_for_the_lock_then_gives_up_at_the_timeout() {
-        assert_eq!(busy_park(std::ptr::null_mut(), 60), 0, "past 5 s of waits");
-        let dir = std::env::temp_dir().join(format!("ffibench-sqlite-park-{}", std::process::id()));
+    fn a_writer_waits_for_the_lock_parked_in_sqlites_busy_handler() {
+        let dir = std::env::temp_dir().join(format!("ffibench-sqlite-busy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("t.db");
         create(&db).unwrap();
-        let rt = ffiber::Runtime::builder().max_procs(1).build().unwrap();
+        let rt = ffiber::Runtime::builder().max_procs(1).trace_calls(true).build().unwrap();
         let path = db.clone();
-        let before = BUSY_WAITS.load(Ordering::Relaxed);
         let rc = rt.block_on(move || {
-            let holder = Conn::<Parked>::open(&path).unwrap();
+            let holder = Conn::<Default_>::open(&path).unwrap();
             // SAFETY: a live connection and C strings, here and below.
-            assert_eq!(unsafe { Parked::exec(holder.db, holder.begin.as_ptr()) }, 0);
+            assert_eq!(unsafe { Default_::exec(holder.db, holder.begin.as_ptr()) }, 0);
             let waiter = ffiber::go(move || {
-                let w = Conn::<Parked>::open(&path).unwrap();
+                let w = Conn::<Default_>::open(&path).unwrap();
                 // SAFETY: as above.
-                let rc = unsafe { Parked::exec(w.db, w.begin.as_ptr()) };
+                let rc = unsafe { Default_::exec(w.db, w.begin.as_ptr()) };
                 // SAFETY: as above.
-                unsafe { Parked::exec(w.db, w.commit.as_ptr()) };
+                unsafe { Default_::exec(w.db, w.commit.as_ptr()) };
                 rc
             });
-            // The one P runs this green thread while the waiter is parked in
-            // the busy handler; commit once it has waited there.
-            while BUSY_WAITS.load(Ordering::Relaxed) == before {
-                ffiber::sleep(Duration::from_millis(1));
-            }
+            // The one P runs this green thread while the waiter sleeps in
+            // the busy handler; commit after a few of its sleeps.
+            ffiber::sleep(Duration::from_millis(20));
             // SAFETY: as above.
-            assert_eq!(unsafe { Parked::exec(holder.db, holder.commit.as_ptr()) }, 0);
+            assert_eq!(unsafe { Default_::exec(holder.db, holder.commit.as_ptr()) }, 0);
             waiter.join().unwrap()
         });
         assert_eq!(rc, 0, "BEGIN IMMEDIATE got the lock once the holder committed");
+        let exec = rt.call_stats().into_iter().find(|s| s.name == "sqlite3_exec").expect("traced");
+        assert!(exec.callbacks >= 1, "the busy handler's sleeps parked the green thread: {exec:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -223,6 +223,30 @@ fn callback_general<F: FnOnce() -> R, R>(m: &M, name: &'static str, f: F) -> R {
     }
 }
 
+/// Whether this thread is an M inside a default-mode foreign call of a green
+/// thread (in C, or in the call's closure), in a runtime that has not run
+/// short of OS threads: where a sleep may become a callback that parks the
+/// green thread (see `ffi::sleep`).
+pub(super) fn in_default_call() -> bool {
+    let mp = m::current_m_inline();
+    // (A forked child keeps the forking thread's M, but no runtime.)
+    if mp.is_null() || crate::fork::in_forked_child() {
+        return false;
+    }
+    // SAFETY: our own M, on its thread; it lives while its thread runs.
+    let m = unsafe { &*mp };
+    // SAFETY: our own M's state, on its thread.
+    let in_call = unsafe {
+        let l = &*m.local();
+        l.cur_g.is_some() && l.foreign.is_some()
+    };
+    // A lazy `Blocking` call (`BLK`) counts as default in `mode_of`; here
+    // its caller's word that it blocks stands: the OS thread sleeps.
+    in_call
+        && m.call.current() & (state::IN_C | state::NOCB | state::BLK) == state::IN_C
+        && !m.sched.threads_scarce.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The mode of the foreign call a callback on `m` comes from, read off the
 /// M's state (calls do not record it, to keep the call path short): an
 /// announced call's word says `IN_C` (and `NOCB` for `NoCallback`; a lazy

@@ -53,11 +53,15 @@ mod callback;
 mod foreign;
 mod handle;
 mod ret;
+mod sleep;
 pub(crate) mod trace;
 
 pub use callback::callback;
 pub use foreign::{RegArg, RegRet};
 pub use handle::Handle;
+pub use sleep::GREEN_SLEEP_MIN;
+#[cfg(feature = "usleep-hook")]
+pub use sleep::usleep;
 pub use trace::CallStats;
 
 use crate::sched::m;

@@ -138,6 +138,11 @@ pub(crate) struct Sched {
     live_ms: AtomicUsize,
     max_threads: usize,
     warned_max_threads: AtomicBool,
+    /// The runtime has needed an OS thread it could not have (at
+    /// `max_threads`, or the OS refused one): from then on a sleep in C is
+    /// not turned into a parked callback, which keeps its M and needs
+    /// another to wake it (`ffi::usleep`).
+    pub(crate) threads_scarce: AtomicBool,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Joiners outside the runtime (see [`RuntimeWatch`]), woken at shutdown.
     watchers: Mutex<Vec<(u64, crate::sync::park::Unparker)>>,
@@ -229,6 +234,7 @@ impl Sched {
             live_ms: AtomicUsize::new(0),
             max_threads: max_threads.max(max_procs + nspare),
             warned_max_threads: AtomicBool::new(false),
+            threads_scarce: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             watchers: Mutex::new(Vec::new()),
             next_watch: AtomicU64::new(0),
@@ -358,6 +364,9 @@ impl Sched {
                 self.max_threads
             );
         }
+        if at_limit {
+            self.threads_scarce.store(true, Relaxed);
+        }
         if at_limit || self.shutdown.load(SeqCst) {
             self.put_idle_p(p);
             if spinning {
@@ -380,6 +389,15 @@ impl Sched {
             Ok(h) => self.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h),
             Err(e) => {
                 self.live_ms.fetch_sub(1, SeqCst);
+                self.threads_scarce.store(true, Relaxed);
+                // The M we made will never run: out of the list, or it
+                // would count as one that is not waiting.
+                self.all_ms.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| !Arc::ptr_eq(x, &m));
+                if !self.shutdown.load(SeqCst) && self.all_ms_wait_for_locked_gs() {
+                    // Nothing can run the P: every M there is waits for a
+                    // green thread locked to it, which only a P can wake.
+                    thread_exhaustion_os(&e);
+                }
                 self.put_idle_p(p);
                 if spinning {
                     self.nmspinning.fetch_sub(1, SeqCst);
@@ -1225,6 +1243,21 @@ pub fn debug_dump() -> String {
     drop(idle);
     s.for_each_m(|m| out += &format!(" m(word={:x} next_p={})", m.call.load(), m.next_p.load(SeqCst)));
     out
+}
+
+/// [`thread_exhaustion`] when the OS refused the thread (`error`), before
+/// the runtime's own limit.
+#[cold]
+fn thread_exhaustion_os(error: &std::io::Error) -> ! {
+    eprintln!(
+        "ffiber: fatal: the OS refused a new thread ({error}) while every OS thread of the runtime is held by a \
+         green thread waiting on it (callbacks from C that block on the runtime — sleep, channels, locks, join, \
+         or a C library's usleep, which ffiber turns into a green sleep — keep their OS thread, because the C \
+         frames below them live on its stack; so do green threads that called lock_os_thread and then blocked). \
+         No thread is left to run the green threads that would wake them. Raise the OS limits (ulimit -u, \
+         kernel.threads-max, vm.max_map_count), make fewer such calls at once, or set FFIBER_USLEEP_HOOK=0."
+    );
+    std::process::abort()
 }
 
 /// Go's "thread exhaustion", for the one case where it is certain: every OS
