@@ -125,6 +125,38 @@ fn running_out_of_mappings_names_vm_max_map_count() {
     assert!(line.contains("vm.max_map_count = ") && line.contains("two mappings"), "{line}");
 }
 
+/// In a child run as root: a runtime that has started its threads drops
+/// to an unprivileged user whose thread limit allows two more, then 40
+/// green threads each make three `mode` calls of C that sleeps 5 ms with
+/// `usleep`. Returns how many finished.
+fn at_the_thread_limit(mode: ffiber::ffi::Mode) -> u32 {
+    let rt = Runtime::builder().max_procs(2).build().unwrap();
+    rt.block_on(|| ffiber::go(|| ()).join().unwrap());
+    let threads = std::fs::read_dir("/proc/self/task").unwrap().count() as u64;
+    let lim = libc::rlimit { rlim_cur: threads + 2, rlim_max: threads + 2 };
+    // SAFETY: plain system calls on our own process's credentials and
+    // limits; glibc applies setuid to every thread.
+    unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
+        assert_eq!(libc::setgid(65534), 0);
+        assert_eq!(libc::setuid(65534), 0);
+    }
+    rt.block_on(move || {
+        let hs: Vec<_> = (0..40)
+            .map(|_| {
+                ffiber::go(move || {
+                    for _ in 0..3 {
+                        // SAFETY: usleep has no preconditions.
+                        ffiber::ffi::call_mode(mode, || unsafe { libc::usleep(5_000) });
+                    }
+                    1
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
+    })
+}
+
 /// When OS threads cannot be created (here: a limit on threads, which
 /// applies once the child drops root), the runtime says so once and the
 /// program still finishes on the threads it has.
@@ -136,32 +168,7 @@ fn failing_thread_creation_is_reported_once_and_the_program_finishes() {
         return;
     }
     if is_child() {
-        let rt = Runtime::builder().max_procs(2).build().unwrap();
-        rt.block_on(|| ffiber::go(|| ()).join().unwrap());
-        let threads = std::fs::read_dir("/proc/self/task").unwrap().count() as u64;
-        let lim = libc::rlimit { rlim_cur: threads + 2, rlim_max: threads + 2 };
-        // SAFETY: plain system calls on our own process's credentials and
-        // limits; glibc applies setuid to every thread.
-        unsafe {
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
-            assert_eq!(libc::setgid(65534), 0);
-            assert_eq!(libc::setuid(65534), 0);
-        }
-        let done = rt.block_on(|| {
-            let hs: Vec<_> = (0..40)
-                .map(|_| {
-                    ffiber::go(|| {
-                        for _ in 0..3 {
-                            // SAFETY: usleep has no preconditions.
-                            ffiber::ffi::call_mode(ffiber::ffi::Mode::Blocking, || unsafe { libc::usleep(5_000) });
-                        }
-                        1
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
-        });
-        println!("RESULT {done}");
+        println!("RESULT {}", at_the_thread_limit(ffiber::ffi::Mode::Blocking));
         return;
     }
     let out = run_child("failing_thread_creation_is_reported_once_and_the_program_finishes", &[]);
@@ -185,31 +192,7 @@ fn green_sleeps_in_c_at_the_thread_limit_finish_or_stop_with_a_message() {
         return;
     }
     if is_child() {
-        let rt = Runtime::builder().max_procs(2).build().unwrap();
-        rt.block_on(|| ffiber::go(|| ()).join().unwrap());
-        let threads = std::fs::read_dir("/proc/self/task").unwrap().count() as u64;
-        let lim = libc::rlimit { rlim_cur: threads + 2, rlim_max: threads + 2 };
-        // SAFETY: as in `failing_thread_creation_is_reported_once_and_the_program_finishes`.
-        unsafe {
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
-            assert_eq!(libc::setgid(65534), 0);
-            assert_eq!(libc::setuid(65534), 0);
-        }
-        let done = rt.block_on(|| {
-            let hs: Vec<_> = (0..40)
-                .map(|_| {
-                    ffiber::go(|| {
-                        for _ in 0..3 {
-                            // SAFETY: usleep has no preconditions.
-                            ffiber::ffi::call(|| unsafe { libc::usleep(5_000) });
-                        }
-                        1
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
-        });
-        println!("RESULT {done}");
+        println!("RESULT {}", at_the_thread_limit(ffiber::ffi::Mode::Default));
         return;
     }
     let mut c = Command::new(std::env::current_exe().unwrap());
