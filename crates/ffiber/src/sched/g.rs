@@ -158,10 +158,16 @@ impl G {
     /// Makes a parked (or about to park) G runnable. Cheap when it is not
     /// parked: one atomic swap.
     pub(crate) fn unpark(self: &Arc<G>) {
-        if self.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED {
+        if self.wake() {
             // We won the G: it is switched out and owned by nobody else.
             super::ready(self.clone());
         }
+    }
+
+    /// [`unpark`](Self::unpark) without the `ready`: true if this call won
+    /// the parked G, which the caller must then queue (`timers`).
+    pub(crate) fn wake(&self) -> bool {
+        self.park.swap(NOTIFIED, Ordering::AcqRel) == PARKED
     }
 }
 

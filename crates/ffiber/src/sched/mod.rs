@@ -96,14 +96,43 @@ pub(crate) struct P {
     /// the P go since). Asked to yield for a green thread that lost this P
     /// (`Sched::ask_holder_to_yield`).
     pub(crate) holder: std::sync::atomic::AtomicPtr<M>,
+    /// Green threads this P's timers woke while its M was scheduling, in
+    /// the order they were due: they run before `run_next` and the queue
+    /// (`find_runnable`). `ready` would put each in `run_next`, kicking the
+    /// one before to the tail of the queue, behind green threads that may
+    /// not block for milliseconds — so a burst of due sleeps woke late (a
+    /// green sleep in SQLite's busy handler: a median of 2 ms late for
+    /// 1 ms). Not stolen: whoever holds the P drains it, and `has_queued`
+    /// counts it, so a P with woken green threads is never left idle.
+    pub(crate) woken: Mutex<std::collections::VecDeque<Arc<G>>>,
+    /// `woken.len()`, read without the lock.
+    pub(crate) nwoken: AtomicUsize,
 }
 
 impl P {
-    /// Green threads wait in this P's run queue or `run_next`. (Inlined:
-    /// a `Blocking` call asks, from the caller's crate.)
+    /// Green threads wait in this P's run queue, `run_next` or `woken`.
+    /// (Inlined: a `Blocking` call asks, from the caller's crate.)
     #[inline]
     pub(crate) fn has_queued(&self) -> bool {
-        !self.runq.is_empty() || !self.run_next.load(SeqCst).is_null()
+        !self.runq.is_empty() || !self.run_next.load(SeqCst).is_null() || self.nwoken.load(SeqCst) > 0
+    }
+
+    /// Takes the first green thread of `woken`.
+    pub(crate) fn pop_woken(&self) -> Option<Arc<G>> {
+        if self.nwoken.load(Acquire) == 0 {
+            return None;
+        }
+        let mut w = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        let g = w.pop_front();
+        self.nwoken.store(w.len(), Release);
+        g
+    }
+
+    /// Takes every green thread of `woken` (a P that retires or shuts down).
+    pub(crate) fn drain_woken(&self) -> Vec<Arc<G>> {
+        let mut w = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        self.nwoken.store(0, Release);
+        w.drain(..).collect()
     }
 
     /// Whoever holds this P has something to do by `now_ns` (runtime
@@ -214,6 +243,8 @@ impl Sched {
                         next_when: AtomicU64::new(u64::MAX),
                         schedtick: Default::default(),
                         holder: Default::default(),
+                        woken: Mutex::new(std::collections::VecDeque::new()),
+                        nwoken: AtomicUsize::new(0),
                         hot_fn: Default::default(),
                         gfree: UnsafeCell::new(Vec::new()),
                         blocked_off: AtomicBool::new(false),
@@ -307,6 +338,7 @@ impl Sched {
                     // SAFETY: as above, for the run_next slot.
                     drop(unsafe { g::from_raw(rn) });
                 }
+                drop(p.drain_woken());
                 p.timers.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 // SAFETY: no M runs, so nobody holds this P or its free list.
                 drop(std::mem::take(unsafe { &mut *p.gfree.get() }));
@@ -731,8 +763,15 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             continue;
         }
         let pp = &sched.ps[local.p];
-        timers::run_timers(sched, pp);
-        if (local.schedtick % GLOBAL_FAIRNESS_TICK == 0 || std::mem::take(&mut local.global_first))
+        timers::run_timers_held(sched, pp);
+        if let Some(g) = pp.pop_woken() {
+            return Some(g);
+        }
+        // A yield asked for the global queue (`global_first`) when `run_next`
+        // was empty; if the timers just run filled it, that green thread —
+        // one whose sleep is over, waiting just as long — goes first.
+        let global_first = std::mem::take(&mut local.global_first) && pp.run_next.load(Relaxed).is_null();
+        if (local.schedtick % GLOBAL_FAIRNESS_TICK == 0 || global_first)
             && let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None)
         {
             // SAFETY: popped from a queue: ours now.

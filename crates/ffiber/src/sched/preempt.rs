@@ -236,6 +236,10 @@ pub(crate) fn retire_released(sched: &Arc<Sched>, p: usize) {
             sched.global.push(g);
             moved += 1;
         }
+        for g in pp.drain_woken() {
+            sched.global.push(super::g::into_raw(g));
+            moved += 1;
+        }
     }
     let cover = sched.spare(p).cover.load(SeqCst);
     timers::move_all(pp, &sched.ps[cover]);

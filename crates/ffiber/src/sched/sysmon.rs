@@ -230,6 +230,45 @@ fn run(sched: &Arc<Sched>) {
     }
 }
 
+/// Timers overdue by [`RETAKE_AFTER`] on a P that an M holds: the P runs
+/// green threads that have not reached a scheduling point since (timers
+/// run only there), such as workers that only make short foreign calls and
+/// never block. Ask the P's M to yield at its next foreign-call exit
+/// (`CallState::request_yield`: the `YIELD` value the exit already
+/// compares with), where the scheduler runs the timers first. Without it a
+/// green thread sleeping in a callback of SQLite's busy handler (see
+/// `ffi::usleep`) woke a median of 6.4 ms late for a 1 ms sleep in the
+/// write mix, on Ps busy with readers (2 ms with it; 1.5 ms once timer
+/// wake-ups also went first, `P::woken`). (A P in a long C call is the retake's
+/// business; a P whose green thread computes without foreign calls, the
+/// preemption's.) Returns whether anything was asked.
+fn late_timers(sched: &Arc<Sched>, now_ns: u64) -> bool {
+    let late = RETAKE_AFTER.as_nanos() as u64;
+    let mut asked = false;
+    for (i, p) in sched.ps.iter().enumerate() {
+        let t = p.next_when.load(Acquire);
+        if t > now_ns || now_ns - t < late {
+            continue;
+        }
+        let holder = p.holder.load(Acquire);
+        if holder.is_null() {
+            continue;
+        }
+        // SAFETY: `holder` is an M of this runtime (`m::hold_p` stores only
+        // those), and Ms are freed only once every M has exited, after the
+        // monitor has stopped (`shut_down`).
+        let holder = unsafe { &*holder };
+        // Still this P's M (the word names the P an M holds, `set_p`); a
+        // stale answer costs one spurious yield. In C or not: the request
+        // is served at the exit of its current or next call, and a retake
+        // request of this same scan replaces it (see `request_yield`).
+        if state::p_of(holder.call.load()) == i {
+            asked |= holder.call.request_yield();
+        }
+    }
+    asked
+}
+
 /// One look at every M. Returns whether any M is in C, whether a P was
 /// retaken, and when the earliest timer of a P in C is due.
 ///
@@ -278,7 +317,8 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
     *seen = current;
     sched.monitor.blk_seen.store(blk, Relaxed);
     // While some M is in C, look again when the earliest timer of any P is
-    // due: its P may be in C by then.
+    // due: its P may be in C by then, or busy with green threads that make
+    // only short calls (`late_timers`).
     if in_c {
         let earliest = sched.ps.iter().map(|p| p.next_when.load(Acquire)).min().unwrap_or(u64::MAX);
         if earliest != u64::MAX {
@@ -287,7 +327,7 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
         }
     }
     // Outside the M list's lock: a hand-off may start a new M.
-    let mut retook = false;
+    let mut retook = late_timers(sched, now_ns);
     // A due timer on an idle P: with Ms stuck in C there may be no idle M
     // left to watch timers, so start one for that P.
     if in_c && sched.npidle.load(SeqCst) > 0 {

@@ -112,17 +112,42 @@ impl TimerHandle {
 /// Fires every timer of `p` that is due. Cheap when none is: one atomic
 /// load, and a clock read only if `p` has a timer at all.
 pub(crate) fn run_timers(sched: &Sched, p: &P) {
+    for g in due(sched, p) {
+        g.unpark();
+    }
+}
+
+/// [`run_timers`] by the M that holds `p`, while it schedules: the green
+/// threads it wakes go to `p.woken`, in the order they were due, to run
+/// before anything else queued there (see `P::woken`).
+pub(crate) fn run_timers_held(sched: &Sched, p: &P) {
+    let due = due(sched, p);
+    if due.is_empty() {
+        return;
+    }
+    let mut w = p.woken.lock().unwrap_or_else(|e| e.into_inner());
+    for g in due {
+        if g.wake() {
+            w.push_back(g);
+        }
+    }
+    p.nwoken.store(w.len(), Ordering::Release);
+}
+
+/// Takes the due, uncancelled timers of `p` off its heap: their green
+/// threads, in the order they were due.
+fn due(sched: &Sched, p: &P) -> Vec<Arc<G>> {
     let next = p.next_when.load(Ordering::SeqCst);
     if next == u64::MAX {
-        return;
+        return Vec::new();
     }
     let now = sched.now();
     if next > now {
-        return;
+        return Vec::new();
     }
     let mut due = Vec::new();
     {
-        let Ok(mut t) = p.timers.try_lock() else { return };
+        let Ok(mut t) = p.timers.try_lock() else { return due };
         while t.heap.peek().is_some_and(|e| e.when <= now) {
             let e = t.heap.pop().expect("peeked");
             match &e.cancelled {
@@ -133,9 +158,7 @@ pub(crate) fn run_timers(sched: &Sched, p: &P) {
         }
         p.next_when.store(t.earliest(), Ordering::SeqCst);
     }
-    for g in due {
-        g.unpark();
-    }
+    due
 }
 
 /// Moves every timer of `from` to `to` (a retiring spare P's timers go to
