@@ -117,9 +117,17 @@ pub(crate) fn calibrate_peers(peers: &mut [Peer]) {
 
 /// A copy of `cmd` with its last argument replaced by `count`.
 pub(crate) fn with_count(cmd: &Command, count: usize) -> Command {
-    let mut c = Command::new(cmd.get_program());
     let args: Vec<_> = cmd.get_args().collect();
-    c.args(&args[..args.len().saturating_sub(1)]).arg(count.to_string());
+    let mut c = copy_of(cmd, &args[..args.len().saturating_sub(1)]);
+    c.arg(count.to_string());
+    c
+}
+
+/// A new `Command` like `cmd` — program, `args`, environment and
+/// directory — to add arguments to (`Command` is not `Clone`).
+pub(crate) fn copy_of(cmd: &Command, args: &[&std::ffi::OsStr]) -> Command {
+    let mut c = Command::new(cmd.get_program());
+    c.args(args);
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => c.env(k, v),

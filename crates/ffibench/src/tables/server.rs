@@ -216,8 +216,7 @@ impl Drop for Running {
 /// Starts `cmd` with `db` as its last argument and waits for its
 /// "listening on ADDR" line.
 fn start(cmd: &Command, db: &Path, db_flag: &str) -> Result<Running, String> {
-    let mut c = Command::new(cmd.get_program());
-    c.args(cmd.get_args());
+    let mut c = crate::peers::copy_of(cmd, &cmd.get_args().collect::<Vec<_>>());
     c.arg(format!("{db_flag}{}", db.display()));
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().map_err(|e| e.to_string())?;

@@ -714,11 +714,7 @@ pub fn table(opts: &Options) -> report::Table {
     }
     // One Go binary, three ways to reach SQLite (its last argument).
     let go_way = |how: &str, label: &str| {
-        let cmd = go.cmd.as_ref().map(|c| {
-            let mut n = Command::new(c.get_program());
-            n.args(c.get_args());
-            n
-        });
+        let cmd = go.cmd.as_ref().map(|c| crate::peers::copy_of(c, &c.get_args().collect::<Vec<_>>()));
         (
             Peer { name: format!("{} + {label}", go.name), cmd: cmd.map_err(Clone::clone), counted: false },
             how.to_string(),
@@ -750,8 +746,10 @@ pub fn table(opts: &Options) -> report::Table {
                 }
                 eprint!("\rffibench: sqlite table, run {}/{runs}, {mode}: {}        ", run + 1, p.name);
                 let base = p.cmd.as_ref().expect("checked");
-                let mut c = Command::new(base.get_program());
-                c.args(base.get_args()).args([mode, &ms.to_string()]);
+                // (With the environment: the "usleep hook off" row's is
+                // what makes it that row.)
+                let mut c = crate::peers::copy_of(base, &base.get_args().collect::<Vec<_>>());
+                c.args([mode, &ms.to_string()]);
                 if !tails[i].is_empty() {
                     c.arg(&tails[i]);
                 }
