@@ -10,13 +10,50 @@ use std::time::{Duration, Instant};
 
 const CHILD: &str = "FFIBER_HOSTILE_CHILD";
 
+/// Runs `test` alone in a child process (this binary again) and collects
+/// its output. A child still running after two minutes is killed and the
+/// test fails: a hang is a failure, not a stuck suite.
 fn run_child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
     let mut c = Command::new(std::env::current_exe().unwrap());
     c.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD, "1").env("RUST_BACKTRACE", "0");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().unwrap()
+    let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killed = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(120) {
+                if done.load(std::sync::atomic::Ordering::Acquire) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: our own child, not yet waited for (`done` is unset),
+            // so the pid still names it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            true
+        })
+    };
+    // (Reads both pipes while it waits, so a chatty child cannot block.)
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    assert!(!killed.join().unwrap(), "the child running {test} hung: killed after 120 s");
+    out
+}
+
+/// Whether this process may drop root to an unprivileged user, where
+/// RLIMIT_NPROC applies (tests that need it skip otherwise, saying so).
+fn can_limit_threads() -> bool {
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    if !root {
+        eprintln!("skipped: needs root to drop to an unprivileged user, where RLIMIT_NPROC applies");
+    }
+    root
 }
 
 fn is_child() -> bool {
@@ -162,9 +199,7 @@ fn at_the_thread_limit(mode: ffiber::ffi::Mode) -> u32 {
 /// program still finishes on the threads it has.
 #[test]
 fn failing_thread_creation_is_reported_once_and_the_program_finishes() {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root to drop to an unprivileged user, where RLIMIT_NPROC applies");
+    if !can_limit_threads() {
         return;
     }
     if is_child() {
@@ -186,31 +221,14 @@ fn failing_thread_creation_is_reported_once_and_the_program_finishes() {
 /// could ever wake them, and it stops with a message. Never a hang.
 #[test]
 fn green_sleeps_in_c_at_the_thread_limit_finish_or_stop_with_a_message() {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        eprintln!("skipped: needs root to drop to an unprivileged user, where RLIMIT_NPROC applies");
+    if !can_limit_threads() {
         return;
     }
     if is_child() {
         println!("RESULT {}", at_the_thread_limit(ffiber::ffi::Mode::Default));
         return;
     }
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", "green_sleeps_in_c_at_the_thread_limit_finish_or_stop_with_a_message", "--nocapture"])
-        .args(["--test-threads=1"])
-        .env(CHILD, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the child hung at the thread limit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_child("green_sleeps_in_c_at_the_thread_limit_finish_or_stop_with_a_message", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {

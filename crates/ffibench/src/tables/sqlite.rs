@@ -827,12 +827,18 @@ pub fn table(opts: &Options) -> report::Table {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_variant_reads_and_updates() {
-        let dir = std::env::temp_dir().join(format!("ffibench-sqlite-test-{}", std::process::id()));
+    /// A fresh database for test `tag`: its directory (to remove) and path.
+    fn test_db(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ffibench-sqlite-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("t.db");
         create(&db).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn every_variant_reads_and_updates() {
+        let (dir, db) = test_db("test");
         let stop = AtomicBool::new(false);
         let mut c = Conn::<Raw>::open(&db).unwrap();
         assert_eq!(c.read(42), 8);
@@ -853,10 +859,7 @@ mod tests {
     /// holder, on the same single P, commits.
     #[test]
     fn a_writer_waits_for_the_lock_parked_in_sqlites_busy_handler() {
-        let dir = std::env::temp_dir().join(format!("ffibench-sqlite-busy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("t.db");
-        create(&db).unwrap();
+        let (dir, db) = test_db("busy");
         let rt = ffiber::Runtime::builder().max_procs(1).trace_calls(true).build().unwrap();
         let path = db.clone();
         let rc = rt.block_on(move || {
