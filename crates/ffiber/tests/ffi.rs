@@ -750,3 +750,57 @@ fn default_mode_hands_off_runs_of_blocking_calls() {
         assert!(most > procs, "{procs} Ps: at most {most} blocking calls were in C at once");
     }
 }
+
+/// A green thread that only makes short calls, on the only P, while a
+/// sleeper's timer keeps coming due: the monitor asks it to yield at a
+/// call's exit each time, and it goes back ahead of the P's queue, behind
+/// the sleeper — but not for ever: a green thread queued behind them still
+/// runs (`FRONT_YIELDS_MAX`). Preemption by hand-off is off, so nothing
+/// else would run it.
+#[test]
+fn yields_at_call_exits_for_late_timers_do_not_starve_the_queue() {
+    let rt = Runtime::builder().max_procs(1).preempt(false).build().unwrap();
+    let (by_queued, ticks) = rt.block_on(|| {
+        let done = Arc::new(AtomicBool::new(false));
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let sleeper = {
+            let (done, ticks) = (done.clone(), ticks.clone());
+            ffiber::go(move || {
+                while !done.load(Ordering::Acquire) {
+                    ffiber::sleep(Duration::from_micros(200));
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        // The sleeper goes first, and has a timer from then on.
+        ffiber::sleep(Duration::from_millis(1));
+        let looper = {
+            let done = done.clone();
+            ffiber::go(move || {
+                // Queued behind the looper: `last` goes to `run_next`
+                // (which the first yield lets go first), `queued` to the
+                // queue's tail, which only the bound lets through.
+                let queued = {
+                    let done = done.clone();
+                    ffiber::go(move || done.store(true, Ordering::Release))
+                };
+                let last = ffiber::go(|| ());
+                let give_up = std::time::Instant::now() + Duration::from_secs(20);
+                let mut x = 0;
+                while !done.load(Ordering::Acquire) && std::time::Instant::now() < give_up {
+                    x = ffi::call(|| c::plusone(x));
+                }
+                let by_queued = done.load(Ordering::Acquire);
+                done.store(true, Ordering::Release);
+                queued.join().unwrap();
+                last.join().unwrap();
+                by_queued
+            })
+        };
+        let by_queued = looper.join().unwrap();
+        sleeper.join().unwrap();
+        (by_queued, ticks.load(Ordering::Relaxed))
+    });
+    assert!(by_queued, "the queued green thread did not run in 20 s (the sleeper woke {ticks} times)");
+    assert!(ticks > 0, "the sleeper never woke");
+}

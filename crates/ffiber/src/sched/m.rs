@@ -40,6 +40,9 @@ pub(crate) enum Action {
     None,
     /// Requeue it behind the others.
     Yield,
+    /// It yielded at a foreign-call exit for green threads waiting for its
+    /// P: they run first, then it (`sched::yield_behind_waiters`).
+    YieldAtExit,
     /// Park it unless a wake-up already arrived.
     Park,
     /// It returned: free its stack.
@@ -129,7 +132,7 @@ pub(crate) struct MLocal {
     pub(crate) handed_off: usize,
     /// The scheduler takes from the global queue first, once: this M
     /// yielded at a foreign-call exit for a green thread waiting there
-    /// (`syscall::retaken`).
+    /// (`sched::yield_behind_waiters`).
     pub(crate) global_first: bool,
     /// The C function whose call proved to block and made this M `HOT`
     /// (`syscall::HOT`), as [`name_key`]: the M's next call hands its P
@@ -415,12 +418,18 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
             }
             None
         }
-        Action::Yield => {
+        Action::Yield | Action::YieldAtExit => {
             if locked_here {
                 super::sched_put_global(&m.sched, g);
                 return super::stop_locked_m(m);
             }
-            super::runq_put(m, g, false);
+            if action == Action::YieldAtExit {
+                // SAFETY: our own M's state, on its thread, which holds a P
+                // (it yielded out of a call whose P it kept).
+                super::yield_behind_waiters(m, g, unsafe { (*local).p });
+            } else {
+                super::runq_put(m, g, false);
+            }
             None
         }
         Action::Exit => {

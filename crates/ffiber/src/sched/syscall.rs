@@ -512,10 +512,9 @@ pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
         // is still ours; let the global queue go first, behind it.
         l.p = p_of(v);
         if l.depth() == 0 && l.cur_g.is_some() {
-            // The waiting green thread is in our P's `run_next`, which goes
-            // first anyway, or (if that was taken) on the global queue.
-            l.global_first = m.sched.ps[l.p].run_next.load(Relaxed).is_null();
-            m::switch_to_g0(Action::Yield);
+            // The waiters go first, then this green thread, ahead of the
+            // queue (`sched::yield_behind_waiters`).
+            m::switch_to_g0(Action::YieldAtExit);
         }
         return;
     }
