@@ -49,6 +49,20 @@ pub enum CType {
         elem: Box<CType>,
         len: Option<u64>,
     },
+    /// A C scalar that Rust has no type for — `long double` (x87),
+    /// `__float128`, `_Complex` numbers, `_Decimal*` — held as `repr`, a
+    /// Rust type of the same size and alignment (`u128`, `[f64; 2]`…), so
+    /// that records and pointers holding one are laid out as in C. Never
+    /// by value: its register class is not `repr`'s (`long double` travels
+    /// on the x87 stack, `__float128` in a vector register), so a function
+    /// taking or returning one, or a record holding one, by value is
+    /// refused with a message; a function pointer of such a type is
+    /// spelled as an opaque pointer.
+    Bits {
+        /// The C spelling (`long double`).
+        c: String,
+        repr: Box<CType>,
+    },
 }
 
 /// A member of a struct or union.
@@ -87,9 +101,13 @@ fn fn_pointer(params: &[CType], ret: &CType, variadic: bool) -> String {
 
 impl CType {
     /// Whether this is a pointer to a function (spelled
-    /// `Option<unsafe extern "C" fn(..)>`).
+    /// `Option<unsafe extern "C" fn(..)>`). Not for a function whose
+    /// signature has a scalar Rust cannot pass (see [`CType::Bits`]): that
+    /// pointer is opaque.
     pub fn is_fn_pointer(&self) -> bool {
-        matches!(self.resolved(), CType::Pointer { pointee, .. } if matches!(pointee.resolved(), CType::Func { .. }))
+        matches!(self.resolved(), CType::Pointer { pointee, .. }
+            if matches!(pointee.resolved(), CType::Func { params, ret, .. }
+                if params.iter().chain([&**ret]).all(|t| t.by_value_bits().is_none())))
     }
 
     /// The type with typedefs (and qualifiers) looked through.
@@ -108,9 +126,14 @@ impl CType {
             CType::Int { size, signed } => format!("{}{}", if *signed { "i" } else { "u" }, size * 8),
             CType::Float { size: 4 } => "f32".into(),
             CType::Float { .. } => "f64".into(),
+            CType::Bits { repr, .. } => repr.rust(),
             CType::Pointer { pointee, is_const } => {
-                // A function pointer: nullable, as in C.
+                // A function pointer: nullable, as in C; opaque where its
+                // signature has a scalar Rust cannot pass (see `Bits`).
                 if let CType::Func { params, ret, variadic } = pointee.resolved() {
+                    if !self.is_fn_pointer() {
+                        return "*const ::core::ffi::c_void".into();
+                    }
                     return fn_pointer(params, ret, *variadic);
                 }
                 let inner = match pointee.resolved() {
@@ -164,9 +187,11 @@ impl CType {
         None
     }
 
-    /// Whether values of this type travel in one register, and which kind.
+    /// Whether values of this type travel in one register, and which kind
+    /// (`__int128` takes two: `None`, as records and `Bits` do).
     pub fn class(&self) -> Class {
         match self.resolved() {
+            CType::Int { size: 16, .. } => Class::None,
             CType::Bool | CType::Int { .. } | CType::Pointer { .. } => Class::Integer,
             CType::Float { .. } => Class::Sse,
             _ => Class::None,
@@ -183,7 +208,20 @@ impl CType {
             CType::Named { size, .. } => *size,
             CType::Record { size, .. } => Some(*size),
             CType::Array { elem, len } => Some(elem.size()? * len.unwrap_or(0)),
+            CType::Bits { repr, .. } => repr.size(),
             CType::Typedef { .. } => None,
+        }
+    }
+
+    /// The C spelling of a [`CType::Bits`] scalar this type holds by value
+    /// (itself, or a member of a record or array it is), if any: such a
+    /// value cannot be a parameter or result of generated code.
+    pub fn by_value_bits(&self) -> Option<String> {
+        match self.resolved() {
+            CType::Bits { c, .. } => Some(c.clone()),
+            CType::Record { fields, .. } => fields.iter().find_map(|f| f.ty.by_value_bits()),
+            CType::Array { elem, .. } => elem.by_value_bits(),
+            _ => None,
         }
     }
 
@@ -198,6 +236,7 @@ impl CType {
             CType::Record { .. } if self.is_packed() => 1,
             CType::Record { .. } => self.natural_align(),
             CType::Array { elem, .. } => elem.align(),
+            CType::Bits { repr, .. } => repr.align(),
             t => t.size().unwrap_or(1).clamp(1, 16),
         }
     }

@@ -175,7 +175,15 @@ fn type_at_nested(
             let size = size.unwrap_or(0);
             match attr(gimli::DW_AT_encoding) {
                 Some(AttributeValue::Encoding(gimli::DW_ATE_boolean)) => CType::Bool,
-                Some(AttributeValue::Encoding(gimli::DW_ATE_float)) => CType::Float { size },
+                Some(AttributeValue::Encoding(gimli::DW_ATE_float)) if size == 4 || size == 8 => CType::Float { size },
+                // `long double`, `__float128`, `_Complex`, `_Decimal*`:
+                // laid out, never passed by value (see `CType::Bits`).
+                Some(AttributeValue::Encoding(
+                    enc @ (gimli::DW_ATE_float | gimli::DW_ATE_complex_float | gimli::DW_ATE_decimal_float),
+                )) => {
+                    let c = name.clone().unwrap_or_else(|| format!("a {size}-byte floating type"));
+                    CType::Bits { c, repr: Box::new(bits_repr(enc, size)) }
+                }
                 Some(AttributeValue::Encoding(gimli::DW_ATE_signed | gimli::DW_ATE_signed_char)) => {
                     CType::Int { size, signed: true }
                 }
@@ -278,5 +286,23 @@ fn type_at_nested(
             CType::Array { elem: Box::new(inner(depth)), len }
         }
         _ => CType::Void,
+    }
+}
+
+/// A Rust type with the size and alignment x86-64 gives a floating type of
+/// `size` bytes and encoding `enc` that Rust has no type for: a complex
+/// number as an array of its two parts, anything else as an unsigned
+/// integer (16 bytes: `u128`, aligned 16 as `long double` and
+/// `__float128` are).
+fn bits_repr(enc: gimli::DwAte, size: u64) -> CType {
+    let part = size / 2;
+    match enc {
+        gimli::DW_ATE_complex_float if part == 4 || part == 8 => {
+            CType::Array { elem: Box::new(CType::Float { size: part }), len: Some(2) }
+        }
+        gimli::DW_ATE_complex_float => {
+            CType::Array { elem: Box::new(CType::Int { size: part, signed: false }), len: Some(2) }
+        }
+        _ => CType::Int { size, signed: false },
     }
 }

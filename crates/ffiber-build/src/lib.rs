@@ -577,17 +577,19 @@ impl Build {
                 },
                 Kind::Expr => match pointee {
                     Some(CType::Func { params, ret, variadic }) => {
-                        if !self.can_bind(&params, &ret, variadic) {
-                            s += &unsupported(
-                                name,
-                                "a variadic function taking or returning a struct or union by value",
-                                "wrap it in a C function in the preamble that passes the struct by pointer",
-                            )?;
+                        if let Some((what, instead)) = self.cannot_bind(&params, &ret, variadic) {
+                            s += &unsupported(name, &what, &instead)?;
                             continue;
                         }
                         s += &self.function(name, &params, &ret, variadic);
                     }
-                    Some(t) if t.supported() || matches!(t.resolved(), CType::Record { .. } | CType::Array { .. }) => {
+                    Some(t)
+                        if t.supported()
+                            || matches!(
+                                t.resolved(),
+                                CType::Record { .. } | CType::Array { .. } | CType::Bits { .. }
+                            ) =>
+                    {
                         s += &self.variable(name, &t);
                     }
                     _ => {

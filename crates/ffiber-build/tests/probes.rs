@@ -482,8 +482,9 @@ fn unsupported_constructs_name_themselves_and_the_way_around() {
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains("`u::vswap` is a variadic function taking or returning a struct or union by value")
-            && msg.contains("wrap it in a C function in the preamble that passes the struct by pointer"),
+        msg.contains(
+            "`u::vswap` is a variadic function taking or returning a struct, a union or an `__int128` by value"
+        ) && msg.contains("wrap it in a C function in the preamble that passes the value by pointer"),
         "{msg}"
     );
     // Not variadic: bound, through the closure form.
@@ -580,4 +581,53 @@ fn layouts_of_packed_bitfield_and_deeply_nested_records() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}\n{code}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Scalars Rust has no type for — `long double`, `__float128`, `_Complex`
+/// — are laid out in records and reached by pointer (held as `u128`,
+/// `[f64; 2]`…), but never passed by value, where their registers differ:
+/// such a function is refused with a message naming the type, and a
+/// pointer to one is opaque. (They used to be spelled `f64` and `u128`:
+/// `long double half(long double)` read a `double` from `xmm0`, a silent
+/// wrong answer.) `__int128` by value goes through the closure form, whose
+/// `extern "C"` passes it as C does; a variadic function's fixed
+/// `__int128` is refused. `examples/byvalue` runs both against C.
+#[test]
+fn scalars_rust_has_no_type_for_are_laid_out_but_never_passed_by_value() {
+    let decls = "struct wide { char t; long double v; __float128 q; _Complex double z; _Complex float zf; };\n\
+                 long double half(long double x);\nstruct wide mk(int k);\n_Complex double cz(_Complex double z);\n\
+                 __int128 m128(__int128 a, unsigned __int128 b);\nlong double *ptr(void);\n\
+                 typedef long double (*ldf)(long double);\nvoid take(ldf f, struct wide *w);\n\
+                 int pr(__int128 a, ...);";
+    let path = Build::new()
+        .preamble(decls)
+        .allow(["wide", "m128", "ptr", "ldf", "take"])
+        .out_dir(out())
+        .generate("wide")
+        .unwrap();
+    let code = std::fs::read_to_string(path).unwrap();
+    for want in [
+        "pub v: u128,",
+        "pub q: u128,",
+        "pub z: [f64; 2],",
+        "pub zf: [f32; 2],",
+        "assert!(::core::mem::offset_of!(wide, v) == 16);",
+        "pub unsafe fn ptr() -> *mut u128 {",
+        "pub type ldf = *const ::core::ffi::c_void;",
+        "pub unsafe fn m128(a0: i128, a1: u128) -> i128 {",
+        "call_named(::ffiber::ffi::Mode::Default, \"m128\", || unsafe { c(a0, a1) })",
+    ] {
+        assert!(code.contains(want), "missing {want:?} in\n{code}");
+    }
+    for (name, what) in [
+        ("half", "`long double` by value"),
+        ("mk", "`long double` by value"),
+        ("cz", "`complex double` by value"),
+        ("pr", "a variadic function taking or returning a struct, a union or an `__int128` by value"),
+    ] {
+        let e = Build::new().preamble(decls).allow([name]).out_dir(out()).generate("refused").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Unsupported { .. }) && msg.contains(what), "{name}: {msg}");
+        assert!(msg.contains(&format!("`refused::{name}`")) && msg.contains("preamble"), "{name}: {msg}");
+    }
 }

@@ -41,6 +41,20 @@ ffiber::cgo! {
     static struct dd call_dd(struct dd (*f)(struct dd), double a, double b) { struct dd x = { a, b }; return f(x); }
     static struct lll call_lll(struct lll (*f)(struct lll), long a) { struct lll x = { a, a + 1, a + 2 }; return f(x); }
 
+    /* Scalars Rust has no type for: laid out (as u128, [f64; 2]...) and
+       reached by pointer, never passed by value; and __int128, which is
+       (two registers, or memory once they run out). */
+    struct wide { char tag; long double ld; __float128 q; _Complex double z; _Complex float zf; int k; };
+    static void wide_fill(struct wide *w, int k) {
+        w->tag = 'w'; w->ld = k * 0.5L; w->q = (__float128)k / 4;
+        w->z = __builtin_complex((double)k, 2.0); w->zf = __builtin_complex((float)k, -1.0f); w->k = k;
+    }
+    static double ld_get(const long double *p) { return (double)*p; }
+    static double q_get(const __float128 *p) { return (double)*p; }
+    static __int128 i128_mul(__int128 a, __int128 b) { return a * b; }
+    static unsigned __int128 u128_shl(unsigned __int128 a, int k) { return a << k; }
+    static __int128 i128_last(long a, long b, long c, long d, long e, __int128 x) { return x + a + b + c + d + e; }
+
     /* C calls Rust by name, through ffiber_export.h. */
     static struct ifl by_name_ifl(int i, float f, int k) { struct ifl x = { i, f }; return byvalue_scale_ifl(x, k); }
     static long by_name_lll(long a) { struct lll x = { a, 2 * a, 3 * a }; return byvalue_sum_lll(x); }

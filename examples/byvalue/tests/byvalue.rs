@@ -74,3 +74,35 @@ fn records_by_value_in_every_mode() {
         }
     });
 }
+
+/// `long double`, `__float128` and `_Complex` members sit where C puts them
+/// (the bindings hold them as `u128` and `[f64; 2]`…), and C reads them
+/// back through pointers; `__int128` by value, in registers and, once they
+/// run out, in memory. (By value, `long double` is refused with a message:
+/// `ffiber-build`'s tests.)
+fn wide_scalars() {
+    let mut w = c::wide::default();
+    // SAFETY: the preamble's functions, given a live record and pointers into it.
+    unsafe {
+        c::wide_fill(&mut w, 6);
+        assert_eq!((w.tag, w.k, w.z, w.zf), (b'w' as i8, 6, [6.0, 2.0], [6.0, -1.0]));
+        assert_eq!(c::ld_get(&w.ld), 3.0);
+        assert_eq!(c::q_get(&w.q), 1.5);
+        let big = 1i128 << 70;
+        assert_eq!(c::i128_mul(big, -3), big * -3);
+        assert_eq!(c::u128_shl(u128::MAX >> 64, 64), u128::MAX << 64);
+        assert_eq!(c::i128_last(1, 2, 3, 4, 5, big), big + 15);
+    }
+}
+
+#[test]
+fn scalars_rust_has_no_type_for_are_laid_out_and_int128_is_passed() {
+    ffiber::Runtime::builder().max_procs(2).build().unwrap().block_on(|| {
+        let hs: Vec<_> = (0..4).map(|_| ffiber::go(wide_scalars)).collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        for mode in [Mode::Default, Mode::NoCallback, Mode::NonBlocking, Mode::Blocking] {
+            ffiber::ffi::call_mode(mode, wide_scalars);
+        }
+    });
+    wide_scalars();
+}

@@ -41,11 +41,12 @@ impl Build {
             .collect();
         let sses: Vec<String> =
             params.iter().zip(&sig.args).filter(|(t, _)| t.class() == Class::Sse).map(|(t, a)| sse_reg(t, a)).collect();
-        // More arguments than registers, or a struct or union by value
-        // (classified by rustc's `extern "C"`, in registers or memory):
+        // More arguments than registers, or a value no one register
+        // carries — a struct or union, an `__int128` (classified by rustc's
+        // `extern "C"`, in registers or memory, as the C compiler does):
         // the closure form, which carries anything.
-        let records = params.iter().chain([ret]).any(|t| matches!(t.resolved(), CType::Record { .. }));
-        if ints.len() > 6 || sses.len() > 8 || records {
+        let wide = |t: &CType| t.class() == Class::None && !matches!(t.resolved(), CType::Void);
+        if ints.len() > 6 || sses.len() > 8 || params.iter().chain([ret]).any(wide) {
             return format!(
                 "    // SAFETY: forwarded to the caller.\n    ::ffiber::ffi::call_named({}, \"{name}\", || unsafe {{ c({}) }})\n",
                 mode.path(),
@@ -139,19 +140,41 @@ impl Build {
         }
     }
 
-    pub(crate) fn can_bind(&self, params: &[CType], ret: &CType, variadic: bool) -> bool {
+    /// Why a function of this signature cannot be bound — what it is, and
+    /// what to do instead — or `None` if it can.
+    pub(crate) fn cannot_bind(&self, params: &[CType], ret: &CType, variadic: bool) -> Option<(String, String)> {
+        if let Some(c) = params.iter().chain([ret]).find_map(CType::by_value_bits) {
+            return Some((
+                format!(
+                    "a function taking or returning `{c}` by value (alone or in a struct or union), whose \
+                     registers Rust cannot fill"
+                ),
+                format!(
+                    "wrap it in a C function in the preamble that converts the value (to `double`) or passes \
+                     it by pointer; pointers to `{c}` and records holding one are bound"
+                ),
+            ));
+        }
         // Structs and unions by value travel through the closure form
         // (`call_body`): rustc's `extern "C"` applies the System V
         // classification to `#[repr(C)]` records, as the C compiler does.
         let by_value = |t: &CType| t.supported() || matches!(t.resolved(), CType::Record { .. });
-        if variadic {
-            params.iter().all(|p| p.class() != Class::None) && ret.supported()
+        let ok = if variadic {
+            // Every argument in one register (`VarArg::pack`).
+            let one = |t: &CType| t.class() != Class::None;
+            params.iter().all(one) && ret.supported() && (matches!(ret.resolved(), CType::Void) || one(ret))
         } else {
             params.iter().all(by_value) && by_value(ret)
-        }
+        };
+        (!ok).then(|| {
+            (
+                "a variadic function taking or returning a struct, a union or an `__int128` by value".to_string(),
+                "wrap it in a C function in the preamble that passes the value by pointer".to_string(),
+            )
+        })
     }
 
-    /// A function; `emit` checked [`can_bind`](Self::can_bind) first.
+    /// A function; `emit` checked [`cannot_bind`](Self::cannot_bind) first.
     pub(crate) fn function(&self, name: &str, params: &[CType], ret: &CType, variadic: bool) -> String {
         if variadic {
             return self.variadic(name, params, ret);
