@@ -3,7 +3,9 @@
 //! (`{char}`), mixed INTEGER and SSE (`{int, float}`), two SSE eightbytes
 //! (`{double, double}`), memory (`{long, long, long}`: 24 bytes, passed on
 //! the stack and returned through a hidden pointer), packed, with an
-//! array, a union, nested — and C calls Rust back with them
+//! array, a union, nested, and the classification's corners (three floats,
+//! INTEGER then SSE and the reverse, over-aligned, a short array, a
+//! `_Bool`) — and C calls Rust back with them
 //! (`call_dd`, `call_lll`), by function pointer and by name through
 //! `ffiber_export.h` (`by_name_*`). The bindings call these through the closure
 //! form, where rustc's `extern "C"` classifies `#[repr(C)]` records as the
@@ -40,6 +42,25 @@ ffiber::cgo! {
        tests), and returns what that returns. */
     static struct dd call_dd(struct dd (*f)(struct dd), double a, double b) { struct dd x = { a, b }; return f(x); }
     static struct lll call_lll(struct lll (*f)(struct lll), long a) { struct lll x = { a, a + 1, a + 2 }; return f(x); }
+
+    /* More of the classification's corners: three floats (two SSE
+       eightbytes, one half full), INTEGER then SSE and SSE then INTEGER,
+       an over-aligned record (its second eightbyte is padding only), one
+       aligned past 16 bytes (memory), a short array, a _Bool. */
+    struct f3 { float x, y, z; };
+    struct cd { char c; double d; };
+    struct dc { double d; char c; };
+    struct __attribute__((aligned(16))) al16 { int v; };
+    struct __attribute__((aligned(32))) al32 { char c; };
+    struct s3 { short s[3]; };
+    struct bi { _Bool b; int i; };
+    static struct f3 f3_rot(struct f3 a) { struct f3 r = { a.y, a.z, a.x }; return r; }
+    static struct cd cd_mix(struct cd a, struct dc b) { a.c += b.c; a.d += b.d; return a; }
+    static struct dc dc_mix(struct dc a, struct cd b) { a.c += b.c; a.d -= b.d; return a; }
+    static struct al16 al16_add(struct al16 a, struct al16 b) { a.v += b.v; return a; }
+    static struct al32 al32_next(struct al32 a) { a.c += 1; return a; }
+    static struct s3 s3_sum(struct s3 a, struct s3 b) { for (int i = 0; i < 3; i++) a.s[i] += b.s[i]; return a; }
+    static struct bi bi_flip(struct bi a) { a.b = !a.b; a.i = -a.i; return a; }
 
     /* Scalars Rust has no type for: laid out (as u128, [f64; 2]...) and
        reached by pointer, never passed by value; and __int128, which is

@@ -47,6 +47,36 @@ fn every_class() {
         assert_eq!(c::by_name_num(2.5), -2.5);
         let r = c::by_name_pt(1, 2);
         assert_eq!((r.x, r.y), (2, 1));
+        // The classification's corners (records with padding members are
+        // built from their defaults).
+        let r = c::f3_rot(c::f3 { x: 1.0, y: 2.0, z: 3.0 });
+        assert_eq!((r.x, r.y, r.z), (2.0, 3.0, 1.0));
+        let cd = |ch: i8, d: f64| {
+            let mut v = c::cd::default();
+            (v.c, v.d) = (ch, d);
+            v
+        };
+        let dc = |d: f64, ch: i8| {
+            let mut v = c::dc::default();
+            (v.d, v.c) = (d, ch);
+            v
+        };
+        let r = c::cd_mix(cd(1, 0.5), dc(2.0, 3));
+        assert_eq!((r.c, r.d), (4, 2.5));
+        let r = c::dc_mix(dc(5.0, 1), cd(2, 1.5));
+        assert_eq!((r.d, r.c), (3.5, 3));
+        let al16 = |v: i32| {
+            let mut a = c::al16::default();
+            a.v = v;
+            a
+        };
+        assert_eq!(c::al16_add(al16(40), al16(2)).v, 42);
+        assert_eq!(c::al32_next(c::al32 { c: 9 }).c, 10);
+        assert_eq!(c::s3_sum(c::s3 { s: [1, 2, 3] }, c::s3 { s: [10, 20, 30] }).s, [11, 22, 33]);
+        let mut bi = c::bi::default();
+        (bi.b, bi.i) = (true, 7);
+        let r = c::bi_flip(bi);
+        assert_eq!((r.b, r.i), (false, -7));
     }
 }
 
