@@ -58,6 +58,8 @@ ffiber::cgo! {
     static struct cd cd_mix(struct cd a, struct dc b) { a.c += b.c; a.d += b.d; return a; }
     static struct dc dc_mix(struct dc a, struct cd b) { a.c += b.c; a.d -= b.d; return a; }
     static struct al16 al16_add(struct al16 a, struct al16 b) { a.v += b.v; return a; }
+    /* (gcc notes that this ABI changed in GCC 4.6: not news here.) */
+    #pragma GCC diagnostic ignored "-Wpsabi"
     static struct al32 al32_next(struct al32 a) { a.c += 1; return a; }
     static struct s3 s3_sum(struct s3 a, struct s3 b) { for (int i = 0; i < 3; i++) a.s[i] += b.s[i]; return a; }
     static struct bi bi_flip(struct bi a) { a.b = !a.b; a.i = -a.i; return a; }
