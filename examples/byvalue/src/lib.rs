@@ -14,6 +14,9 @@
 ffiber::cgo! {
     pub mod c;
     r#"
+    #cgo CFLAGS: -Wno-psabi
+    /* (-Wno-psabi: gcc notes that passing a 32-byte-aligned record
+       changed in GCC 4.6; not news here.) */
     /* The Rust functions below, declared for C; included before the
        records are defined (the header declares their tags ahead), and
        after the typedef that one of them names. */
@@ -58,8 +61,6 @@ ffiber::cgo! {
     static struct cd cd_mix(struct cd a, struct dc b) { a.c += b.c; a.d += b.d; return a; }
     static struct dc dc_mix(struct dc a, struct cd b) { a.c += b.c; a.d -= b.d; return a; }
     static struct al16 al16_add(struct al16 a, struct al16 b) { a.v += b.v; return a; }
-    /* (gcc notes that this ABI changed in GCC 4.6: not news here.) */
-    #pragma GCC diagnostic ignored "-Wpsabi"
     static struct al32 al32_next(struct al32 a) { a.c += 1; return a; }
     static struct s3 s3_sum(struct s3 a, struct s3 b) { for (int i = 0; i < 3; i++) a.s[i] += b.s[i]; return a; }
     static struct bi bi_flip(struct bi a) { a.b = !a.b; a.i = -a.i; return a; }
