@@ -50,7 +50,8 @@ pub enum CType {
         len: Option<u64>,
     },
     /// A C scalar that Rust has no type for — `long double` (x87),
-    /// `__float128`, `_Complex` numbers, `_Decimal*` — held as `repr`, a
+    /// `__float128`, `_Complex` numbers, `_Decimal*`, GNU vectors
+    /// (`__m128`, `vector_size`) — held as `repr`, a
     /// Rust type of the same size and alignment (`u128`, `[f64; 2]`…), so
     /// that records and pointers holding one are laid out as in C. Never
     /// by value: its register class is not `repr`'s (`long double` travels

@@ -270,7 +270,9 @@ fn type_at_nested(
             CType::Record { union, name, size, fields }
         }
         gimli::DW_TAG_array_type => {
-            let mut len = None;
+            // One subrange per dimension, outermost first: `int a[2][3]`
+            // is an array of 2 arrays of 3.
+            let mut lens = Vec::new();
             if let Ok(mut tree) = unit.entries_tree(Some(off))
                 && let Ok(root) = tree.root()
             {
@@ -278,12 +280,26 @@ fn type_at_nested(
                 while let Ok(Some(child)) = children.next() {
                     let c = child.entry();
                     if c.tag() == gimli::DW_TAG_subrange_type {
-                        len = udata(c.attr_value(gimli::DW_AT_count).ok().flatten())
-                            .or_else(|| udata(c.attr_value(gimli::DW_AT_upper_bound).ok().flatten()).map(|u| u + 1));
+                        lens.push(
+                            udata(c.attr_value(gimli::DW_AT_count).ok().flatten()).or_else(|| {
+                                udata(c.attr_value(gimli::DW_AT_upper_bound).ok().flatten()).map(|u| u + 1)
+                            }),
+                        );
                     }
                 }
             }
-            CType::Array { elem: Box::new(inner(depth)), len }
+            let mut t = inner(depth);
+            for len in lens.iter().skip(1).rev() {
+                t = CType::Array { elem: Box::new(t), len: *len };
+            }
+            let t = CType::Array { elem: Box::new(t), len: lens.first().copied().flatten() };
+            // A GNU vector (`__m128`, `vector_size`): laid out as its
+            // elements, but its register class is not an array's.
+            if matches!(attr(gimli::DW_AT_GNU_vector), Some(AttributeValue::Flag(true))) {
+                let c = name.unwrap_or_else(|| format!("a vector type ({} bytes)", t.size().unwrap_or(0)));
+                return CType::Bits { c, repr: Box::new(t) };
+            }
+            t
         }
         _ => CType::Void,
     }

@@ -591,17 +591,22 @@ fn layouts_of_packed_bitfield_and_deeply_nested_records() {
 /// `long double half(long double)` read a `double` from `xmm0`, a silent
 /// wrong answer.) `__int128` by value goes through the closure form, whose
 /// `extern "C"` passes it as C does; a variadic function's fixed
-/// `__int128` is refused. `examples/byvalue` runs both against C.
+/// `__int128` is refused. GNU vectors likewise: laid out, not passed (a
+/// vector is one SSE register, an array of its elements two). And arrays
+/// of arrays keep every dimension. `examples/byvalue` runs these against C.
 #[test]
 fn scalars_rust_has_no_type_for_are_laid_out_but_never_passed_by_value() {
     let decls = "struct wide { char t; long double v; __float128 q; _Complex double z; _Complex float zf; };\n\
                  long double half(long double x);\nstruct wide mk(int k);\n_Complex double cz(_Complex double z);\n\
                  __int128 m128(__int128 a, unsigned __int128 b);\nlong double *ptr(void);\n\
                  typedef long double (*ldf)(long double);\nvoid take(ldf f, struct wide *w);\n\
-                 int pr(__int128 a, ...);";
+                 int pr(__int128 a, ...);\n\
+                 typedef float v4 __attribute__((vector_size(16)));\n\
+                 struct hv { v4 w; int grid[2][3]; };\nextern int grid[2][3];\n\
+                 v4 add4(v4 a, v4 b);\nstruct hv mkv(int k);\nv4 *vp(void);";
     let path = Build::new()
         .preamble(decls)
-        .allow(["wide", "m128", "ptr", "ldf", "take"])
+        .allow(["wide", "m128", "ptr", "ldf", "take", "hv", "grid", "vp"])
         .out_dir(out())
         .generate("wide")
         .unwrap();
@@ -616,6 +621,13 @@ fn scalars_rust_has_no_type_for_are_laid_out_but_never_passed_by_value() {
         "pub type ldf = *const ::core::ffi::c_void;",
         "pub unsafe fn m128(a0: i128, a1: u128) -> i128 {",
         "call_named(::ffiber::ffi::Mode::Default, \"m128\", || unsafe { c(a0, a1) })",
+        // A vector is laid out as its elements; an array of arrays keeps
+        // both dimensions (only the last one was kept before).
+        "pub w: [f32; 4],",
+        "pub grid: [[i32; 3]; 2],",
+        "assert!(::core::mem::offset_of!(hv, grid) == 16);",
+        "pub fn grid() -> *mut [[i32; 3]; 2] {",
+        "pub unsafe fn vp() -> *mut [f32; 4] {",
     ] {
         assert!(code.contains(want), "missing {want:?} in\n{code}");
     }
@@ -624,6 +636,8 @@ fn scalars_rust_has_no_type_for_are_laid_out_but_never_passed_by_value() {
         ("mk", "`long double` by value"),
         ("cz", "`complex double` by value"),
         ("pr", "a variadic function taking or returning a struct, a union or an `__int128` by value"),
+        ("add4", "a vector type (16 bytes) by value"),
+        ("mkv", "a vector type (16 bytes) by value"),
     ] {
         let e = Build::new().preamble(decls).allow([name]).out_dir(out()).generate("refused").unwrap_err();
         let msg = e.to_string();

@@ -74,6 +74,14 @@ ffiber::cgo! {
         w->z = __builtin_complex((double)k, 2.0); w->zf = __builtin_complex((float)k, -1.0f); w->k = k;
     }
     static double ld_get(const long double *p) { return (double)*p; }
+    /* A GNU vector (one SSE register by value; laid out as its elements)
+       and an array of arrays. */
+    typedef float v4 __attribute__((vector_size(16)));
+    struct vg { char c; v4 w; int g[2][3]; };
+    static void vg_fill(struct vg *p) {
+        p->c = 'v'; p->w = (v4){ 1.0f, 2.0f, 3.0f, 4.0f };
+        for (int i = 0; i < 2; i++) for (int j = 0; j < 3; j++) p->g[i][j] = 10 * i + j;
+    }
     static double q_get(const __float128 *p) { return (double)*p; }
     static __int128 i128_mul(__int128 a, __int128 b) { return a * b; }
     static unsigned __int128 u128_shl(unsigned __int128 a, int k) { return a << k; }

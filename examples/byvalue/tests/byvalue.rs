@@ -118,6 +118,9 @@ fn wide_scalars() {
         assert_eq!((w.tag, w.k, w.z, w.zf), (b'w' as i8, 6, [6.0, 2.0], [6.0, -1.0]));
         assert_eq!(c::ld_get(&w.ld), 3.0);
         assert_eq!(c::q_get(&w.q), 1.5);
+        let mut v = c::vg::default();
+        c::vg_fill(&mut v);
+        assert_eq!((v.c, v.w, v.g), (b'v' as i8, [1.0, 2.0, 3.0, 4.0], [[0, 1, 2], [10, 11, 12]]));
         let big = 1i128 << 70;
         assert_eq!(c::i128_mul(big, -3), big * -3);
         assert_eq!(c::u128_shl(u128::MAX >> 64, 64), u128::MAX << 64);

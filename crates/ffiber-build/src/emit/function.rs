@@ -144,15 +144,16 @@ impl Build {
     /// what to do instead — or `None` if it can.
     pub(crate) fn cannot_bind(&self, params: &[CType], ret: &CType, variadic: bool) -> Option<(String, String)> {
         if let Some(c) = params.iter().chain([ret]).find_map(CType::by_value_bits) {
+            // A C spelling in backticks; a description as it is.
+            let c = if c.starts_with("a ") { c } else { format!("`{c}`") };
             return Some((
                 format!(
-                    "a function taking or returning `{c}` by value (alone or in a struct or union), whose \
+                    "a function taking or returning {c} by value (alone or in a struct or union), whose \
                      registers Rust cannot fill"
                 ),
-                format!(
-                    "wrap it in a C function in the preamble that converts the value (to `double`) or passes \
-                     it by pointer; pointers to `{c}` and records holding one are bound"
-                ),
+                "wrap it in a C function in the preamble that passes it by pointer (or converts it to a type \
+                 Rust has, such as `double`); pointers to it and records holding it are bound"
+                    .to_string(),
             ));
         }
         // Structs and unions by value travel through the closure form
