@@ -708,9 +708,14 @@ fn hand_off_before(m: &m::M, hot: bool) {
     if hot {
         m.call.clear_hot();
     }
-    // A plain hand-off: that this call blocks is a guess, so the M that
-    // takes the P is not marked (`P::blocked_off` is for proven blocks).
-    m.sched.handoff_p(p);
+    if hot {
+        // That this call blocks is a guess: the M that takes the P starts
+        // `HOT` too only while the P's budget of guesses lasts
+        // (`sched::HOT_CHAIN`, refilled by each block proven on it).
+        m.sched.handoff_hot_p(p);
+    } else {
+        m.sched.handoff_p(p);
+    }
 }
 
 /// The way out of an announced call `v` whose callbacks left `flags`: the

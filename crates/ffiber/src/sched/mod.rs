@@ -89,6 +89,12 @@ pub(crate) struct P {
     /// (`syscall::HOT`), since the green threads queued here tend to make
     /// the same calls.
     pub(crate) blocked_off: AtomicBool,
+    /// How many more hand-offs of a `HOT` M may pass `HOT` on to the M
+    /// that takes this P ([`HOT_CHAIN`]): refilled by each block proven
+    /// on it — by the monitor (`handoff_blocked_p`) or by a call handed
+    /// off early that did last (`syscall::retaken`) — and spent by
+    /// `handoff_hot_p`.
+    pub(crate) hot_chain: AtomicU32,
     /// The C function whose call was last proven to block on this P, as
     /// `m::name_key` (address, length; the two halves may tear, which only
     /// makes a comparison fail): what an M that takes this P after such a
@@ -120,6 +126,16 @@ pub(crate) struct P {
     /// queue): at [`FRONT_YIELDS_MAX`] the next one goes to the tail.
     pub(crate) front_yields: AtomicU32,
 }
+
+/// How many hand-offs of `HOT` Ms in a row, with no block proven in
+/// between, may pass `HOT` on to the M that takes the P (`P::hot_chain`).
+/// A `HOT` M hands its P off before a call of the function that blocked —
+/// a guess, which the call's duration confirms only after the P is gone.
+/// Passed on, a run of blocking calls (100,000 green threads each calling
+/// C that sleeps) does not wait for the monitor's two looks at the first
+/// call of each M that takes a P. Bounded, a function that blocked once
+/// and is short afterwards hands off needlessly at most this many times.
+pub(crate) const HOT_CHAIN: u32 = 8;
 
 /// How many yields at foreign-call exits in a row may go ahead of a P's
 /// queue (`yield_behind_waiters`) before one goes to its tail: what bounds
@@ -267,6 +283,7 @@ impl Sched {
                         hot_fn: Default::default(),
                         gfree: UnsafeCell::new(Vec::new()),
                         blocked_off: AtomicBool::new(false),
+                        hot_chain: AtomicU32::new(0),
                     })
                 })
                 .collect(),
@@ -573,7 +590,21 @@ impl Sched {
     /// [`handoff_p`](Self::handoff_p) for a P whose M blocked in a
     /// default-mode foreign call (see [`P::blocked_off`]).
     pub(crate) fn handoff_blocked_p(self: &Arc<Self>, p: usize) {
+        self.ps[p].hot_chain.store(HOT_CHAIN, Relaxed);
         self.ps[p].blocked_off.store(true, Relaxed);
+        self.handoff_p(p);
+    }
+
+    /// [`handoff_p`](Self::handoff_p) for the P of a `HOT` M about to call
+    /// the function that blocked: the M that takes it starts `HOT` too,
+    /// while the P's budget lasts ([`HOT_CHAIN`]).
+    pub(crate) fn handoff_hot_p(self: &Arc<Self>, p: usize) {
+        let pp = &self.ps[p];
+        let left = pp.hot_chain.load(Relaxed);
+        if left > 0 {
+            pp.hot_chain.store(left - 1, Relaxed);
+            pp.blocked_off.store(true, Relaxed);
+        }
         self.handoff_p(p);
     }
 

@@ -539,6 +539,8 @@ pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
     if at != 0 && m.sched.now().saturating_sub(at) >= crate::sched::sysmon::RETAKE_AFTER.as_nanos() as u64 {
         m::mark_hot(m, l);
         l.hot_name = m::name_key(name);
+        // The guess was right: the P it gave away may pass `HOT` on again.
+        m.sched.ps[p].hot_chain.store(crate::sched::HOT_CHAIN, Relaxed);
     }
     reacquire_p(m, p);
 }
