@@ -707,8 +707,6 @@ fn hand_off_before(m: &m::M, hot: bool) {
     };
     if hot {
         m.call.clear_hot();
-    }
-    if hot {
         // That this call blocks is a guess: the M that takes the P starts
         // `HOT` too only while the P's budget of guesses lasts
         // (`sched::HOT_CHAIN`, refilled by each block proven on it).
