@@ -233,3 +233,59 @@ fn a_hog_holding_a_thread_local_borrow_is_never_interleaved() {
     });
     assert_eq!(panics, 0);
 }
+
+/// One and two Ps: green threads that loop on short default-mode C calls (5 µs
+/// each: never long enough for the monitor to take the P from one) are hogs
+/// as much as plain loops, though the monitor mostly finds them inside C.
+/// The green threads queued behind it get twenty turns each while the loop
+/// lasts (the loop gives up after 5 s, so a failure is an assertion, not a
+/// hang; before the monitor preempted such loops at a call's exit, one
+/// turn took 0.15 s to over 5 s).
+#[test]
+fn a_loop_of_short_default_mode_calls_does_not_starve_the_queue() {
+    for procs in [1, 2] {
+        let (ran_during, calls) = rt(procs, true).block_on(move || {
+            let stop = Arc::new(AtomicBool::new(false));
+            let loopers: Vec<_> = (0..procs)
+                .map(|_| {
+                    let s = stop.clone();
+                    ffiber::go(move || {
+                        let t = Instant::now();
+                        let mut calls = 0u64;
+                        while !s.load(SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                            ffi::call(|| ffiber_testc::spin_us(5));
+                            calls += 1;
+                        }
+                        (calls, s.load(SeqCst))
+                    })
+                })
+                .collect();
+            // Let the loops take every P, then queue work behind them that
+            // needs twenty turns (a yield goes to the tail, behind the loop).
+            ffiber::sleep(Duration::from_millis(1));
+            let s = stop.clone();
+            let others: Vec<_> = (0..4 * procs)
+                .map(|_| {
+                    let s = s.clone();
+                    ffiber::go(move || {
+                        for _ in 0..20 {
+                            ffiber::yield_now();
+                        }
+                        !s.load(SeqCst)
+                    })
+                })
+                .collect();
+            let ran_during = others.into_iter().all(|h| h.join().unwrap());
+            stop.store(true, SeqCst);
+            let mut calls = 0;
+            for h in loopers {
+                let (n, stopped) = h.join().unwrap();
+                assert!(stopped || !ran_during, "a loop ended on its deadline though the others ran");
+                calls += n;
+            }
+            (ran_during, calls)
+        });
+        assert!(calls > 0);
+        assert!(ran_during, "{procs} Ps: green threads queued behind loops of short C calls waited for them to end");
+    }
+}

@@ -648,7 +648,12 @@ pub fn run(variant: &str, args: &[String]) {
         }
     };
     let secs = started.elapsed().as_secs_f64();
+    // Fairness: the slowest worker's queries over the mean worker's. A
+    // runtime that lets a few workers keep the CPU and starves the rest
+    // serves fewer connections, whose caches stay warm: faster, and wrong.
+    let slowest = tallies.iter().map(|t| t.queries).min().unwrap_or(0);
     let queries: u64 = tallies.iter().map(|t| t.queries).sum();
+    let fair = if queries == 0 { 0.0 } else { slowest as f64 * tallies.len() as f64 / queries as f64 };
     let calls: u64 = tallies.iter().map(|t| t.calls).sum();
     let mut lat: Vec<u32> = tallies.into_iter().flat_map(|t| t.lat_ns).collect();
     lat.sort_unstable();
@@ -663,13 +668,14 @@ pub fn run(variant: &str, args: &[String]) {
     }
     println!("p50_us={:.1}", pct(0.5) as f64 / 1000.0);
     println!("p99_us={:.1}", pct(0.99) as f64 / 1000.0);
+    println!("slowest_share={fair:.2}");
 }
 
 /// Builds the table: every peer on reads, then on the write mix, runs
 /// interleaved; a fresh database per table run.
 pub fn table(opts: &Options) -> report::Table {
     let ms = if opts.quick { 300 } else { 3000 };
-    let runs = opts.runs.min(3);
+    let runs = opts.runs.min(5);
     let dir = match crate::scratch::ScratchDir::new("ffibench-sqlite") {
         Ok(d) => d,
         Err(e) => {
@@ -790,11 +796,14 @@ pub fn table(opts: &Options) -> report::Table {
             ("read_calls_per_query", "reads: C calls per query"),
             ("read_layer_ns", "reads: call layer, ns per query"),
             ("read_layer_share", "reads: call layer, % of CPU time"),
+            ("read_slowest_share", "reads: slowest worker's queries / mean"),
             ("mix_queries_per_s", "10% writes: queries/s"),
             ("mix_p50_us", "10% writes: p50 µs"),
             ("mix_p99_us", "10% writes: p99 µs"),
+            ("mix_slowest_share", "10% writes: slowest worker's queries / mean"),
         ],
         |k, m| match k {
+            _ if k.ends_with("slowest_share") => format!("{m:.2}"),
             _ if k.ends_with("calls_per_query") || k.ends_with("share") => format!("{m:.1}"),
             _ => format!("{m:.0}"),
         },

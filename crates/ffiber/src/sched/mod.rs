@@ -125,6 +125,11 @@ pub(crate) struct P {
     /// the holder last took a green thread from it (or from the global
     /// queue): at [`FRONT_YIELDS_MAX`] the next one goes to the tail.
     pub(crate) front_yields: AtomicU32,
+    /// The monitor found this P's green thread a hog that makes announced
+    /// foreign calls, and asked it to yield at its next exit
+    /// (`preempt::check_hogs`): that yield goes to the tail of the queue,
+    /// as a preempted green thread's does, not ahead of it.
+    pub(crate) preempt_asked: AtomicBool,
 }
 
 /// How many hand-offs of `HOT` Ms in a row, with no block proven in
@@ -291,6 +296,7 @@ impl Sched {
                         nwoken: AtomicUsize::new(0),
                         waiter_on_global: AtomicBool::new(false),
                         front_yields: AtomicU32::new(0),
+                        preempt_asked: AtomicBool::new(false),
                         hot_fn: Default::default(),
                         gfree: UnsafeCell::new(Vec::new()),
                         blocked_off: AtomicBool::new(false),
@@ -755,21 +761,25 @@ pub(crate) fn runq_put(m: &M, g: Arc<G>, next: bool) {
 /// writer waited as long (the mix ran at 0.85–0.88x the throughput of 64
 /// OS threads; 0.99x with this, and a lower p99, in interleaved 8 s runs).
 ///
-/// Two exceptions keep the queue moving: after [`FRONT_YIELDS_MAX`] such
+/// Three exceptions keep the queue moving: after [`FRONT_YIELDS_MAX`] such
 /// yields in a row with nothing taken from the queue (`P::front_yields`),
 /// `g` goes to the tail — otherwise a green thread that makes only short
 /// calls and a sleeper that wakes it up again and again could take turns
-/// ahead of the queue for ever; and when the waiter is on the global queue
+/// ahead of the queue for ever; when the waiter is on the global queue
 /// (`P::waiter_on_global`), the global queue goes first and `g` to the
-/// tail.
+/// tail; and when the monitor asked for the yield because `g` has kept the
+/// P for [`preempt::HOG_AFTER`] while work waited (`P::preempt_asked`),
+/// the global queue goes first and `g` to the tail, as Go's preempted
+/// goroutines go.
 pub(crate) fn yield_behind_waiters(m: &M, g: Arc<G>, p: usize) {
     let sched = &m.sched;
     let pp = &sched.ps[p];
     let to_tail = pp.waiter_on_global.load(Relaxed) && pp.waiter_on_global.swap(false, Relaxed);
-    if to_tail || pp.front_yields.fetch_add(1, Relaxed) >= FRONT_YIELDS_MAX {
+    let preempted = pp.preempt_asked.load(Relaxed) && pp.preempt_asked.swap(false, Relaxed);
+    if to_tail || preempted || pp.front_yields.fetch_add(1, Relaxed) >= FRONT_YIELDS_MAX {
         pp.front_yields.store(0, Relaxed);
         // SAFETY: on m's own thread, which holds `p`.
-        unsafe { (*m.local()).global_first = to_tail };
+        unsafe { (*m.local()).global_first = to_tail || preempted };
         return runq_put(m, g, false);
     }
     timers::run_timers_held(sched, pp);

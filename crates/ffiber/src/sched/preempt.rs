@@ -11,12 +11,22 @@
 //! resumes — and a signal that lands in C or in a system call breaks C
 //! libraries with `EINTR` (golang/go #38033, #36281).
 //!
-//! Instead the work that waits moves. When the monitor sees a P that has
-//! run the same green thread for [`HOG_AFTER`] (its `schedtick` has not
-//! moved) outside any announced foreign call, while something waits on it
-//! that nobody gets to (queued or global green threads nobody took for
-//! 2 ms, or a timer overdue by 1 ms), it
-//! activates a **spare P** for it and starts an M on that: an extra
+//! **At a foreign call's exit.** When the monitor sees a P that has run the
+//! same green thread for [`HOG_AFTER`] (its `schedtick` has not moved)
+//! while something waits on it that nobody gets to (queued or global green
+//! threads nobody took for 2 ms, or a timer overdue by 1 ms), and that
+//! green thread makes announced foreign calls (its M is in one, or has
+//! made one since the last scan), it asks the M to yield at the exit of
+//! its current or next call — a safe point, as a cgo call's return is in
+//! Go — and the green thread goes to the tail of the queue
+//! (`P::preempt_asked`). A green thread that loops on short default-mode
+//! calls is found inside C at nearly every scan; before this, that made
+//! the monitor leave it alone, and the green threads queued behind it
+//! waited for seconds.
+//!
+//! **Otherwise the work that waits moves.** For a hog that makes no
+//! announced calls (or has not yielded [`ASK_GRACE`] after being asked),
+//! the monitor activates a **spare P** for it and starts an M on that: an extra
 //! processor slot beyond `max_procs`, one per regular P at most. The spare
 //! M steals the hogged P's queue (and runs its timers) like any thief; the
 //! long-running green thread keeps its OS thread, untouched, and the kernel
@@ -98,7 +108,17 @@ pub(crate) struct Seen {
     global_taken: usize,
     /// When one of those last moved.
     progress: Instant,
+    /// The call number in the word of the P's M at the last scan.
+    calls: u64,
+    /// When the monitor asked this P's hog to yield at a foreign-call exit
+    /// (it makes announced calls), if it did since the P last scheduled.
+    asked: Option<Instant>,
 }
+
+/// How long a hog asked to yield at its next foreign-call exit has before
+/// a spare takes the waiting work instead (its calls may have stopped, or
+/// it may be in a callback, where no exit yields).
+const ASK_GRACE: Duration = Duration::from_millis(2);
 
 /// How long queued work may go untaken before it counts as waiting (a busy
 /// thief takes a batch, then runs it).
@@ -124,8 +144,9 @@ fn stuck_work(sched: &Sched, i: usize, s: &mut Seen, now: Instant, now_ns: u64) 
 }
 
 /// The monitor's look for hogs: for every regular P that has run one green
-/// thread for [`HOG_AFTER`] outside an announced foreign call while work
-/// waits, activates a spare. Returns whether any P is, or may soon be,
+/// thread for [`HOG_AFTER`] while work waits, asks it to yield at a
+/// foreign-call exit if it makes announced calls, else (or if it has not
+/// within [`ASK_GRACE`]) activates a spare. Returns whether any P is, or may soon be,
 /// hogged (the monitor then keeps polling at least every millisecond).
 pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant) -> bool {
     if sched.spares.is_empty() {
@@ -141,6 +162,8 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
                 next: 0,
                 global_taken: 0,
                 progress: now,
+                calls: 0,
+                asked: None,
             })
             .collect();
         return false;
@@ -149,8 +172,14 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
     let mut hogged = false;
     for (i, s) in seen.iter_mut().enumerate() {
         let tick = sched.ps[i].schedtick.load(Relaxed);
+        let calls = holder_calls(sched, i);
+        let made_calls = calls.is_some_and(|(n, in_c)| in_c || n != s.calls);
+        s.calls = calls.map_or(s.calls, |(n, _)| n);
         if tick != s.tick {
-            *s = Seen { tick, since: now, ..*s };
+            if s.asked.is_some() {
+                sched.ps[i].preempt_asked.store(false, Relaxed);
+            }
+            *s = Seen { tick, since: now, asked: None, ..*s };
             continue;
         }
         let waiting = stuck_work(sched, i, s, now, now_ns);
@@ -166,13 +195,32 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
         if now.duration_since(s.since) < HOG_AFTER || !waiting {
             continue;
         }
-        // Idle Ps run nothing, and a P whose M is in an announced foreign
-        // call is the monitor's retake's business (rare path: two locks).
-        if sched.idle_contains(i) || in_announced_call(sched, i) {
+        // Idle Ps run nothing (rare path: a lock).
+        if sched.idle_contains(i) {
             s.since = now;
             continue;
         }
         hogged = true;
+        // A hog that makes announced foreign calls — in one now, or it has
+        // made some since the last scan — is preempted where Go's would be
+        // at a cgo call's return: asked to yield at the exit of its current
+        // or next call, to the tail of the queue (`P::preempt_asked`). A
+        // long call is the retake's business meanwhile (a request of the
+        // retake replaces this one). Without it, a green thread looping on
+        // short default-mode calls kept the P for as long as the monitor
+        // kept finding it inside C: a queued one waited 0.15–5 s.
+        if s.asked.is_none() && made_calls {
+            let p = &sched.ps[i];
+            p.preempt_asked.store(true, Relaxed);
+            if ask_holder(sched, i) {
+                s.asked = Some(now);
+                continue;
+            }
+            p.preempt_asked.store(false, Relaxed);
+        }
+        if s.asked.is_some_and(|t| now.duration_since(t) < ASK_GRACE) {
+            continue;
+        }
         if sched.spares.iter().any(|sp| sp.active.load(SeqCst) && sp.cover.load(SeqCst) == i) {
             continue;
         }
@@ -186,14 +234,32 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
     hogged || sched.active_spares() > 0
 }
 
-/// Whether P `p`'s M is in an announced foreign call.
-fn in_announced_call(sched: &Sched, p: usize) -> bool {
-    let mut found = false;
-    sched.for_each_m(|m| {
-        let v = m.call.load();
-        found |= v & 3 == super::syscall::IN_C && super::syscall::p_of(v) == p;
-    });
-    found
+/// The call number of P `p`'s M, and whether it is in an announced
+/// foreign call now; `None` if no M holds `p`.
+fn holder_calls(sched: &Sched, p: usize) -> Option<(u64, bool)> {
+    let holder = sched.ps[p].holder.load(Acquire);
+    if holder.is_null() {
+        return None;
+    }
+    // SAFETY: `holder` is an M of this runtime (`m::hold_p` stores only
+    // those), and Ms are freed only once every M has exited, after the
+    // monitor has stopped (`shut_down`).
+    let v = unsafe { &*holder }.call.load();
+    // The word names the P its M holds (`set_p`): a stale holder's does not.
+    (super::syscall::p_of(v) == p).then_some((v >> super::syscall::CALL_SHIFT, v & 3 == super::syscall::IN_C))
+}
+
+/// Asks P `p`'s M to yield at the exit of its current or next announced
+/// foreign call (`CallState::request_yield`). Whether the request is
+/// pending.
+fn ask_holder(sched: &Sched, p: usize) -> bool {
+    let holder = sched.ps[p].holder.load(Acquire);
+    if holder.is_null() {
+        return false;
+    }
+    // SAFETY: as in `holder_calls`.
+    let m = unsafe { &*holder };
+    super::syscall::p_of(m.call.load()) == p && m.call.request_yield()
 }
 
 /// Whether spare `p`'s hog is over: the covered P scheduled again, or went

@@ -101,8 +101,10 @@ pub(crate) const NOCB: u64 = 1 << 24;
 /// The M uses the symmetric protocol (set once, in every word of the M:
 /// the exit tests its register copy of the word instead of loading a flag).
 const SYM: u64 = 1 << 25;
+/// Where the call number starts in a state word.
+pub(crate) const CALL_SHIFT: u32 = 26;
 /// One step of the call number (bits 26 and up).
-const NEXT: u64 = 1 << 26;
+const NEXT: u64 = 1 << CALL_SHIFT;
 /// `decision` for "the call had ended; the M keeps its P".
 const KEPT: u64 = 0;
 /// `retake` for "a green thread waits for a P: yield at the way out of
