@@ -818,7 +818,9 @@ pub fn table(opts: &Options) -> report::Table {
          and the writer takes the lock with a P; the \"usleep hook off\" row (FFIBER_USLEEP_HOOK=0) sleeps the OS \
          thread instead, holding the P until the monitor takes it. Go's C calls per query are not counted (database/sql adds its own), nor rusqlite's. A peer \
          that does not finish within 3x its run plus 20 s is killed and reported (go-lib 0.6 with 64 goroutines in \
-         with_syscall hangs here)."
+         with_syscall hangs here). The slowest worker's share of the mean worker's queries shows fairness: a runtime \
+         that lets a few workers keep the CPU serves fewer connections, whose page caches stay warm — faster, and \
+         unfair (ffiber did that before session 10: the slowest worker made no query at all)."
             .into(),
     );
     t.notes.push(format!(
