@@ -625,6 +625,21 @@ impl Sched {
         self.handoff_p(p);
     }
 
+    /// The M that holds P `p` now, if any (for the monitor): `P::holder`,
+    /// if that M's state word still names `p` (`set_p`); a stale answer
+    /// costs a spurious request at most.
+    pub(crate) fn holder_of(&self, p: usize) -> Option<&M> {
+        let holder = self.ps[p].holder.load(Acquire);
+        if holder.is_null() {
+            return None;
+        }
+        // SAFETY: `holder` is an M of this runtime (`m::hold_p` stores only
+        // those), and Ms are freed only once every M has exited, after the
+        // monitor has stopped (`shut_down`).
+        let m = unsafe { &*holder };
+        (syscall::p_of(m.call.load()) == p).then_some(m)
+    }
+
     /// A green thread on M `me` lost P `p` to a blocked call and found no P
     /// idle: ask the M that took `p` to yield at its next foreign-call exit
     /// (`CallState::request_yield`), so that the global queue — where the

@@ -237,29 +237,15 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
 /// The call number of P `p`'s M, and whether it is in an announced
 /// foreign call now; `None` if no M holds `p`.
 fn holder_calls(sched: &Sched, p: usize) -> Option<(u64, bool)> {
-    let holder = sched.ps[p].holder.load(Acquire);
-    if holder.is_null() {
-        return None;
-    }
-    // SAFETY: `holder` is an M of this runtime (`m::hold_p` stores only
-    // those), and Ms are freed only once every M has exited, after the
-    // monitor has stopped (`shut_down`).
-    let v = unsafe { &*holder }.call.load();
-    // The word names the P its M holds (`set_p`): a stale holder's does not.
-    (super::syscall::p_of(v) == p).then_some((v >> super::syscall::CALL_SHIFT, v & 3 == super::syscall::IN_C))
+    let v = sched.holder_of(p)?.call.load();
+    Some((v >> super::syscall::CALL_SHIFT, v & 3 == super::syscall::IN_C))
 }
 
 /// Asks P `p`'s M to yield at the exit of its current or next announced
 /// foreign call (`CallState::request_yield`). Whether the request is
 /// pending.
 fn ask_holder(sched: &Sched, p: usize) -> bool {
-    let holder = sched.ps[p].holder.load(Acquire);
-    if holder.is_null() {
-        return false;
-    }
-    // SAFETY: as in `holder_calls`.
-    let m = unsafe { &*holder };
-    super::syscall::p_of(m.call.load()) == p && m.call.request_yield()
+    sched.holder_of(p).is_some_and(|m| m.call.request_yield())
 }
 
 /// Whether spare `p`'s hog is over: the covered P scheduled again, or went

@@ -250,19 +250,11 @@ fn late_timers(sched: &Arc<Sched>, now_ns: u64) -> bool {
         if t > now_ns || now_ns - t < late {
             continue;
         }
-        let holder = p.holder.load(Acquire);
-        if holder.is_null() {
-            continue;
-        }
-        // SAFETY: `holder` is an M of this runtime (`m::hold_p` stores only
-        // those), and Ms are freed only once every M has exited, after the
-        // monitor has stopped (`shut_down`).
-        let holder = unsafe { &*holder };
-        // Still this P's M (the word names the P an M holds, `set_p`); a
-        // stale answer costs one spurious yield. In C or not: the request
-        // is served at the exit of its current or next call, and a retake
-        // request of this same scan replaces it (see `request_yield`).
-        if state::p_of(holder.call.load()) == i {
+        // Still this P's M; a stale answer costs one spurious yield. In C
+        // or not: the request is served at the exit of its current or next
+        // call, and a retake request of this same scan replaces it (see
+        // `request_yield`).
+        if let Some(holder) = sched.holder_of(i) {
             asked |= holder.call.request_yield();
         }
     }
