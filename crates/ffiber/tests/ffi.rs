@@ -756,7 +756,10 @@ fn default_mode_hands_off_runs_of_blocking_calls() {
 /// call's exit each time, and it goes back ahead of the P's queue, behind
 /// the sleeper — but not for ever: a green thread queued behind them still
 /// runs (`FRONT_YIELDS_MAX`). Preemption by hand-off is off, so nothing
-/// else would run it.
+/// else would run it. The sleeper's timer is also fired, now and then, by
+/// the idle M that watches timers, which puts the sleeper on the global
+/// queue: that M asks for the yield then (`Sched::run_all_timers`; without
+/// it this failed in most runs on a loaded machine).
 #[test]
 fn yields_at_call_exits_for_late_timers_do_not_starve_the_queue() {
     let rt = Runtime::builder().max_procs(1).preempt(false).build().unwrap();
@@ -775,8 +778,17 @@ fn yields_at_call_exits_for_late_timers_do_not_starve_the_queue() {
         // The sleeper goes first, and has a timer from then on.
         ffiber::sleep(Duration::from_millis(1));
         let looper = {
-            let done = done.clone();
+            let (done, ticks) = (done.clone(), ticks.clone());
             ffiber::go(move || {
+                // Start the loop while the sleeper sleeps: right after it
+                // ticked (on the only P, it went on to sleep before this
+                // green thread ran again). Had it been queued when the loop
+                // began, nothing would make the loop yield for it:
+                // preemption is off, and no timer of it would come due.
+                let t0 = ticks.load(Ordering::Relaxed);
+                while ticks.load(Ordering::Relaxed) == t0 {
+                    ffiber::yield_now();
+                }
                 // Queued behind the looper: `last` goes to `run_next`
                 // (which the first yield lets go first), `queued` to the
                 // queue's tail, which only the bound lets through.

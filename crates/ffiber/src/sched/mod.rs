@@ -688,10 +688,25 @@ impl Sched {
         self.ps.iter().map(|p| p.next_when.load(SeqCst)).min().unwrap_or(u64::MAX)
     }
 
-    /// Fires due timers on every P (the watcher, holding no P).
-    fn run_all_timers(&self) {
-        for p in self.ps.iter() {
-            timers::run_timers(self, p);
+    /// Fires due timers on every P (the watcher `me`, holding no P).
+    ///
+    /// What a timer wakes goes to the global queue (`ready` from an M
+    /// without a P), and an idle P, if any, is started for it (`wakep`).
+    /// With no P idle, the P whose timer it was is busy, and its holder
+    /// would have run that timer at its next scheduling point — which a
+    /// green thread that loops on short foreign calls never reaches. The
+    /// monitor asks such a holder to yield when a timer of its P is overdue
+    /// (`sysmon::late_timers`), but a timer fired here is overdue no
+    /// longer: so ask it here, global queue first (`P::waiter_on_global`).
+    /// Without this, a sleeper woken here waited on the global queue for as
+    /// long as the loop lasted when preemption was off (and 10 ms, the
+    /// hog check's, when on).
+    fn run_all_timers(&self, me: &M) {
+        for (i, p) in self.ps.iter().enumerate() {
+            if timers::run_timers(self, p) > 0 && self.npidle.load(SeqCst) == 0 && !self.is_spare(i) {
+                p.waiter_on_global.store(true, Relaxed);
+                self.ask_holder_to_yield(i, me);
+            }
         }
     }
 }
@@ -1188,7 +1203,7 @@ fn stop_m(m: &Arc<M>) {
             return;
         }
         if was_watcher {
-            sched.run_all_timers();
+            sched.run_all_timers(m);
         }
         if (any_work(sched) || sched.earliest_timer() <= sched.now())
             && let Some(p) = take_idle_p(sched)

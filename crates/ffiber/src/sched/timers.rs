@@ -109,12 +109,16 @@ impl TimerHandle {
     }
 }
 
-/// Fires every timer of `p` that is due. Cheap when none is: one atomic
-/// load, and a clock read only if `p` has a timer at all.
-pub(crate) fn run_timers(sched: &Sched, p: &P) {
-    for g in due(sched, p) {
+/// Fires every timer of `p` that is due; returns how many. Cheap when
+/// none is: one atomic load, and a clock read only if `p` has a timer at
+/// all.
+pub(crate) fn run_timers(sched: &Sched, p: &P) -> usize {
+    let due = due(sched, p);
+    let n = due.len();
+    for g in due {
         g.unpark();
     }
+    n
 }
 
 /// [`run_timers`] by the M that holds `p`, while it schedules: the green
