@@ -757,9 +757,9 @@ fn default_mode_hands_off_runs_of_blocking_calls() {
 /// the sleeper — but not for ever: a green thread queued behind them still
 /// runs (`FRONT_YIELDS_MAX`). Preemption by hand-off is off, so nothing
 /// else would run it. The sleeper's timer is also fired, now and then, by
-/// the idle M that watches timers, which puts the sleeper on the global
-/// queue: that M asks for the yield then (`Sched::run_all_timers`; without
-/// it this failed in most runs on a loaded machine).
+/// the idle M that watches timers: that M asks for the yield then
+/// (`Sched::run_all_timers`; when it put the sleeper on the global queue
+/// without asking, this failed in most runs on a loaded machine).
 #[test]
 fn yields_at_call_exits_for_late_timers_do_not_starve_the_queue() {
     let rt = Runtime::builder().max_procs(1).preempt(false).build().unwrap();

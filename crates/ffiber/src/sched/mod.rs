@@ -690,20 +690,34 @@ impl Sched {
 
     /// Fires due timers on every P (the watcher `me`, holding no P).
     ///
-    /// What a timer wakes goes to the global queue (`ready` from an M
-    /// without a P), and an idle P, if any, is started for it (`wakep`).
-    /// With no P idle, the P whose timer it was is busy, and its holder
-    /// would have run that timer at its next scheduling point — which a
-    /// green thread that loops on short foreign calls never reaches. The
-    /// monitor asks such a holder to yield when a timer of its P is overdue
-    /// (`sysmon::late_timers`), but a timer fired here is overdue no
-    /// longer: so ask it here, global queue first (`P::waiter_on_global`).
-    /// Without this, a sleeper woken here waited on the global queue for as
-    /// long as the loop lasted when preemption was off (and 10 ms, the
-    /// hog check's, when on).
+    /// What they wake goes to the global queue (`ready` from an M without
+    /// a P), and an idle P, if any, is started for it (`wakep`). With no P
+    /// idle, it waits there for a P to schedule, and a P that runs a green
+    /// thread looping on short foreign calls never does by itself; a timer
+    /// fired here is no longer overdue, so `sysmon::late_timers` does not
+    /// ask it to yield either. With preemption on, the hog check bounds
+    /// that wait (`preempt::check_hogs`: global work stuck for 2 ms on a P
+    /// that kept one green thread 10 ms — Go's bound on a late timer, too).
+    /// With it off, nothing did: the woken G waited for as long as the
+    /// loop lasted (20 s in
+    /// `yields_at_call_exits_for_late_timers_do_not_starve_the_queue`). So
+    /// then the holder of the timer's P is asked to yield at its next
+    /// foreign-call exit, global queue first (`P::waiter_on_global`).
+    ///
+    /// Why not always: asking at every firing made SQLite's busy-handler
+    /// writers retry sooner, and each retry that finds the lock still taken
+    /// moves the P to the writer's locked M and back; the write mix lost
+    /// 10–15% of its queries and its p99 went from 2 ms to 6–9 ms (session
+    /// 11, interleaved runs; the same with the woken Gs put ahead of the
+    /// P's queue instead), with no gain in its slowest worker's share. Nor
+    /// may the woken Gs go to the held P's `woken` list, which is not
+    /// stolen: a holder that computes without foreign calls never drains
+    /// it, and a P idle beside it would not take them (a hang, found by
+    /// `run_returns_while_other_green_threads_loop` with preemption off).
     fn run_all_timers(&self, me: &M) {
+        let ask = self.spares.is_empty();
         for (i, p) in self.ps.iter().enumerate() {
-            if timers::run_timers(self, p) > 0 && self.npidle.load(SeqCst) == 0 && !self.is_spare(i) {
+            if timers::run_timers(self, p) > 0 && ask && self.npidle.load(SeqCst) == 0 {
                 p.waiter_on_global.store(true, Relaxed);
                 self.ask_holder_to_yield(i, me);
             }
