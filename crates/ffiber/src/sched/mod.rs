@@ -657,6 +657,19 @@ impl Sched {
         holder.call.request_yield();
     }
 
+    /// [`ask_holder_to_yield`](Self::ask_holder_to_yield) for a green
+    /// thread that waits on the global queue: that yield lets the global
+    /// queue go first and goes to the tail (`P::waiter_on_global`).
+    pub(crate) fn ask_holder_to_yield_global_first(&self, p: usize, me: &M) {
+        self.ps[p].waiter_on_global.store(true, Relaxed);
+        self.ask_holder_to_yield(p, me);
+    }
+
+    /// Whether preemption by hand-off is on (the runtime has spare Ps).
+    pub(crate) fn preempts(&self) -> bool {
+        !self.spares.is_empty()
+    }
+
     /// Green threads wait for P `p` (queued on it) or for any P (queued
     /// globally): what decides whether a foreign call that expects to block
     /// hands its P off before it starts.
@@ -715,11 +728,10 @@ impl Sched {
     /// it, and a P idle beside it would not take them (a hang, found by
     /// `run_returns_while_other_green_threads_loop` with preemption off).
     fn run_all_timers(&self, me: &M) {
-        let ask = self.spares.is_empty();
+        let ask = !self.preempts();
         for (i, p) in self.ps.iter().enumerate() {
             if timers::run_timers(self, p) > 0 && ask && self.npidle.load(SeqCst) == 0 {
-                p.waiter_on_global.store(true, Relaxed);
-                self.ask_holder_to_yield(i, me);
+                self.ask_holder_to_yield_global_first(i, me);
             }
         }
     }
@@ -859,8 +871,7 @@ pub(crate) fn requeue_on(m: &M, g: Arc<G>, lost: usize) {
     {
         // SAFETY: `raw` was not published: still ours.
         put_global_and_wake(sched, unsafe { g::from_raw(raw) });
-        sched.ps[lost].waiter_on_global.store(true, Relaxed);
-        sched.ask_holder_to_yield(lost, m);
+        sched.ask_holder_to_yield_global_first(lost, m);
         return;
     }
     let idle_now = {

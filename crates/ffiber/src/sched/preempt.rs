@@ -149,7 +149,7 @@ fn stuck_work(sched: &Sched, i: usize, s: &mut Seen, now: Instant, now_ns: u64) 
 /// within [`ASK_GRACE`]) activates a spare. Returns whether any P is, or may soon be,
 /// hogged (the monitor then keeps polling at least every millisecond).
 pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant) -> bool {
-    if sched.spares.is_empty() {
+    if !sched.preempts() {
         return false;
     }
     let n = sched.nprocs();
