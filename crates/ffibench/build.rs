@@ -36,6 +36,11 @@ fn main() {
     if !status.success() {
         panic!("ffibench: the C compiler failed on {}", bench_c.display());
     }
+    // The same baseline loop, linked into ffibench: the Rust peers time it
+    // beside each of their rows (the paired ratios of the call table).
+    let plt_loop = root.join("bench/peers/c/plt_loop.c");
+    println!("cargo:rerun-if-changed={}", plt_loop.display());
+    cc::Build::new().file(&plt_loop).opt_level(2).compile("ffibench_plt_loop");
     println!("cargo:rustc-env=FFIBENCH_C_BENCH={}", exe.display());
     println!("cargo:rustc-env=FFIBENCH_CC={}", compiler.path().display());
     println!("cargo:rustc-link-search=native={}", out.display());

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 pub(crate) const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
     ("c_plt_ns", "C through the PLT (the talk's baseline)", "c", "c_plt_ns"),
     ("c_direct_ns", "C direct call (the floor)", "c", "c_plt_ns"),
+    ("c_plt_inproc_ns", "C through the PLT, inside ffibench (the paired base, vs itself)", "ffiber", "c_plt_ns"),
     ("rust_plt_ns", "Rust extern \"C\" (through the GOT)", "ffiber", "c_plt_ns"),
     ("ffiber_on_stack_ns", "ffiber call_on_green_stack (unsafe: no switch)", "ffiber", "c_plt_ns"),
     ("ffiber_regs_nonblocking_ns", "ffiber NonBlocking, register trampoline", "ffiber", "c_plt_ns"),
@@ -37,7 +38,12 @@ pub(crate) const FFI_ROWS: &[(&str, &str, &str, &str)] = &[
     ("ffiber_callback_ns", "callback round trip, ffiber: call -> C -> export", "ffiber", "c_plt_ns"),
     ("cgo_callback_ns", "callback round trip, cgo: Go -> C -> Go", "cgo", "c_plt_ns"),
     ("plain_callback_loop_ns", "callback only (C loop): plain extern \"C\" fn", "ffiber", "c_plt_ns"),
-    ("ffiber_callback_loop_ns", "callback only (C loop): #[ffiber::export]", "ffiber", "c_plt_ns"),
+    (
+        "ffiber_callback_loop_ns",
+        "callback only (C loop): #[ffiber::export] (vs plain)",
+        "ffiber",
+        "plain_callback_loop_ns",
+    ),
     ("cgo_callback_loop_ns", "callback only (C loop): cgo //export", "cgo", "c_plt_ns"),
     ("ffiber_default_ns_check", "ffiber ffi::call, FFIBER_CHECK=1 (vs off)", "check", "ffiber_default_ns"),
     ("spawn_join_ns_check", "spawn+join ns/thread, FFIBER_CHECK=1 (vs off)", "check", "spawn_join_ns"),
@@ -109,10 +115,14 @@ pub(crate) fn ffi_table(opts: &Options) -> Vec<report::Table> {
         let base_peer = FFI_ROWS.iter().find(|r| r.0 == base_key).map_or("ffiber", |r| r.2);
         let base = stats(samples[idx(base_peer)].get_mut(base_key)).map(|s| s.0);
         let i = idx(peer);
+        let paired = paired_ratio(&mut samples, &|id| idx(id), peer, key, base_peer, base_key);
         let (cell, ratio, value) = match (&errors[i], stats(samples[i].get_mut(key))) {
             (None, Some((m, lo, hi))) => {
                 let cell = if runs > 1 { format!("{m:.2} ({lo:.2}–{hi:.2})") } else { format!("{m:.2}") };
-                let ratio = base.filter(|&b| b > 0.0).map_or("—".into(), |b| format!("{:.2}x", m / b));
+                let ratio = match paired {
+                    Some(r) => format!("{r:.2}x"),
+                    None => base.filter(|&b| b > 0.0).map_or("—".into(), |b| format!("{:.2}x", m / b)),
+                };
                 (cell, ratio, (base_key == "c_plt_ns").then_some(m))
             }
             (Some(_), _) => ("not available".to_string(), "—".to_string(), None),
@@ -122,6 +132,15 @@ pub(crate) fn ffi_table(opts: &Options) -> Vec<report::Table> {
         t.values.push(value);
     }
     t.notes.extend(error_notes(&peers, &errors));
+    t.notes.push(
+        "Paired ratios: every Rust row (ffiber, may, go-lib, tokio) is timed in its own process in ten slices that \
+         alternate with the same C loop through the PLT, compiled into ffibench (bench/peers/c/plt_loop.c: the C \
+         peer's loop, same compiler and flags); its ratio is the median over runs of each run's row/C ratio, so the \
+         host's drift between processes does not move it (the \"inside ffibench\" row is that C loop paired with \
+         itself: its distance from 1.00x is the pairing's own noise). The callback-only ffiber row is paired the same \
+         way with the plain callback loop. Other rows divide medians of separate processes."
+            .into(),
+    );
     t.notes.push(
         "Every row calls the same plusone in libplusone.so; ratios are to C through the PLT unless marked. ffiber \
          rows run in a green thread: NonBlocking adds the switch to the OS thread's stack; default/NoCallback add \
@@ -136,6 +155,30 @@ pub(crate) fn ffi_table(opts: &Options) -> Vec<report::Table> {
         out.push(reasons_table(&mut samples, &errors, &|id| idx(id)));
     }
     out
+}
+
+/// The row's ratio to its base from the pairs timed in one process:
+/// the median over runs of `<key>_vs_<base>`; for a row of another
+/// process whose base is paired too (the check-mode rows: both paired
+/// with C), the ratio of the two paired medians. `None` if not paired.
+fn paired_ratio(
+    samples: &mut [BTreeMap<String, Vec<f64>>],
+    idx: &dyn Fn(&str) -> usize,
+    peer: &str,
+    key: &str,
+    base_peer: &str,
+    base_key: &str,
+) -> Option<f64> {
+    let direct = format!("{key}_vs_{base_key}");
+    if let Some((m, _, _)) = stats(samples[idx(peer)].get_mut(&direct)) {
+        return Some(m);
+    }
+    // `<key>` is `<base_key>_check` (the check-mode peer prints its rows
+    // with that suffix): compare each one's pairing with C.
+    let stem = key.strip_suffix("_check")?;
+    let row = stats(samples[idx(peer)].get_mut(&format!("{stem}_vs_c_plt_ns_check")))?.0;
+    let base = stats(samples[idx(base_peer)].get_mut(&format!("{base_key}_vs_c_plt_ns")))?.0;
+    (base > 0.0).then_some(row / base)
 }
 
 /// The four reasons, decomposed: ffiber's mechanisms added one at a time,

@@ -52,49 +52,65 @@ pub(crate) fn regs(mode: Mode, x: i32) -> i32 {
     out.rax as i32
 }
 
-/// The rows (keys as in [`super::FFI_ROWS`]).
+/// The rows (keys as in [`super::FFI_ROWS`]). Each is paired with the C
+/// loop through the PLT (`<key>_vs_c_plt_ns`), and the `#[ffiber::export]`
+/// callback loop with the plain callback loop
+/// (`ffiber_callback_loop_ns_vs_plain_callback_loop_ns`), both timed in
+/// alternating slices inside one green thread.
 pub(crate) fn ffi_rows(n: impl Fn(usize) -> usize) {
     set_budget(&n);
     let batches = n(200);
-    println!("rust_plt_ns={:.3}", timed_auto(|x| plusone(x)));
-    println!("plain_callback_ns={:.3}", timed_auto(|x| call_cb(plain_plusone, x)));
-    println!("plain_callback_loop_ns={:.3}", looped_auto(|n| loop_cb(plain_plusone, n)));
+    const C: &str = "c_plt_ns";
+    // The base against itself: how far apart two timings of the same loop
+    // come out (the pairing's own noise).
+    paired(|n| ffibench_c_plt_loop(n), |n| ffibench_c_plt_loop(n)).print("c_plt_inproc_ns", C, "");
+    timed_auto(|x| plusone(x)).print("rust_plt_ns", C, "");
+    timed_auto(|x| call_cb(plain_plusone, x)).print("plain_callback_ns", C, "");
+    paired(|n| ffibench_c_plt_loop(n), |n| loop_cb(plain_plusone, n)).print("plain_callback_loop_ns", C, "");
     let _ = exported_plusone; // reached through its C symbol
     let rt = ::ffiber::Runtime::builder().build().expect("runtime");
-    let rows = rt.block_on(move || {
+    let (rows, spawn) = rt.block_on(move || {
         // Warm the monitor up so that its start is not timed.
         ffi::call(|| plusone(0));
-        vec![
+        let rows = vec![
             (
                 "ffiber_on_stack_ns",
+                C,
                 timed_auto(|x| {
                     // SAFETY: plusone is a leaf using a few bytes of stack, never
                     // blocks and never calls back.
                     unsafe { ffi::call_on_green_stack(|| plusone(x)) }
                 }),
             ),
-            ("ffiber_nonblocking_ns", timed_auto(|x| ffi::call_mode(Mode::NonBlocking, || plusone(x)))),
-            ("ffiber_nocallback_ns", timed_auto(|x| ffi::call_mode(Mode::NoCallback, || plusone(x)))),
-            ("ffiber_default_ns", timed_auto(|x| ffi::call(|| plusone(x)))),
+            ("ffiber_nonblocking_ns", C, timed_auto(|x| ffi::call_mode(Mode::NonBlocking, || plusone(x)))),
+            ("ffiber_nocallback_ns", C, timed_auto(|x| ffi::call_mode(Mode::NoCallback, || plusone(x)))),
+            ("ffiber_default_ns", C, timed_auto(|x| ffi::call(|| plusone(x)))),
             // The same call with the argument captured by value: a closure
             // of up to 16 bytes travels in registers, so `x` is not stored
             // on the green stack and loaded back on the system stack.
-            ("ffiber_default_move_ns", timed_auto(|x| ffi::call(move || plusone(x)))),
-            ("ffiber_regs_ns", timed_auto(|x| regs(Mode::Default, x))),
+            ("ffiber_default_move_ns", C, timed_auto(|x| ffi::call(move || plusone(x)))),
+            ("ffiber_regs_ns", C, timed_auto(|x| regs(Mode::Default, x))),
             // SAFETY: plusone takes and returns a plain int.
-            ("ffiber_foreign_ns", timed_auto(|x| unsafe { foreign_plusone::plusone(x) })),
-            ("ffiber_regs_nonblocking_ns", timed_auto(|x| regs(Mode::NonBlocking, x))),
-            ("ffiber_blocking_ns", timed_auto(|x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
-            ("ffiber_callback_ns", timed_auto(|x| ffi::call(|| call_cb(ffibench_plusone, x)))),
-            ("ffiber_callback_loop_ns", looped_auto(|n| ffi::call(|| loop_cb(ffibench_plusone, n)))),
-            ("spawn_join_ns", spawn_join(batches)),
-        ]
+            ("ffiber_foreign_ns", C, timed_auto(|x| unsafe { foreign_plusone::plusone(x) })),
+            ("ffiber_regs_nonblocking_ns", C, timed_auto(|x| regs(Mode::NonBlocking, x))),
+            ("ffiber_blocking_ns", C, timed_auto(|x| ffi::call_mode(Mode::Blocking, || plusone(x)))),
+            ("ffiber_callback_ns", C, timed_auto(|x| ffi::call(|| call_cb(ffibench_plusone, x)))),
+            // Both loops inside one foreign call from this green thread: the
+            // ratio is what `#[ffiber::export]` adds to each callback.
+            (
+                "ffiber_callback_loop_ns",
+                "plain_callback_loop_ns",
+                paired(|n| ffi::call(|| loop_cb(plain_plusone, n)), |n| ffi::call(|| loop_cb(ffibench_plusone, n))),
+            ),
+        ];
+        (rows, spawn_join(batches))
     });
     // Under FFIBER_CHECK=1 the same rows are reported as check-mode rows.
     let sfx = if std::env::var_os("FFIBER_CHECK").is_some_and(|v| v == "1") { "_check" } else { "" };
-    for (k, v) in rows {
-        println!("{k}{sfx}={v:.3}");
+    for (key, base, t) in rows {
+        t.print(key, base, sfx);
     }
+    println!("spawn_join_ns{sfx}={spawn:.3}");
 }
 
 /// spawn+join of 1,000 green threads at a time, `batches` times; ns each.

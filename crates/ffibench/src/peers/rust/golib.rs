@@ -7,8 +7,8 @@ use super::*;
 /// handed off around the call, as Go's entersyscall/exitsyscall).
 pub(crate) fn golib_rows(n: impl Fn(usize) -> usize + Send + 'static) {
     set_budget(&n);
-    let ns = go_lib::__main_entry(move || timed_auto(|x| go_lib::with_syscall(|| plusone(x))));
-    println!("golib_with_syscall_ns={ns:.3}");
+    let t = go_lib::__main_entry(move || timed_auto(|x| go_lib::with_syscall(|| plusone(x))));
+    t.print("golib_with_syscall_ns", "c_plt_ns", "");
 }
 
 /// The blocking-C ticker with go-lib: blockers call C through

@@ -29,8 +29,8 @@ pub(crate) fn ticker_may(ms: u64) {
 /// problem — may issue #51).
 pub(crate) fn may_rows(n: impl Fn(usize) -> usize) {
     set_budget(&n);
-    let ns = ::may::go!(move || timed_auto(|x| plusone(x))).join().expect("may coroutine");
-    println!("may_direct_ns={ns:.3}");
+    let t = ::may::go!(move || timed_auto(|x| plusone(x))).join().expect("may coroutine");
+    t.print("may_direct_ns", "c_plt_ns", "");
 }
 
 /// The same with `may` coroutines calling C directly on their own stacks.

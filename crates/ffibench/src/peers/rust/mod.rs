@@ -32,6 +32,9 @@ unsafe extern "C" {
     pub(crate) safe fn block_ms(ms: i32);
     /// Uses `kib` KiB of stack in C; returns `kib / 4`.
     pub(crate) safe fn use_stack(kib: i32) -> std::os::raw::c_long;
+    /// The talk's baseline, `while (x < count) x = plusone(x);` in C,
+    /// compiled into ffibench (bench/peers/c/plt_loop.c): through the PLT.
+    pub(crate) safe fn ffibench_c_plt_loop(count: i32) -> i32;
 }
 
 /// Time budget of one row, ns (set from the run's scale: 0.1 s at full
@@ -43,39 +46,66 @@ pub(crate) fn set_budget(n: &impl Fn(usize) -> usize) {
     ROW_NS.store((1e8 * scale) as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The talk's loop, calibrated: a short probe estimates the cost per call,
-/// then the loop runs for about the row's budget; ns per call.
-#[inline(always)]
-pub(crate) fn timed_auto(call: impl Fn(i32) -> i32) -> f64 {
-    let probe = timed(2_000, &call);
-    let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed));
-    timed(crate::peers::calibrate(probe, budget) as i32, call)
+/// A row's time, and its ratio to a base timed beside it in the same
+/// process (see [`paired`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timed {
+    /// ns per operation of the row.
+    pub(crate) ns: f64,
+    /// The row's time per operation over the base's, slices summed.
+    pub(crate) vs_base: f64,
 }
 
-/// The callback loop, calibrated the same way (`n` callbacks inside one
-/// foreign call); ns per callback.
-pub(crate) fn looped_auto(run: impl Fn(i32) -> i32) -> f64 {
+impl Timed {
+    /// Prints `key=ns` and `key_vs_base=ratio` (the call table takes the
+    /// paired ratio from the second line); `sfx` ends both keys.
+    pub(crate) fn print(&self, key: &str, base: &str, sfx: &str) {
+        println!("{key}{sfx}={:.3}\n{key}_vs_{base}{sfx}={:.4}", self.ns, self.vs_base);
+    }
+}
+
+/// Slices a row's budget is cut into (and the base's too), alternating.
+const SLICES: u32 = 10;
+
+/// Times `row(n)` against `base(n)` (each runs `n` operations): both are
+/// calibrated to the row budget, then run in [`SLICES`] alternating
+/// slices, so that whatever the host does to one (another VM's load, a
+/// clock change) it does to the other within a few milliseconds. Returns
+/// the row's ns per operation and its ratio to the base.
+pub(crate) fn paired(base: impl Fn(i32) -> i32, row: impl Fn(i32) -> i32) -> Timed {
+    let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed)) / SLICES;
+    let time = |f: &dyn Fn(i32) -> i32, n: i32| {
+        let t = Instant::now();
+        std::hint::black_box(f(n));
+        t.elapsed().as_nanos() as f64
+    };
     let probe = 2_000;
-    let t = Instant::now();
-    run(probe);
-    let per = t.elapsed().as_nanos() as f64 / probe as f64;
-    let budget = std::time::Duration::from_nanos(ROW_NS.load(std::sync::atomic::Ordering::Relaxed));
-    let n = crate::peers::calibrate(per, budget) as i32;
-    let t = Instant::now();
-    run(n);
-    t.elapsed().as_nanos() as f64 / n as f64
+    let nb = crate::peers::calibrate(time(&base, probe) / probe as f64, budget) as i32;
+    let nr = crate::peers::calibrate(time(&row, probe) / probe as f64, budget) as i32;
+    let (mut tb, mut tr) = (0.0, 0.0);
+    for _ in 0..SLICES {
+        tb += time(&base, nb);
+        tr += time(&row, nr);
+    }
+    let ns = tr / (SLICES as f64 * nr as f64);
+    Timed { ns, vs_base: ns / (tb / (SLICES as f64 * nb as f64)) }
 }
 
-/// Times `count` iterations of the talk's loop with `call` wrapped around
-/// each C call; ns per call.
+/// The talk's loop, `x = call(x)` until `count`, with `call` inlined.
 #[inline(always)]
-pub(crate) fn timed(count: i32, call: impl Fn(i32) -> i32) -> f64 {
-    let t = Instant::now();
+fn talk_loop(count: i32, call: &impl Fn(i32) -> i32) -> i32 {
     let mut x = 0;
     while x < count {
         x = call(x);
     }
-    t.elapsed().as_nanos() as f64 / count as f64
+    x
+}
+
+/// The talk's loop with `call` wrapped around each C call, paired with the
+/// same loop in C ([`ffibench_c_plt_loop`]): ns per call, and the ratio to
+/// C through the PLT measured beside it.
+pub(crate) fn timed_auto(call: impl Fn(i32) -> i32) -> Timed {
+    paired(|n| ffibench_c_plt_loop(n), |n| talk_loop(n, &call))
 }
 
 /// Lateness of 1 ms sleeps, in µs, over `ms` milliseconds; `(p50, p99)`.
