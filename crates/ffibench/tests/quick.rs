@@ -185,10 +185,17 @@ fn quick_run_prints_the_sqlite_table() {
     assert!(text.contains("SQLite from 64 workers"), "no sqlite table in\n{text}");
     for label in ["reads: queries/s", "10% writes: queries/s"] {
         let r = row(text, label);
-        // label, ffiber default, ffiber tuned, OS threads, Go
-        for (i, who) in [(1, "ffiber default"), (2, "ffiber tuned"), (3, "OS threads")] {
+        // label, ffiber default, ffiber tuned, ffiber without the usleep
+        // hook, OS threads, ...
+        for (i, who) in [(1, "ffiber default"), (2, "ffiber tuned"), (3, "ffiber no hook"), (4, "OS threads")] {
             assert!(number(r[i]).is_some_and(|v| v > 0.0), "no {who} figure in {r:?}");
         }
+    }
+    // The same-run ratios to the OS threads: theirs to themselves is 1.
+    for label in ["reads: queries/s vs 64 OS threads", "10% writes: queries/s vs 64 OS threads"] {
+        let r = row(text, label);
+        assert_eq!(r[4], "1.00x", "{r:?}");
+        assert!(r[1].strip_suffix('x').and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0), "{r:?}");
     }
     let r = row(text, "reads: C calls per query");
     assert_eq!(number(r[1]), Some(8.0), "{r:?}");

@@ -783,6 +783,21 @@ pub fn table(opts: &Options) -> report::Table {
         let share: Vec<f64> = l.iter().zip(q).map(|(l, q)| 100.0 * l * q / (cores * 1e9)).collect();
         s.insert("read_layer_share".into(), share);
     }
+    // Each row's queries/s over the plain threads' in the same run (the two
+    // ran minutes apart at most, one after the other): the median of these
+    // per-run ratios is what the goals compare, steadier than a ratio of
+    // medians taken from different runs.
+    let threads = peers.iter().position(|p| p.name.starts_with("64 OS threads"));
+    for mode in ["read", "mix"] {
+        let Some(base) = threads.and_then(|i| samples[i].get(&format!("{mode}_queries_per_s")).cloned()) else {
+            continue;
+        };
+        for s in samples.iter_mut() {
+            let Some(q) = s.get(&format!("{mode}_queries_per_s")) else { continue };
+            let ratios: Vec<f64> = q.iter().zip(&base).filter(|(_, b)| **b > 0.0).map(|(q, b)| q / b).collect();
+            s.insert(format!("{mode}_vs_threads"), ratios);
+        }
+    }
     scenario_rows(
         &mut t,
         "sqlite",
@@ -791,6 +806,7 @@ pub fn table(opts: &Options) -> report::Table {
         &errors,
         &[
             ("read_queries_per_s", "reads: queries/s"),
+            ("read_vs_threads", "reads: queries/s vs 64 OS threads, same run"),
             ("read_p50_us", "reads: p50 µs"),
             ("read_p99_us", "reads: p99 µs"),
             ("read_calls_per_query", "reads: C calls per query"),
@@ -798,11 +814,13 @@ pub fn table(opts: &Options) -> report::Table {
             ("read_layer_share", "reads: call layer, % of CPU time"),
             ("read_slowest_share", "reads: slowest worker's queries / mean"),
             ("mix_queries_per_s", "10% writes: queries/s"),
+            ("mix_vs_threads", "10% writes: queries/s vs 64 OS threads, same run"),
             ("mix_p50_us", "10% writes: p50 µs"),
             ("mix_p99_us", "10% writes: p99 µs"),
             ("mix_slowest_share", "10% writes: slowest worker's queries / mean"),
         ],
         |k, m| match k {
+            _ if k.ends_with("vs_threads") => format!("{m:.2}x"),
             _ if k.ends_with("slowest_share") => format!("{m:.2}"),
             _ if k.ends_with("calls_per_query") || k.ends_with("share") => format!("{m:.1}"),
             _ => format!("{m:.0}"),
