@@ -74,3 +74,76 @@ fn nothing_is_recorded_when_off() {
     rt.block_on(|| unsafe { plusone(1) });
     assert!(rt.call_stats().is_empty());
 }
+
+/// The child's part of the `FFIBER_TRACE` tests below: a runtime that
+/// reads the variable, 100 calls to `plusone`, and the table at its drop.
+/// Does nothing unless run as that child.
+#[test]
+fn child_traced_by_the_environment() {
+    if std::env::var_os("FFIBER_TEST_TRACE_CHILD").is_none() {
+        return;
+    }
+    let rt = Runtime::builder().max_procs(1).build().unwrap();
+    rt.block_on(|| {
+        for i in 0..100 {
+            // SAFETY: plain values.
+            assert_eq!(unsafe { plusone(i) }, i + 1);
+        }
+    });
+}
+
+/// Runs [`child_traced_by_the_environment`] in a child process with
+/// `FFIBER_TRACE=value`; its standard error.
+fn traced_child(value: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_traced_by_the_environment", "--nocapture", "--test-threads=1"])
+        .env("FFIBER_TEST_TRACE_CHILD", "1")
+        .env("FFIBER_TRACE", value)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "the child failed: {err}");
+    err
+}
+
+/// The row of `plusone` in a printed table: its call count.
+fn plusone_calls(table: &str) -> Option<u64> {
+    let line = table.lines().find(|l| l.contains(" plusone — "))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn the_environment_prints_the_table_at_exit() {
+    let err = traced_child("calls");
+    assert!(err.contains("foreign calls by C function"), "{err}");
+    assert_eq!(plusone_calls(&err), Some(100), "{err}");
+}
+
+#[test]
+fn the_environment_writes_the_table_to_a_file() {
+    let path = std::env::temp_dir().join(format!("ffiber-trace-{}.txt", std::process::id()));
+    let err = traced_child(&format!("calls:{}", path.display()));
+    let table = std::fs::read_to_string(&path).expect("the trace file was written");
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(plusone_calls(&table), Some(100), "{table}");
+    assert!(!err.contains("foreign calls by C function"), "printed as well: {err}");
+}
+
+#[test]
+fn a_trace_file_that_cannot_be_written_is_reported_and_the_table_kept() {
+    let err = traced_child("calls:/nonexistent-ffiber-dir/trace.txt");
+    assert!(
+        err.contains("could not write the call trace to /nonexistent-ffiber-dir/trace.txt")
+            && err.contains("set FFIBER_TRACE=calls to print it"),
+        "{err}"
+    );
+    // Nothing measured is lost: the table follows on standard error.
+    assert_eq!(plusone_calls(&err), Some(100), "{err}");
+}
+
+#[test]
+fn a_trace_value_that_is_not_understood_is_reported() {
+    let err = traced_child("cals");
+    assert!(err.contains("FFIBER_TRACE=\"cals\" is not understood (use `calls` or `calls:FILE`)"), "{err}");
+    assert_eq!(plusone_calls(&err), None, "{err}");
+}
