@@ -189,7 +189,7 @@ pub(crate) fn reasons_table(
     idx: &dyn Fn(&str) -> usize,
 ) -> report::Table {
     let mut t = report::Table {
-        title: "Where the time goes: each mechanism added in turn (medians, ns/call)".into(),
+        title: "Where the time goes: each mechanism added in turn (ns/call; ffiber's steps paired: ratio to the C loop × C through the PLT)".into(),
         header: vec!["step".into(), "ns/call".into(), "adds".into(), "the talk's reason".into()],
         ..Default::default()
     };
@@ -209,10 +209,28 @@ pub(crate) fn reasons_table(
         ("cgo_nc_ns", "cgo", "Go: cgo with noescape + nocallback", "1-3"),
         ("cgo_ns", "cgo", "Go: cgo", "1-4"),
     ];
+    // ffiber's steps from their paired ratios to the C loop (see
+    // `paired_ratio`), scaled by C through the PLT: the differences between
+    // steps then do not carry the host's drift between processes.
+    let c_plt =
+        if errors[idx("c")].is_none() { stats(samples[idx("c")].get_mut("c_plt_ns")).map(|s| s.0) } else { None };
     let mut prev: Option<f64> = None;
     for (i, (key, peer, label, reason)) in steps.iter().enumerate() {
         let p = idx(peer);
-        let m = if errors[p].is_none() { stats(samples[p].get_mut(*key)).map(|s| s.0) } else { None };
+        let paired = |samples: &mut [BTreeMap<String, Vec<f64>>]| {
+            let k = match key.strip_suffix("_check") {
+                Some(stem) => format!("{stem}_vs_c_plt_ns_check"),
+                None => format!("{key}_vs_c_plt_ns"),
+            };
+            Some(stats(samples[p].get_mut(&k))?.0 * c_plt?)
+        };
+        let m = if errors[p].is_some() {
+            None
+        } else if let Some(v) = paired(samples) {
+            Some(v)
+        } else {
+            stats(samples[p].get_mut(*key)).map(|s| s.0)
+        };
         if i == 6 {
             prev = None; // Go's steps start over
         }
