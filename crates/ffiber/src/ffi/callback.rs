@@ -247,6 +247,22 @@ pub(super) fn in_default_call() -> bool {
         && !m.sched.threads_scarce.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Whether this thread is an M that holds a P, inside a foreign call (in C,
+/// or in the call's closure), in a live runtime: where sleeping in the
+/// kernel would leave the P idle (see `ffi::mutex`).
+#[cfg(feature = "mutex-spin")]
+pub(super) fn holds_p_in_call() -> bool {
+    let mp = m::current_m_inline();
+    if mp.is_null() || crate::fork::in_forked_child() {
+        return false;
+    }
+    // SAFETY: our own M, on its thread; reading its own state there.
+    unsafe {
+        let l = &*(*mp).local();
+        l.p != NO_P && l.foreign.is_some()
+    }
+}
+
 /// The mode of the foreign call a callback on `m` comes from, read off the
 /// M's state (calls do not record it, to keep the call path short): an
 /// announced call's word says `IN_C` (and `NOCB` for `NoCallback`; a lazy

@@ -52,6 +52,8 @@
 mod callback;
 mod foreign;
 mod handle;
+#[cfg(feature = "mutex-spin")]
+mod mutex;
 mod ret;
 mod sleep;
 pub(crate) mod trace;
@@ -59,6 +61,8 @@ pub(crate) mod trace;
 pub use callback::callback;
 pub use foreign::{RegArg, RegRet};
 pub use handle::Handle;
+#[cfg(feature = "mutex-spin")]
+pub use mutex::{SPIN_TRIES, pthread_mutex_lock};
 pub use sleep::GREEN_SLEEP_MIN;
 #[cfg(feature = "usleep-hook")]
 pub use sleep::usleep;
