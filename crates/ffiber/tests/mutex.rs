@@ -156,3 +156,41 @@ fn a_mutex_held_across_the_tries_is_waited_for() {
     holder.join().unwrap();
     drop(m);
 }
+
+/// The child's part of the test below: one contended lock inside a call,
+/// so that the tries are read from the environment. Does nothing unless
+/// run as that child.
+#[test]
+fn child_locks_in_a_call() {
+    if std::env::var_os("FFIBER_TEST_MUTEX_CHILD").is_none() {
+        return;
+    }
+    let m = mutex(libc::PTHREAD_MUTEX_NORMAL, false);
+    let p = Ptr(m.get());
+    let rt = Runtime::builder().max_procs(1).build().unwrap();
+    rt.block_on(move || {
+        let p = p;
+        // SAFETY: an initialised mutex, locked and unlocked once.
+        ffi::call(|| unsafe {
+            assert_eq!(libc::pthread_mutex_lock(p.0), 0);
+            assert_eq!(libc::pthread_mutex_unlock(p.0), 0);
+        });
+    });
+    drop(m);
+}
+
+#[test]
+fn a_spin_setting_that_is_not_a_number_is_reported() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_locks_in_a_call", "--nocapture", "--test-threads=1"])
+        .env("FFIBER_TEST_MUTEX_CHILD", "1")
+        .env("FFIBER_MUTEX_SPIN", "lots")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("FFIBER_MUTEX_SPIN=\"lots\" is not a number of tries (0 turns spinning off); using 400"),
+        "{err}"
+    );
+}

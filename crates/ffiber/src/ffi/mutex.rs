@@ -14,9 +14,9 @@
 //! queued on it wait, and the CPU idles, until the M wakes — far too short
 //! for the monitor (which takes a P after 20 µs) to step in. With SQLite's
 //! point reads from 64 green threads on 2 Ps, the Ms slept ~7,000 times a
-//! second this way (nearly all on SQLite's memory-statistics mutex, in
-//! `sqlite3Malloc`) and left ~7% of the CPU idle (`docs/DESIGN.md`, "C
-//! mutexes").
+//! second, two thirds of them this way (on SQLite's memory-statistics
+//! mutex, in `sqlite3Malloc` and `sqlite3_free`), and left ~7% of the CPU
+//! idle (`docs/DESIGN.md`, "C mutexes").
 //!
 //! So the process's `pthread_mutex_lock` is this crate's (feature
 //! `mutex-spin`, on by default; the executable's definition comes first in
@@ -94,9 +94,14 @@ fn cannot_find_the_real_lock() -> ! {
 /// `FFIBER_MUTEX_SPIN` (a number; 0 turns spinning off), read once.
 fn spin_tries() -> u32 {
     static TRIES: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *TRIES.get_or_init(|| match std::env::var("FFIBER_MUTEX_SPIN") {
-        Ok(v) => v.trim().parse().unwrap_or(SPIN_TRIES),
-        Err(_) => SPIN_TRIES,
+    *TRIES.get_or_init(|| {
+        let Some(v) = std::env::var_os("FFIBER_MUTEX_SPIN") else { return SPIN_TRIES };
+        v.to_str().and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| {
+            eprintln!(
+                "ffiber: FFIBER_MUTEX_SPIN={v:?} is not a number of tries (0 turns spinning off); using {SPIN_TRIES}"
+            );
+            SPIN_TRIES
+        })
     })
 }
 
