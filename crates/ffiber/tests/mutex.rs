@@ -124,6 +124,21 @@ fn every_mutex_type_answers_as_the_c_librarys_lock() {
     drop((recursive, checking, robust));
 }
 
+/// Locks and unlocks the normal mutex `p` once inside a default-mode call
+/// of a green thread on a one-P runtime (the spinning path).
+fn lock_once_in_a_call(p: Ptr) {
+    let rt = Runtime::builder().max_procs(1).build().unwrap();
+    rt.block_on(move || {
+        let p = p;
+        // SAFETY: an initialised mutex that outlives the call, locked and
+        // unlocked once.
+        ffi::call(|| unsafe {
+            assert_eq!(libc::pthread_mutex_lock(p.0), 0);
+            assert_eq!(libc::pthread_mutex_unlock(p.0), 0);
+        });
+    });
+}
+
 #[test]
 fn a_mutex_held_across_the_tries_is_waited_for() {
     // Held by a plain thread for longer than the tries last: the green
@@ -143,15 +158,7 @@ fn a_mutex_held_across_the_tries_is_waited_for() {
     });
     rx.recv().unwrap();
     let t = std::time::Instant::now();
-    let rt = Runtime::builder().max_procs(1).build().unwrap();
-    rt.block_on(move || {
-        let p = p;
-        // SAFETY: as above.
-        ffi::call(|| unsafe {
-            assert_eq!(libc::pthread_mutex_lock(p.0), 0);
-            assert_eq!(libc::pthread_mutex_unlock(p.0), 0);
-        });
-    });
+    lock_once_in_a_call(p);
     assert!(t.elapsed() >= std::time::Duration::from_millis(40), "locked while held: {:?}", t.elapsed());
     holder.join().unwrap();
     drop(m);
@@ -166,16 +173,7 @@ fn child_locks_in_a_call() {
         return;
     }
     let m = mutex(libc::PTHREAD_MUTEX_NORMAL, false);
-    let p = Ptr(m.get());
-    let rt = Runtime::builder().max_procs(1).build().unwrap();
-    rt.block_on(move || {
-        let p = p;
-        // SAFETY: an initialised mutex, locked and unlocked once.
-        ffi::call(|| unsafe {
-            assert_eq!(libc::pthread_mutex_lock(p.0), 0);
-            assert_eq!(libc::pthread_mutex_unlock(p.0), 0);
-        });
-    });
+    lock_once_in_a_call(Ptr(m.get()));
     drop(m);
 }
 
