@@ -124,9 +124,10 @@ fn every_mutex_type_answers_as_the_c_librarys_lock() {
     drop((recursive, checking, robust));
 }
 
-/// Locks and unlocks the normal mutex `p` once inside a default-mode call
-/// of a green thread on a one-P runtime (the spinning path).
-fn lock_once_in_a_call(p: Ptr) {
+/// Locks the normal mutex `p` once inside a default-mode call of a green
+/// thread on a one-P runtime (the spinning path), runs `held` with it
+/// held, and unlocks it.
+fn lock_once_in_a_call(p: Ptr, held: impl FnOnce() + Send + 'static) {
     let rt = Runtime::builder().max_procs(1).build().unwrap();
     rt.block_on(move || {
         let p = p;
@@ -134,6 +135,7 @@ fn lock_once_in_a_call(p: Ptr) {
         // unlocked once.
         ffi::call(|| unsafe {
             assert_eq!(libc::pthread_mutex_lock(p.0), 0);
+            held();
             assert_eq!(libc::pthread_mutex_unlock(p.0), 0);
         });
     });
@@ -142,7 +144,9 @@ fn lock_once_in_a_call(p: Ptr) {
 #[test]
 fn a_mutex_held_across_the_tries_is_waited_for() {
     // Held by a plain thread for longer than the tries last: the green
-    // thread's lock sleeps in the C library's lock and gets it afterwards.
+    // thread's lock sleeps in the C library's lock and gets it only after
+    // the holder has marked its release.
+    static RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let m = mutex(libc::PTHREAD_MUTEX_NORMAL, false);
     let (p, p2) = (Ptr(m.get()), Ptr(m.get()));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -153,13 +157,14 @@ fn a_mutex_held_across_the_tries_is_waited_for() {
             assert_eq!(libc::pthread_mutex_lock(p2.0), 0);
             tx.send(()).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(50));
+            RELEASED.store(true, std::sync::atomic::Ordering::SeqCst);
             assert_eq!(libc::pthread_mutex_unlock(p2.0), 0);
         }
     });
     rx.recv().unwrap();
-    let t = std::time::Instant::now();
-    lock_once_in_a_call(p);
-    assert!(t.elapsed() >= std::time::Duration::from_millis(40), "locked while held: {:?}", t.elapsed());
+    lock_once_in_a_call(p, || {
+        assert!(RELEASED.load(std::sync::atomic::Ordering::SeqCst), "locked while the holder held it")
+    });
     holder.join().unwrap();
     drop(m);
 }
@@ -173,7 +178,7 @@ fn child_locks_in_a_call() {
         return;
     }
     let m = mutex(libc::PTHREAD_MUTEX_NORMAL, false);
-    lock_once_in_a_call(Ptr(m.get()));
+    lock_once_in_a_call(Ptr(m.get()), || ());
     drop(m);
 }
 

@@ -175,10 +175,20 @@ fn paired_ratio(
     }
     // `<key>` is `<base_key>_check` (the check-mode peer prints its rows
     // with that suffix): compare each one's pairing with C.
-    let stem = key.strip_suffix("_check")?;
-    let row = stats(samples[idx(peer)].get_mut(&format!("{stem}_vs_c_plt_ns_check")))?.0;
-    let base = stats(samples[idx(base_peer)].get_mut(&format!("{base_key}_vs_c_plt_ns")))?.0;
+    key.strip_suffix("_check")?;
+    let row = stats(samples[idx(peer)].get_mut(&vs_c_key(key)))?.0;
+    let base = stats(samples[idx(base_peer)].get_mut(&vs_c_key(base_key)))?.0;
     (base > 0.0).then_some(row / base)
+}
+
+/// The key under which a process printed row `key`'s paired ratio to the
+/// C loop: `<key>_vs_c_plt_ns`, with a check-mode row's `_check` suffix
+/// moved to the end (`Timed::print`).
+fn vs_c_key(key: &str) -> String {
+    match key.strip_suffix("_check") {
+        Some(stem) => format!("{stem}_vs_c_plt_ns_check"),
+        None => format!("{key}_vs_c_plt_ns"),
+    }
 }
 
 /// The four reasons, decomposed: ffiber's mechanisms added one at a time,
@@ -217,13 +227,8 @@ pub(crate) fn reasons_table(
     let mut prev: Option<f64> = None;
     for (i, (key, peer, label, reason)) in steps.iter().enumerate() {
         let p = idx(peer);
-        let paired = |samples: &mut [BTreeMap<String, Vec<f64>>]| {
-            let k = match key.strip_suffix("_check") {
-                Some(stem) => format!("{stem}_vs_c_plt_ns_check"),
-                None => format!("{key}_vs_c_plt_ns"),
-            };
-            Some(stats(samples[p].get_mut(&k))?.0 * c_plt?)
-        };
+        let paired =
+            |samples: &mut [BTreeMap<String, Vec<f64>>]| Some(stats(samples[p].get_mut(&vs_c_key(key)))?.0 * c_plt?);
         let m = if errors[p].is_some() {
             None
         } else if let Some(v) = paired(samples) {

@@ -228,13 +228,7 @@ fn callback_general<F: FnOnce() -> R, R>(m: &M, name: &'static str, f: F) -> R {
 /// short of OS threads: where a sleep may become a callback that parks the
 /// green thread (see `ffi::sleep`).
 pub(super) fn in_default_call() -> bool {
-    let mp = m::current_m_inline();
-    // (A forked child keeps the forking thread's M, but no runtime.)
-    if mp.is_null() || crate::fork::in_forked_child() {
-        return false;
-    }
-    // SAFETY: our own M, on its thread; it lives while its thread runs.
-    let m = unsafe { &*mp };
+    let Some(m) = live_m() else { return false };
     // SAFETY: our own M's state, on its thread.
     let in_call = unsafe {
         let l = &*m.local();
@@ -252,15 +246,22 @@ pub(super) fn in_default_call() -> bool {
 /// kernel would leave the P idle (see `ffi::mutex`).
 #[cfg(feature = "mutex-spin")]
 pub(super) fn holds_p_in_call() -> bool {
+    let Some(m) = live_m() else { return false };
+    // SAFETY: our own M's state, on its thread.
+    let l = unsafe { &*m.local() };
+    l.p != NO_P && l.foreign.is_some()
+}
+
+/// This thread's M, if it is one of a live runtime's (a forked child keeps
+/// the forking thread's M, but no runtime).
+fn live_m<'a>() -> Option<&'a M> {
     let mp = m::current_m_inline();
     if mp.is_null() || crate::fork::in_forked_child() {
-        return false;
+        return None;
     }
-    // SAFETY: our own M, on its thread; reading its own state there.
-    unsafe {
-        let l = &*(*mp).local();
-        l.p != NO_P && l.foreign.is_some()
-    }
+    // SAFETY: our own M, on its thread; it lives while its thread runs,
+    // longer than any caller here keeps the reference.
+    Some(unsafe { &*mp })
 }
 
 /// The mode of the foreign call a callback on `m` comes from, read off the
