@@ -406,7 +406,9 @@ fn timers_and_io_are_waited_for_by_one_thread() {
 /// monitor (or a spare P) still delivers readiness.
 #[test]
 fn io_is_delivered_while_every_p_computes() {
-    rt(1).block_on(|| {
+    // Preemption on whatever the environment says (`FFIBER_PREEMPT=0`
+    // would leave the one P to the hog for good, by design).
+    Runtime::builder().max_procs(1).preempt(true).build().unwrap().block_on(|| {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let hog = {
             let stop = stop.clone();
