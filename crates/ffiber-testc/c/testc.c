@@ -84,6 +84,19 @@ void write_kept(int v) { *kept = v; }
 
 /* Busy-waits `us` microseconds without a system call that sleeps: a C
    computation that keeps its thread (what a NonBlocking call may do). */
+/* Busy-waits (no sleeping system call) until *flag is non-zero or max_us
+   microseconds have passed; returns 1 if the flag came. */
+int spin_until(const int *flag, unsigned max_us) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (;;) {
+        if (__atomic_load_n(flag, __ATOMIC_SEQ_CST)) return 1;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        long d = (b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000;
+        if (d >= (long)max_us) return 0;
+    }
+}
+
 unsigned long spin_us(unsigned us) {
     struct timespec a, b;
     unsigned long n = 0;

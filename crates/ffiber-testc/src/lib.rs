@@ -33,6 +33,7 @@ pub mod sys {
         pub fn sleep_ms(ms: i32);
         pub fn sleep_us(us: u32);
         pub fn spin_us(us: u32) -> u64;
+        pub fn spin_until(flag: *const i32, max_us: u32) -> i32;
         pub fn usleep_until(flag: *const i32, us: u32, tries: i32) -> i32;
         pub fn deep_stack(kib: i32) -> i64;
         pub fn fail_with(e: i32) -> i32;
@@ -105,6 +106,14 @@ pub fn usleep_until(flag: &std::sync::atomic::AtomicI32, us: u32, tries: i32) ->
 pub fn spin_us(us: u32) -> u64 {
     // SAFETY: plain value in.
     unsafe { sys::spin_us(us) }
+}
+
+/// Busy-waits in C (no sleeping system call) until `flag` is non-zero, for
+/// at most `max_us` microseconds; returns whether the flag came.
+pub fn spin_until(flag: &std::sync::atomic::AtomicI32, max_us: u32) -> bool {
+    // SAFETY: `flag` is a live, aligned i32 the C code only reads
+    // atomically, for the duration of the call.
+    unsafe { sys::spin_until(flag.as_ptr(), max_us) == 1 }
 }
 
 /// Blocks the calling OS thread for `us` microseconds (nanosleep).

@@ -368,6 +368,29 @@ fn blocking_c_in_blocking_mode_does_not_stop_other_green_threads() {
     ticker_keeps_ticking_while_every_p_blocks(Mode::Blocking, false);
 }
 
+/// A default-mode call that computes (it never blocks) still loses its P
+/// to the green thread queued behind it: the monitor cannot tell a call
+/// that computes from one that blocks, and either way the queue must not
+/// wait for the call. Its P goes to another M, which runs the green thread
+/// that ends the C loop. Preemption is off, so that only the retake can
+/// save it: without it, the loop would spin for its whole 20 s bound on
+/// the one P.
+#[test]
+fn a_computing_default_mode_call_still_gives_its_p_to_queued_green_threads() {
+    for _ in 0..5 {
+        Runtime::builder().max_procs(1).preempt(false).build().unwrap().block_on(|| {
+            let flag = Arc::new(std::sync::atomic::AtomicI32::new(0));
+            let setter = {
+                let flag = flag.clone();
+                ffiber::go(move || flag.store(1, Ordering::SeqCst))
+            };
+            let came = ffi::call(|| c::spin_until(&flag, 20_000_000));
+            assert!(came, "the green thread queued behind a computing C call never ran while it lasted (20 s)");
+            setter.join().unwrap();
+        });
+    }
+}
+
 /// C that needs 1 MiB of stack, from 10,000 green threads whose own stacks
 /// are 64 KiB: it runs on the OS threads' system stacks, so nothing
 /// overflows and resident memory stays far below 10,000 x 1 MiB.

@@ -72,10 +72,8 @@ pub(crate) struct M {
     /// callback from C that blocked, or a `lock_os_thread` green thread
     /// that parked): it can run nothing else meanwhile.
     pub(crate) locked_wait: AtomicBool,
-    /// The OS thread id, for diagnostics, tests and the monitor's probe.
+    /// The OS thread id, for diagnostics and tests.
     pub(crate) tid: AtomicUsize,
-    /// The monitor's view of this thread's scheduling state (`probe`).
-    pub(crate) probe: super::probe::Probe,
     /// Foreign-call state shared with the monitor (`sched::syscall`).
     pub(crate) call: super::syscall::CallState,
     /// Lowest address of the OS thread's own (system) stack, for the fault
@@ -267,7 +265,6 @@ impl M {
             next_g: Mutex::new(None),
             locked_wait: AtomicBool::new(false),
             tid: AtomicUsize::new(0),
-            probe: super::probe::Probe::new(),
             call: Default::default(),
             stack_lo: AtomicUsize::new(0),
             in_poll: AtomicBool::new(false),

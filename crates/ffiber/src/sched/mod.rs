@@ -49,7 +49,6 @@ pub(crate) mod gfree;
 pub(crate) mod m;
 pub(crate) mod netpoll;
 pub(crate) mod preempt;
-pub(crate) mod probe;
 pub(crate) mod queue;
 pub(crate) mod syscall;
 pub(crate) mod sysmon;

@@ -8,8 +8,7 @@
 //! (`CallState::try_retake`), which is handed to another M (an idle one,
 //! or a new one up to `max_threads`), so its green threads keep running. A
 //! P in C with nothing to run is left alone: handing it off would only cost
-//! a wake-up. Nor is the P of a thread that the kernel says only waits for
-//! a CPU (`probe`): another M would wait for the same CPUs.
+//! a wake-up.
 //!
 //! **When it runs.** While some P is busy (not on the idle list), it polls:
 //! every 20 µs, backing off (doubling) only after 50 scans in a row found
@@ -29,7 +28,6 @@
 //! else (a per-call check of a "parked" flag, the earlier design, cost
 //! 0.3 ns a call — 7% of the whole call).
 
-use super::probe;
 use super::syscall::{self as state, IN_C};
 use crate::sched::Sched;
 use crate::sched::m::M;
@@ -46,11 +44,6 @@ const POLL_MIN: Duration = Duration::from_micros(20);
 const POLL_MAX: Duration = Duration::from_millis(1);
 const POLL_QUIET: Duration = Duration::from_millis(10);
 const QUIET_LONG: Duration = Duration::from_secs(1);
-/// How long a call whose thread is runnable but not getting a CPU keeps
-/// its P (`probe`): past this, the monitor retakes it as if it had
-/// blocked — the CPUs are oversubscribed, and the P's queue has waited
-/// as long as for work nobody takes (`preempt`'s `STUCK_AFTER`).
-const WAIT_FOR_CPU_MAX: Duration = Duration::from_millis(2);
 /// Quiet scans (nothing retaken) before polling slows down.
 const IDLE_SCANS: u32 = 50;
 
@@ -163,9 +156,6 @@ struct Seen {
     /// The M's state word when first seen.
     cstate: u64,
     since: Instant,
-    /// The thread's CPU time at the last scan that found it runnable in
-    /// this call, and when (`probe`).
-    cpu: Option<(u64, Instant)>,
 }
 
 /// Body of the monitor thread.
@@ -276,8 +266,7 @@ fn late_timers(sched: &Arc<Sched>, now_ns: u64) -> bool {
 ///
 /// Which calls lose their P, if work waits for it:
 /// - a call seen twice, [`RETAKE_AFTER`] apart (Go's rule: one sysmon
-///   tick, and the same call number), unless the kernel says its thread
-///   only waits for a CPU (`probe`; for at most [`WAIT_FOR_CPU_MAX`]);
+///   tick, and the same call number);
 /// - at first sight, a call right after one that lost its P (`HOT`: calls
 ///   that block come in runs, and each scan saved is a P's worth of green
 ///   threads started ~20 µs sooner);
@@ -300,9 +289,9 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
             return;
         }
         in_c = true;
-        let before = seen.iter().find(|(x, s)| Arc::ptr_eq(x, m) && s.cstate == v).map(|(_, s)| *s);
-        let since = before.map_or(now, |s| s.since);
-        let mut cpu = before.and_then(|s| s.cpu);
+        let first = seen.iter().find(|(x, s)| Arc::ptr_eq(x, m) && s.cstate == v).map(|(_, s)| s.since);
+        let since = first.unwrap_or(now);
+        current.push((m.clone(), Seen { cstate: v, since }));
         let p = &sched.ps[state::p_of(v)];
         let has_work = p.has_work(now_ns) || (sched.global.len() > 0 && sched.npidle.load(SeqCst) == 0);
         let proven = now.duration_since(since) >= RETAKE_AFTER;
@@ -310,24 +299,9 @@ fn scan(sched: &Arc<Sched>, seen: &mut Vec<(Arc<M>, Seen)>, now: Instant, asym: 
             blk = true;
             has_work
                 || *waiting.get_or_insert_with(|| sched.global.len() > 0 || sched.ps.iter().any(|p| p.has_queued()))
-        } else if v & state::HOT != 0 {
-            has_work
-        } else if has_work && proven && now.duration_since(since) < WAIT_FOR_CPU_MAX {
-            // Blocked, or only waiting for a CPU? (`probe`)
-            let tid = m.tid.load(Relaxed);
-            let base = cpu.map(|(c, _)| c);
-            let wall = cpu.map_or(0, |(_, at)| now.duration_since(at).as_nanos() as u64);
-            match probe::judge(m.probe.runnable(tid), probe::cpu_ns(tid), base, wall) {
-                probe::Verdict::Take => true,
-                probe::Verdict::Measure(c) | probe::Verdict::Wait(c) => {
-                    cpu = Some((c, now));
-                    false
-                }
-            }
         } else {
-            has_work && proven
+            has_work && (v & state::HOT != 0 || proven)
         };
-        current.push((m.clone(), Seen { cstate: v, since, cpu }));
         if take {
             candidates.push((m.clone(), v, proven));
         }
