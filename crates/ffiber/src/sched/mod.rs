@@ -226,9 +226,12 @@ pub(crate) struct Sched {
     watchers: Mutex<Vec<(u64, crate::sync::park::Unparker)>>,
     next_watch: AtomicU64,
     /// Regular Ps (`max_procs`): `ps[..nregular]`; the rest are spares
-    /// (`preempt`), one per regular P if preemption is on.
+    /// (`preempt`): first one per regular P for hogs if preemption is on,
+    /// then the sleepers' (`preempt::run_woken_on_spare`).
     nregular: usize,
     pub(crate) spares: Box<[preempt::Spare]>,
+    /// How many of `spares` are preemption's (the rest are the sleepers').
+    pub(crate) hog_spares: usize,
     /// The call trace, if on (`ffi::trace`).
     pub(crate) trace: Option<crate::ffi::trace::Trace>,
     /// The monitor (Go's `sysmon`), started the first time a P leaves the
@@ -276,12 +279,14 @@ impl Sched {
         trace: Option<crate::ffi::trace::Trace>,
     ) -> Arc<Sched> {
         let max_procs = max_procs.max(1);
-        let nspare = if preempt { max_procs } else { 0 };
+        let hog_spares = if preempt { max_procs } else { 0 };
+        let nspare = hog_spares + preempt::sleeper_spares(max_procs);
         syscall::init();
         crate::check::init();
         Arc::new(Sched {
             nregular: max_procs,
             spares: (0..nspare).map(|_| preempt::Spare::default()).collect(),
+            hog_spares,
             trace,
             ps: (0..max_procs + nspare)
                 .map(|_| {
@@ -665,9 +670,10 @@ impl Sched {
         self.ask_holder_to_yield(p, me);
     }
 
-    /// Whether preemption by hand-off is on (the runtime has spare Ps).
+    /// Whether preemption by hand-off is on (the runtime has spare Ps for
+    /// hogs).
     pub(crate) fn preempts(&self) -> bool {
-        !self.spares.is_empty()
+        self.hog_spares > 0
     }
 
     /// Green threads wait for P `p` (queued on it) or for any P (queued
@@ -1068,6 +1074,11 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
         for i in 0..n {
             let victim = (start + i) % n;
             if victim == me {
+                continue;
+            }
+            // A spare not in use is empty (it gave everything back when it
+            // retired): skip it.
+            if sched.is_spare(victim) && !sched.spare_active(victim) {
                 continue;
             }
             let vp = &sched.ps[victim];

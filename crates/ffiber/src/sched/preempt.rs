@@ -90,9 +90,24 @@ impl Sched {
         &self.spares[p - self.nprocs()]
     }
 
-    /// Spares running now (for tests and diagnostics).
+    /// Whether spare `p` is in use (an M holds it, or is about to).
+    pub(crate) fn spare_active(&self, p: usize) -> bool {
+        self.spare(p).active.load(SeqCst)
+    }
+
+    /// The regular P that spare `p` covers (or last covered).
+    pub(crate) fn spare_cover(&self, p: usize) -> usize {
+        self.spare(p).cover.load(SeqCst).min(self.nprocs() - 1)
+    }
+
+    /// Whether P `p` is a sleepers' spare (`run_woken_on_spare`).
+    pub(crate) fn is_sleeper_spare(&self, p: usize) -> bool {
+        p >= self.nprocs() + self.hog_spares
+    }
+
+    /// Preemption's spares running now (for tests and diagnostics).
     pub(crate) fn active_spares(&self) -> usize {
-        self.spares.iter().filter(|s| s.active.load(SeqCst)).count()
+        self.spares[..self.hog_spares].iter().filter(|s| s.active.load(SeqCst)).count()
     }
 }
 
@@ -221,14 +236,19 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
         if s.asked.is_some_and(|t| now.duration_since(t) < ASK_GRACE) {
             continue;
         }
-        if sched.spares.iter().any(|sp| sp.active.load(SeqCst) && sp.cover.load(SeqCst) == i) {
+        let hog_spares = &sched.spares[..sched.hog_spares];
+        if hog_spares.iter().any(|sp| sp.active.load(SeqCst) && sp.cover.load(SeqCst) == i) {
             continue;
         }
-        let Some(k) = sched.spares.iter().position(|sp| !sp.active.load(SeqCst)) else { continue };
+        // Claimed with a compare-and-swap: a timer's thread may be taking
+        // a sleepers' spare meanwhile (not these, but the same field).
+        let Some(k) = hog_spares.iter().position(|sp| sp.active.compare_exchange(false, true, SeqCst, SeqCst).is_ok())
+        else {
+            continue;
+        };
         let sp = &sched.spares[k];
         sp.cover.store(i, SeqCst);
         sp.tick.store(tick, SeqCst);
-        sp.active.store(true, SeqCst);
         sched.start_m(n + k, false);
     }
     hogged || sched.active_spares() > 0
@@ -251,6 +271,11 @@ fn ask_holder(sched: &Sched, p: usize) -> bool {
 /// Whether spare `p`'s hog is over: the covered P scheduled again, or went
 /// idle (`check_idle`: a lock, so only on the spare's waiting path).
 pub(crate) fn hog_over(sched: &Sched, p: usize, check_idle: bool) -> bool {
+    if sched.is_sleeper_spare(p) {
+        // A sleeper's spare serves one green thread until its next
+        // scheduling point: the first look for work.
+        return true;
+    }
     let sp = sched.spare(p);
     let cover = sp.cover.load(SeqCst);
     sched.ps[cover].schedtick.load(Relaxed) != sp.tick.load(SeqCst) || (check_idle && sched.idle_contains(cover))
@@ -332,4 +357,67 @@ pub(crate) fn wait(sched: &Sched, m: &m::M, local: &mut m::MLocal) {
     if !timeout.is_zero() {
         m.park(Some(timeout));
     }
+}
+
+/// Sleepers' spares per regular P (at most [`SLEEPER_SPARES_MAX`] in all).
+const SLEEPER_SPARES_PER_P: usize = 16;
+/// Most sleepers' spares a runtime has: each is a P that thieves look at,
+/// and an OS thread running green code beyond `max_procs`.
+const SLEEPER_SPARES_MAX: usize = 64;
+
+/// How many sleepers' spares a runtime with `max_procs` regular Ps has.
+pub(crate) fn sleeper_spares(max_procs: usize) -> usize {
+    (max_procs * SLEEPER_SPARES_PER_P).min(SLEEPER_SPARES_MAX)
+}
+
+/// A green thread woken by a timer while its M waits for it — a sleep
+/// inside C (`ffi::usleep`'s green sleep from a callback), or a
+/// `lock_os_thread` green thread's sleep — runs at once on a sleepers'
+/// spare if no regular P is idle: `Ok` if it was handed to its M with
+/// one, `Err(g)` to queue it as usual (no spare free, a P idle, or `g` is
+/// not such a green thread).
+///
+/// Why: a green thread sleeping in C's back-off loop (SQLite's busy
+/// handler) would otherwise retry when some P's holder reaches a
+/// scheduling point and hands that P over — in a workload whose green
+/// threads reach one mostly when *they* fail to take the same lock, which
+/// is just when the retry fails too (`docs/DESIGN.md`, "The write mix,
+/// session 14"). On a spare it retries when its timer says, as an OS
+/// thread would. The spare retires at the green thread's next scheduling
+/// point (`hog_over`), giving back what was queued on it.
+///
+/// The caller must own `g` (it won it with `G::wake`).
+pub(crate) fn run_woken_on_spare(sched: &Sched, g: Arc<super::g::G>, cover: usize) -> Result<(), Arc<super::g::G>> {
+    if sched.spares.len() == sched.hog_spares || sched.npidle.load(SeqCst) > 0 {
+        return Err(g);
+    }
+    // SAFETY: the caller owns `g` (see above), so nobody else touches its
+    // owner-only state.
+    let target = unsafe { g.inner().locked_m };
+    if target.is_null() {
+        return Err(g);
+    }
+    // SAFETY: a locked G keeps its M alive (`start_locked_m`): `all_ms`
+    // holds it, and it waits for this G.
+    let target = unsafe { &*target };
+    // Only an M that waits for its G in `stop_locked_m` (it has given its
+    // P away) may be handed one; otherwise queue as usual.
+    if !target.locked_wait.load(SeqCst) || target.next_p.load(SeqCst) != NO_P {
+        return Err(g);
+    }
+    let first = sched.hog_spares;
+    let Some(k) =
+        sched.spares[first..].iter().position(|sp| sp.active.compare_exchange(false, true, SeqCst, SeqCst).is_ok())
+    else {
+        return Err(g);
+    };
+    let k = first + k;
+    let sp = &sched.spares[k];
+    // Where its timers go when it retires.
+    sp.cover.store(cover, SeqCst);
+    sp.tick.store(sched.ps[cover].schedtick.load(Relaxed), SeqCst);
+    target.next_p.store(sched.nprocs() + k, SeqCst);
+    *target.next_g.lock().unwrap_or_else(|e| e.into_inner()) = Some(g);
+    target.unpark();
+    Ok(())
 }

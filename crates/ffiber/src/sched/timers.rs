@@ -115,8 +115,13 @@ impl TimerHandle {
 pub(crate) fn run_timers(sched: &Sched, p: &P) -> usize {
     let due = due(sched, p);
     let n = due.len();
+    let cover = index_of(sched, p);
     for g in due {
-        g.unpark();
+        if g.wake()
+            && let Err(g) = super::preempt::run_woken_on_spare(sched, g, cover)
+        {
+            super::ready(g);
+        }
     }
     n
 }
@@ -129,10 +134,14 @@ pub(crate) fn run_timers_held(sched: &Sched, p: &P) {
     if due.is_empty() {
         return;
     }
+    let cover = index_of(sched, p);
     let mut w = p.woken.lock().unwrap_or_else(|e| e.into_inner());
     for g in due {
         if g.wake() {
-            w.push_back(g);
+            match super::preempt::run_woken_on_spare(sched, g, cover) {
+                Ok(()) => {}
+                Err(g) => w.push_back(g),
+            }
         }
     }
     p.nwoken.store(w.len(), Ordering::Release);
@@ -186,4 +195,11 @@ pub(crate) fn move_all(from: &P, to: &P) {
         t.heap.push(e);
     }
     to.next_when.store(t.earliest(), Ordering::SeqCst);
+}
+
+/// The regular P that `p` is or covers: where a sleepers' spare taken for
+/// a green thread `p`'s timer woke sends its timers when it retires.
+fn index_of(sched: &Sched, p: &P) -> usize {
+    let i = sched.ps.iter().position(|x| std::ptr::eq(&**x, p)).unwrap_or(0);
+    if sched.is_spare(i) { sched.spare_cover(i) } else { i }
 }
