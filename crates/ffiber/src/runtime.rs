@@ -74,6 +74,14 @@ impl Runtime {
         self.sched.active_spares()
     }
 
+    /// Green threads that a timer woke inside C (or locked to their OS
+    /// thread) and that ran at once on a sleepers' spare processor slot
+    /// because no slot was idle, so far (for tests and diagnostics).
+    #[doc(hidden)]
+    pub fn sleeper_spare_runs(&self) -> u64 {
+        self.sched.sleeper_spare_runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs `f` as the main green thread (named "main") and returns its
     /// result once it finishes. A panic in `f` is resumed on the caller.
     /// Green threads still running when `f` returns keep running until the

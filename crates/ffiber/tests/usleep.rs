@@ -177,3 +177,44 @@ fn a_forked_child_sleeps_its_os_thread() {
     assert!(libc::WIFEXITED(status), "{status:#x}");
     assert_eq!(libc::WEXITSTATUS(status), 5);
 }
+
+/// A green thread sleeping inside C (SQLite's busy handler, here a loop of
+/// `usleep`s) while every P runs green threads that loop on short calls
+/// (SQLite's readers) wakes onto a sleepers' spare P: C goes on at its
+/// timer, as an OS thread's would, instead of when some P's holder next
+/// reaches a scheduling point. With preemption on and off (the sleepers'
+/// spares do not depend on it), on 1 and 2 Ps.
+#[test]
+fn a_green_sleeper_in_c_wakes_onto_a_spare_while_every_p_is_busy() {
+    for (procs, preempt) in [(1, true), (1, false), (2, true), (2, false)] {
+        let rt = Runtime::builder().max_procs(procs).preempt(preempt).build().unwrap();
+        let before = rt.sleeper_spare_runs();
+        rt.block_on(move || {
+            let stop = Arc::new(AtomicI32::new(0));
+            let loopers: Vec<_> = (0..procs)
+                .map(|_| {
+                    let stop = stop.clone();
+                    ffiber::go(move || {
+                        let mut x = 0;
+                        while stop.load(Ordering::SeqCst) == 0 {
+                            x = ffi::call(|| c::plusone(x)) % 1000;
+                        }
+                        x
+                    })
+                })
+                .collect();
+            let never = AtomicI32::new(0);
+            // Twenty 1 ms sleeps in C, each a green sleep.
+            let looks = ffi::call(|| c::usleep_until(&never, 1_000, 20));
+            stop.store(1, Ordering::SeqCst);
+            for l in loopers {
+                l.join().unwrap();
+            }
+            assert_eq!(looks, 21, "twenty sleeps, twenty-one looks");
+        });
+        assert!(
+            rt.sleeper_spare_runs() > before,
+            "no sleep in C woke onto a spare with every P busy ({procs} P, preemption {preempt})"
+        );
+    }
+}

@@ -232,6 +232,8 @@ pub(crate) struct Sched {
     pub(crate) spares: Box<[preempt::Spare]>,
     /// How many of `spares` are preemption's (the rest are the sleepers').
     pub(crate) hog_spares: usize,
+    /// Green threads woken onto a sleepers' spare so far (diagnostics).
+    pub(crate) sleeper_spare_runs: AtomicU64,
     /// The call trace, if on (`ffi::trace`).
     pub(crate) trace: Option<crate::ffi::trace::Trace>,
     /// The monitor (Go's `sysmon`), started the first time a P leaves the
@@ -287,6 +289,7 @@ impl Sched {
             nregular: max_procs,
             spares: (0..nspare).map(|_| preempt::Spare::default()).collect(),
             hog_spares,
+            sleeper_spare_runs: AtomicU64::new(0),
             trace,
             ps: (0..max_procs + nspare)
                 .map(|_| {

@@ -418,6 +418,7 @@ pub(crate) fn run_woken_on_spare(sched: &Sched, g: Arc<super::g::G>, cover: usiz
     sp.tick.store(sched.ps[cover].schedtick.load(Relaxed), SeqCst);
     target.next_p.store(sched.nprocs() + k, SeqCst);
     *target.next_g.lock().unwrap_or_else(|e| e.into_inner()) = Some(g);
+    sched.sleeper_spare_runs.fetch_add(1, Relaxed);
     target.unpark();
     Ok(())
 }
