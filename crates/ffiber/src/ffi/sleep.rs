@@ -21,7 +21,10 @@
 //!   then parks: see `callback`);
 //! - when the time is up, the green thread resumes on this M (its C frames
 //!   are here) **with a P**, and C goes on with it: the lock SQLite then
-//!   takes is taken by a thread that can run.
+//!   takes is taken by a thread that can run. If no P is idle then, the
+//!   timer hands the M a sleepers' spare P (`sched::preempt`), so that C
+//!   retries when its sleep ends rather than when another green thread
+//!   next gives a P up.
 //!
 //! Everywhere else it sleeps the OS thread as glibc's `usleep` does (one
 //! `nanosleep`, `-1` with `EINTR` if a signal interrupts it):

@@ -324,7 +324,9 @@ impl Sched {
             next_m_id: AtomicUsize::new(0),
             all_ms: Mutex::new(Vec::new()),
             live_ms: AtomicUsize::new(0),
-            max_threads: max_threads.max(max_procs + nspare),
+            // Hog spares may need an M each; a sleepers' spare goes to the
+            // sleeper's own M, so it needs none.
+            max_threads: max_threads.max(max_procs + hog_spares),
             warned_max_threads: AtomicBool::new(false),
             threads_scarce: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),

@@ -51,6 +51,24 @@
 //! not wait for it). `FFIBER_PREEMPT=0` or `Runtime::builder().preempt(false)`
 //! turns it off.
 
+//! **Sleepers' spares.** A second kind of spare, present whether or not
+//! preemption is on: 16 per regular P, 64 at most
+//! ([`sleeper_spares`]). When a timer wakes a green thread whose M waits
+//! for it — a green sleep inside C (`ffi::usleep`, SQLite's busy handler)
+//! or a `lock_os_thread` green thread's sleep — and no regular P is idle,
+//! the M gets a free sleepers' spare with the green thread
+//! ([`run_woken_on_spare`]), and C goes on at once, as an OS thread's
+//! would. Without it the sleeper waited for some P's holder to reach a
+//! scheduling point and hand that P over; in SQLite's write mix a green
+//! thread reaches one mostly when *it* fails to take the write lock, so
+//! the retry came just when the lock was taken, and a writer that failed
+//! once kept failing (`docs/DESIGN.md`, "The write mix, session 14"). The
+//! spare serves that one green thread until its next scheduling point,
+//! then retires like a hog's (`hog_over` says so at the first look for
+//! work); a green thread that keeps computing on it keeps it, as it
+//! would keep an OS thread. The monitor's hog check neither uses nor
+//! counts them.
+
 use super::{NO_P, Sched, m, timers};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::*};
