@@ -23,6 +23,9 @@
 //!   another OS thread, which retires when the loop reaches the scheduler
 //!   (see [`RuntimeBuilder::preempt`]). Nothing else ever runs on a thread
 //!   whose green thread is suspended mid-code, and no signal interrupts C.
+//!   A green thread that sleeps inside C (a `usleep` in a C library's
+//!   back-off loop) and wakes while every P is busy goes on at once on a
+//!   spare P of its own, as an OS thread would (see `ffi::usleep`).
 //! - Channels ([`chan`]) with [`select!`], a parking [`sync::Mutex`] and
 //!   [`sync::WaitGroup`] all work from plain OS threads too, so ordinary
 //!   threads can talk to green threads.

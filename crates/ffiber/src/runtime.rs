@@ -148,7 +148,8 @@ impl RuntimeBuilder {
     /// processor slot for 10 ms without a scheduling point while others
     /// wait, those others move to a spare slot run by another OS thread.
     /// The long-running green thread is never interrupted. See the crate
-    /// docs ("Scheduling").
+    /// docs ("Scheduling"). (Green threads that wake inside C have spare
+    /// slots of their own, on or off: see `ffi::usleep`.)
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
