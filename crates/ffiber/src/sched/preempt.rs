@@ -342,7 +342,13 @@ pub(crate) fn retire_released(sched: &Arc<Sched>, p: usize) {
     // nobody takes a spare that is not active.
     unsafe { super::gfree::spill_cache(sched, pp) };
     sched.spare(p).deactivate();
-    if moved > 0 {
+    // Wake an M for what we moved — and for anything already on the global
+    // queue: a locked green thread that yielded on this spare was put there
+    // just before its M let the spare go (`m::schedule`'s `Yield` arm), and
+    // unlike a regular P's hand-off, a spare's does not look at the global
+    // queue (a sleepers' spare made that a lost wake-up: a green thread on
+    // the global queue with every regular P idle).
+    if moved > 0 || sched.global.len() > 0 {
         super::wakep(sched);
     }
     // The covered P's timers (now including ours) may be due with no M
