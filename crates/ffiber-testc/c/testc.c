@@ -82,8 +82,6 @@ static int *kept;
 void keep_pointer(int *p) { kept = p; }
 void write_kept(int v) { *kept = v; }
 
-/* Busy-waits `us` microseconds without a system call that sleeps: a C
-   computation that keeps its thread (what a NonBlocking call may do). */
 /* Busy-waits (no sleeping system call) until *flag is non-zero or max_us
    microseconds have passed; returns 1 if the flag came. */
 int spin_until(const int *flag, unsigned max_us) {
@@ -97,6 +95,8 @@ int spin_until(const int *flag, unsigned max_us) {
     }
 }
 
+/* Busy-waits `us` microseconds without a system call that sleeps: a C
+   computation that keeps its thread (what a NonBlocking call may do). */
 unsigned long spin_us(unsigned us) {
     struct timespec a, b;
     unsigned long n = 0;

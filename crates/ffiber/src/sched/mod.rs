@@ -740,8 +740,8 @@ impl Sched {
     /// `run_returns_while_other_green_threads_loop` with preemption off).
     fn run_all_timers(&self, me: &M) {
         let ask = !self.preempts();
-        for (i, p) in self.ps.iter().enumerate() {
-            if timers::run_timers(self, p) > 0 && ask && self.npidle.load(SeqCst) == 0 {
+        for i in 0..self.ps.len() {
+            if timers::run_timers(self, i) > 0 && ask && self.npidle.load(SeqCst) == 0 {
                 self.ask_holder_to_yield_global_first(i, me);
             }
         }
@@ -849,7 +849,7 @@ pub(crate) fn yield_behind_waiters(m: &M, g: Arc<G>, p: usize) {
         unsafe { (*m.local()).global_first = to_tail || preempted };
         return runq_put(m, g, false);
     }
-    timers::run_timers_held(sched, pp);
+    timers::run_timers_held(sched, p);
     let waiter = pp.run_next.swap(std::ptr::null_mut(), Acquire);
     let mut w = pp.woken.lock().unwrap_or_else(|e| e.into_inner());
     if !waiter.is_null() {
@@ -941,8 +941,8 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             preempt::retire(sched, local);
             continue;
         }
+        timers::run_timers_held(sched, local.p);
         let pp = &sched.ps[local.p];
-        timers::run_timers_held(sched, pp);
         if let Some(g) = pp.pop_woken() {
             return Some(g);
         }
@@ -1087,7 +1087,7 @@ fn steal_work(sched: &Sched, me: usize) -> Option<*mut G> {
                 continue;
             }
             let vp = &sched.ps[victim];
-            timers::run_timers(sched, vp);
+            timers::run_timers(sched, victim);
             // The victim's timers ready their green threads onto our own P
             // (`ready` puts them where the caller runs): run those. Stealing
             // into a queue that is no longer empty could overflow it.

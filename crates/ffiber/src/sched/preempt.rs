@@ -113,9 +113,11 @@ impl Sched {
         self.spare(p).active.load(SeqCst)
     }
 
-    /// The regular P that spare `p` covers (or last covered).
-    pub(crate) fn spare_cover(&self, p: usize) -> usize {
-        self.spare(p).cover.load(SeqCst).min(self.nprocs() - 1)
+    /// P `p` if it is a regular one, else the regular P the spare covers
+    /// (or last covered): where a sleepers' spare taken for a green thread
+    /// that `p`'s timer woke sends its timers when it retires.
+    pub(crate) fn regular_of(&self, p: usize) -> usize {
+        if self.is_spare(p) { self.spare(p).cover.load(SeqCst).min(self.nprocs() - 1) } else { p }
     }
 
     /// Whether P `p` is a sleepers' spare (`run_woken_on_spare`).
@@ -258,12 +260,7 @@ pub(crate) fn check_hogs(sched: &Arc<Sched>, seen: &mut Vec<Seen>, now: Instant)
         if hog_spares.iter().any(|sp| sp.active.load(SeqCst) && sp.cover.load(SeqCst) == i) {
             continue;
         }
-        // Claimed with a compare-and-swap: a timer's thread may be taking
-        // a sleepers' spare meanwhile (not these, but the same field).
-        let Some(k) = hog_spares.iter().position(|sp| sp.active.compare_exchange(false, true, SeqCst, SeqCst).is_ok())
-        else {
-            continue;
-        };
+        let Some(k) = claim_spare(sched, 0..sched.hog_spares) else { continue };
         let sp = &sched.spares[k];
         sp.cover.store(i, SeqCst);
         sp.tick.store(tick, SeqCst);
@@ -429,13 +426,7 @@ pub(crate) fn run_woken_on_spare(sched: &Sched, g: Arc<super::g::G>, cover: usiz
     if !target.locked_wait.load(SeqCst) || target.next_p.load(SeqCst) != NO_P {
         return Err(g);
     }
-    let first = sched.hog_spares;
-    let Some(k) =
-        sched.spares[first..].iter().position(|sp| sp.active.compare_exchange(false, true, SeqCst, SeqCst).is_ok())
-    else {
-        return Err(g);
-    };
-    let k = first + k;
+    let Some(k) = claim_spare(sched, sched.hog_spares..sched.spares.len()) else { return Err(g) };
     let sp = &sched.spares[k];
     // Where its timers go when it retires.
     sp.cover.store(cover, SeqCst);
@@ -445,4 +436,16 @@ pub(crate) fn run_woken_on_spare(sched: &Sched, g: Arc<super::g::G>, cover: usiz
     sched.sleeper_spare_runs.fetch_add(1, Relaxed);
     target.unpark();
     Ok(())
+}
+
+/// Marks the first free spare of `range` (indices into `spares`) active
+/// and returns its index. A compare-and-swap: the monitor claims hogs'
+/// spares while timers' threads claim sleepers' ones, and each claim must
+/// be the only one.
+fn claim_spare(sched: &Sched, range: std::ops::Range<usize>) -> Option<usize> {
+    let first = range.start;
+    sched.spares[range]
+        .iter()
+        .position(|sp| sp.active.compare_exchange(false, true, SeqCst, SeqCst).is_ok())
+        .map(|k| first + k)
 }

@@ -109,13 +109,13 @@ impl TimerHandle {
     }
 }
 
-/// Fires every timer of `p` that is due; returns how many. Cheap when
-/// none is: one atomic load, and a clock read only if `p` has a timer at
+/// Fires every timer of P `i` that is due; returns how many. Cheap when
+/// none is: one atomic load, and a clock read only if the P has a timer at
 /// all.
-pub(crate) fn run_timers(sched: &Sched, p: &P) -> usize {
-    let due = due(sched, p);
+pub(crate) fn run_timers(sched: &Sched, i: usize) -> usize {
+    let due = due(sched, &sched.ps[i]);
     let n = due.len();
-    let cover = index_of(sched, p);
+    let cover = sched.regular_of(i);
     for g in due {
         if g.wake()
             && let Err(g) = super::preempt::run_woken_on_spare(sched, g, cover)
@@ -126,15 +126,16 @@ pub(crate) fn run_timers(sched: &Sched, p: &P) -> usize {
     n
 }
 
-/// [`run_timers`] by the M that holds `p`, while it schedules: the green
-/// threads it wakes go to `p.woken`, in the order they were due, to run
+/// [`run_timers`] by the M that holds P `i`, while it schedules: the green
+/// threads it wakes go to its `woken`, in the order they were due, to run
 /// before anything else queued there (see `P::woken`).
-pub(crate) fn run_timers_held(sched: &Sched, p: &P) {
+pub(crate) fn run_timers_held(sched: &Sched, i: usize) {
+    let p = &sched.ps[i];
     let due = due(sched, p);
     if due.is_empty() {
         return;
     }
-    let cover = index_of(sched, p);
+    let cover = sched.regular_of(i);
     let mut w = p.woken.lock().unwrap_or_else(|e| e.into_inner());
     for g in due {
         if g.wake() {
@@ -195,11 +196,4 @@ pub(crate) fn move_all(from: &P, to: &P) {
         t.heap.push(e);
     }
     to.next_when.store(t.earliest(), Ordering::SeqCst);
-}
-
-/// The regular P that `p` is or covers: where a sleepers' spare taken for
-/// a green thread `p`'s timer woke sends its timers when it retires.
-fn index_of(sched: &Sched, p: &P) -> usize {
-    let i = sched.ps.iter().position(|x| std::ptr::eq(&**x, p)).unwrap_or(0);
-    if sched.is_spare(i) { sched.spare_cover(i) } else { i }
 }
