@@ -335,26 +335,53 @@ impl CallState {
     /// no idle P: without it, it waits on the global queue until a running
     /// green thread yields, which ones that only make short foreign calls
     /// never do (issue 14: the SQLite lock holder waited behind them).
-    /// Best effort: dropped if the monitor stores a request of its own
-    /// meanwhile (it then takes this P for the waiting work anyway).
-    /// Returns whether the request is pending.
+    /// Never dropped while the waiter waits: a request of the monitor
+    /// stored over it puts it back if the call is kept, and one that takes
+    /// the P hands it to the waiting work. Returns whether a yield (or the
+    /// monitor's hand-off) is pending.
     pub(crate) fn request_yield(&self) -> bool {
-        let r = self.inner.retake.load(Acquire);
-        if r == YIELD {
-            return true;
+        let mut spins = 0u32;
+        loop {
+            let r = self.inner.retake.load(Acquire);
+            if r == YIELD {
+                return true;
+            }
+            // A request of the monitor (`r` has a call number) may be
+            // replaced once the M is past the exit of that call — it has
+            // entered a later one — or once the monitor has decided "kept"
+            // for it. Before that, the exit may still be about to read
+            // `retake`, and must read the request: a value stored over it
+            // comes later in `retake`'s order, which (module docs) would
+            // tell the exit "kept" where the monitor may decide "taken".
+            if r != 0 && self.inner.word.load(Acquire) >> CALL_SHIFT <= r >> CALL_SHIFT {
+                let d = self.inner.decision.load(Acquire);
+                if d == r {
+                    // Taken: the monitor hands the P to the waiting work.
+                    return true;
+                }
+                if d != (r & !3) | KEPT {
+                    // The monitor is between its steps 1 and 4, which take
+                    // microseconds (as in `wait_decision`). Giving up here
+                    // would lose the request if it decides "kept": the
+                    // green thread would wait for a yield nobody makes.
+                    spins += 1;
+                    if spins < 100 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                    continue;
+                }
+                // Kept, and published: the exit of `r` keeps its P whether
+                // it reads `r` (and the decision) or `YIELD` (and yields).
+            }
+            // A request of the monitor stored after this replaces `YIELD`;
+            // the monitor then puts it back if it decides "kept"
+            // (`try_retake_all`).
+            if self.inner.retake.compare_exchange(r, YIELD, AcqRel, Relaxed).is_ok() {
+                return true;
+            }
         }
-        // A request of the monitor (`r` has a call number) may be replaced
-        // only once the M is past the exit of that call — it has entered
-        // a later one. Before that, its exit may still be about to read
-        // `retake`, and must read the request: a value stored over it
-        // comes later in `retake`'s order, which (module docs) would tell
-        // the exit "kept" where the monitor may have decided "taken".
-        if r != 0 && self.inner.word.load(Acquire) >> 26 <= r >> 26 {
-            return false;
-        }
-        // Any request of the monitor for a later call than `r` makes this
-        // fail; one stored after it replaces `YIELD` (and wins).
-        self.inner.retake.compare_exchange(r, YIELD, AcqRel, Relaxed).is_ok()
     }
 
     /// The M's thread: whether an exit took a yield request (and forgets it).
@@ -368,6 +395,11 @@ impl CallState {
         loop {
             let d = self.inner.decision.load(Acquire);
             if d == v {
+                // Taken. Clear the request: left in place it would make a
+                // later yield request see a "taken" decision for a call
+                // this M is past, and drop itself (`request_yield`). The
+                // monitor requests only calls in C, and this M is out.
+                let _ = self.inner.retake.compare_exchange(v, 0, Relaxed, Relaxed);
                 return false;
             }
             if d == (v & !3) | KEPT {
@@ -427,18 +459,24 @@ impl CallState {
         if requested.is_empty() {
             return Vec::new();
         }
-        for (c, v, _) in &requested {
-            c.inner.retake.store(*v, SeqCst);
-        }
+        // A swap, not a store: a yield request (`YIELD`) this replaces
+        // must be put back if the call is kept, or the green thread that
+        // asked would wait for a yield nobody makes.
+        let yields: Vec<bool> = requested.iter().map(|(c, v, _)| c.inner.retake.swap(*v, SeqCst) == YIELD).collect();
         // Step 2, once for the whole batch.
         membarrier();
         // Steps 3 and 4.
         let mut taken = Vec::new();
-        for (c, v, proven) in requested {
+        for ((c, v, proven), asked) in requested.into_iter().zip(yields) {
             let t = c.inner.word.load(SeqCst) == v;
             c.inner.decision.store(if t { v } else { (v & !3) | KEPT }, Release);
             if t {
                 taken.push((p_of(v), proven));
+            } else if asked {
+                // Kept, and published: as in `request_yield` — the exit of
+                // `v` keeps its P whether it reads `v` or `YIELD`. Fails if
+                // a requester already put it back.
+                let _ = c.inner.retake.compare_exchange(v, YIELD, Relaxed, Relaxed);
             }
         }
         taken
@@ -517,6 +555,10 @@ pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
             // The waiters go first, then this green thread, ahead of the
             // queue (`sched::yield_behind_waiters`).
             m::switch_to_g0(Action::YieldAtExit);
+        } else if l.depth() > 0 {
+            // Inside a callback: yield at a later exit (the outer call's
+            // at the latest), not never — the waiter counts on it.
+            m.call.request_yield();
         }
         return;
     }
@@ -685,25 +727,74 @@ mod tests {
     }
 
     #[test]
-    fn a_yield_request_never_replaces_the_monitors_request_for_the_call_in_progress() {
+    fn a_yield_request_waits_for_the_monitors_decision_on_the_call_in_progress_and_is_kept() {
+        let c = std::sync::Arc::new(state(false));
+        c.set_p(4);
+        let v = c.enter(4, 0);
+        // The monitor's step 1 for this call. Until it decides, the exit
+        // must read the request: a yield request may not replace it.
+        c.inner.retake.store(v, SeqCst);
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let asker = {
+            let (c, done) = (c.clone(), done.clone());
+            std::thread::spawn(move || {
+                let pending = c.request_yield();
+                done.store(true, SeqCst);
+                pending
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!done.load(SeqCst), "replaced the monitor's request before its decision");
+        assert_eq!(c.inner.retake.load(SeqCst), v);
+        // Decided "kept": the request goes in, and the exit (which may
+        // read either value) keeps its P and yields.
+        c.inner.decision.store((v & !3) | KEPT, SeqCst);
+        assert!(asker.join().unwrap());
+        assert!(!c.exit(v), "the exit must report the yield");
+        assert!(c.yield_asked());
+        let v = c.enter(4, 0);
+        assert!(c.exit(v), "served once");
+    }
+
+    #[test]
+    fn a_yield_request_on_a_taken_call_leaves_it_to_the_hand_off_and_is_not_lost_later() {
         let c = state(false);
         c.set_p(4);
         let v = c.enter(4, 0);
-        // The monitor's step 1 for this call (it then decides "kept").
         c.inner.retake.store(v, SeqCst);
-        assert!(!c.request_yield());
-        assert_eq!(c.inner.retake.load(SeqCst), v);
-        c.inner.decision.store((v & !3) | KEPT, SeqCst);
-        assert!(c.exit(v), "kept by the monitor's decision");
-        assert!(!c.yield_asked());
-        // Nor right after that call's exit (its number is still the
-        // word's): an exit between its store and its load must read the
-        // request.
-        assert!(!c.request_yield());
-        // Once the M is in a later call, the old request may be replaced.
-        let v = c.enter(4, 0);
+        c.inner.decision.store(v, SeqCst);
+        // Taken: the monitor hands the P (and the waiting work) off.
         assert!(c.request_yield());
-        assert!(!c.exit(v));
+        assert!(!c.exit(v), "taken");
+        assert!(!c.yield_asked(), "a hand-off, not a yield");
+        // Back on some P with the same call number: a new request for
+        // this M (it may hold the waiter's P now) must not read the old
+        // "taken" as its own.
+        c.set_p(2);
+        assert!(c.request_yield());
+        let v = c.enter(2, 0);
+        assert!(!c.exit(v), "the later request is served");
+        assert!(c.yield_asked());
+    }
+
+    #[test]
+    fn a_retake_request_the_monitor_stores_over_a_yield_gives_it_back_when_the_call_is_kept() {
+        init();
+        if !asymmetric() {
+            // No membarrier here: the monitor never writes `retake`.
+            return;
+        }
+        let c = state(false);
+        c.set_p(3);
+        assert!(c.request_yield());
+        let v = c.enter(3, 0);
+        // The call ends before the monitor's barrier: "kept".
+        let out = v & !CALL_FLAGS;
+        c.inner.word.store(out, SeqCst);
+        assert!(CallState::try_retake_all([(&c, v, false)].into_iter(), true).is_empty());
+        assert_eq!(c.inner.retake.load(SeqCst), YIELD, "the yield request was lost");
+        // The exit's load, after its store above.
+        assert!(!c.exit_slow(v, c.inner.retake.load(SeqCst)));
         assert!(c.yield_asked());
     }
 
