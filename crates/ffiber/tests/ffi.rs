@@ -304,6 +304,66 @@ fn a_green_thread_back_from_a_blocked_call_runs_among_short_call_loops() {
     }
 }
 
+/// The same, many times over, while the loops' calls last about the
+/// monitor's retake threshold (20–40 µs), so that the loopers' own calls
+/// are often taken and they come back to wait for a P too. Two ways the
+/// returning green thread was lost (preemption off: nothing else makes the
+/// loops yield): the monitor stored its request for a loop's call over
+/// the yield request and then found the call over ("kept"), dropping the
+/// yield; and the yield made for the waiter ran instead a green thread
+/// that an earlier yield had put ahead of it, which then looped. Each
+/// failed about every other run of this test. See
+/// `CallState::request_yield` and `yield_behind_waiters`.
+#[test]
+fn a_returning_green_thread_is_not_lost_to_the_monitors_kept_requests() {
+    const TIMES: usize = 30;
+    for procs in [1, 2] {
+        let rt = Runtime::builder().max_procs(procs).preempt(false).build().unwrap();
+        let give_up = std::time::Instant::now() + Duration::from_secs(20);
+        let seen = rt.block_on(move || {
+            (0..TIMES)
+                .filter(|_| {
+                    let back = Arc::new(AtomicBool::new(false));
+                    let in_c = Arc::new(AtomicBool::new(false));
+                    let sleeper = {
+                        let (back, in_c) = (back.clone(), in_c.clone());
+                        ffiber::go(move || {
+                            in_c.store(true, Ordering::SeqCst);
+                            // Long enough that the monitor surely takes its P:
+                            // its own exit then never serves a yield request
+                            // (a green thread that yields to a loop that never
+                            // yields would wait, preemption being off).
+                            ffi::call(|| c::sleep_ms(30));
+                            back.store(true, Ordering::SeqCst);
+                        })
+                    };
+                    while !in_c.load(Ordering::SeqCst) {
+                        ffiber::yield_now();
+                    }
+                    let loopers: Vec<_> = (0..2 * procs as u32)
+                        .map(|i| {
+                            let back = back.clone();
+                            ffiber::go(move || {
+                                let mut n = i;
+                                while !back.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                                    // 20–40 µs: about `RETAKE_AFTER`.
+                                    ffi::call(|| c::spin_us(20 + n % 21));
+                                    n = n.wrapping_add(7);
+                                }
+                                back.load(Ordering::SeqCst)
+                            })
+                        })
+                        .collect();
+                    let seen: Vec<bool> = loopers.into_iter().map(|h| h.join().unwrap()).collect();
+                    sleeper.join().unwrap();
+                    seen.iter().all(|&b| b)
+                })
+                .count()
+        });
+        assert_eq!(seen, TIMES, "procs={procs}: a green thread back from C never ran while the loops went on");
+    }
+}
+
 /// Every P's OS thread blocked in C for 300 ms: the monitor must hand the
 /// Ps to other threads so that a ticker green thread keeps ticking. Without
 /// it the ticker could not run at all until a call returns.

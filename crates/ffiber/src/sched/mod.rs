@@ -843,6 +843,19 @@ pub(crate) fn yield_behind_waiters(m: &M, g: Arc<G>, p: usize) {
     let pp = &sched.ps[p];
     let to_tail = pp.waiter_on_global.load(Relaxed) && pp.waiter_on_global.swap(false, Relaxed);
     let preempted = pp.preempt_asked.load(Relaxed) && pp.preempt_asked.swap(false, Relaxed);
+    // The green thread in `run_next` (the one that asked for this yield,
+    // if it asked on this P) goes to the *front* of `woken`: whatever
+    // waits there already (earlier yielders, woken sleepers) would run
+    // first otherwise, and with preemption off one of them may loop on
+    // calls and never yield — the asker would wait for a yield made for
+    // it but spent on another.
+    let waiter = pp.run_next.swap(std::ptr::null_mut(), Acquire);
+    if !waiter.is_null() {
+        let mut w = pp.woken.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: taken from `run_next`: ours now.
+        w.push_front(unsafe { g::from_raw(waiter) });
+        pp.nwoken.store(w.len(), Release);
+    }
     if to_tail || preempted || pp.front_yields.fetch_add(1, Relaxed) >= FRONT_YIELDS_MAX {
         pp.front_yields.store(0, Relaxed);
         // SAFETY: on m's own thread, which holds `p`.
@@ -850,12 +863,7 @@ pub(crate) fn yield_behind_waiters(m: &M, g: Arc<G>, p: usize) {
         return runq_put(m, g, false);
     }
     timers::run_timers_held(sched, p);
-    let waiter = pp.run_next.swap(std::ptr::null_mut(), Acquire);
     let mut w = pp.woken.lock().unwrap_or_else(|e| e.into_inner());
-    if !waiter.is_null() {
-        // SAFETY: taken from `run_next`: ours now.
-        w.push_back(unsafe { g::from_raw(waiter) });
-    }
     w.push_back(g);
     pp.nwoken.store(w.len(), Release);
 }
@@ -943,11 +951,9 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
         }
         timers::run_timers_held(sched, local.p);
         let pp = &sched.ps[local.p];
-        if let Some(g) = pp.pop_woken() {
-            return Some(g);
-        }
         // A yield asked for a green thread waiting on the global queue
-        // (`global_first`, see `yield_behind_waiters`).
+        // (`global_first`, see `yield_behind_waiters`): before `woken`,
+        // where an earlier yielder that never yields may wait.
         let global_first = std::mem::take(&mut local.global_first);
         if (local.schedtick % GLOBAL_FAIRNESS_TICK == 0 || global_first)
             && let Some(g) = sched.global.pop_batch::<LOCAL_QUEUE>(None)
@@ -955,6 +961,9 @@ pub(crate) fn find_runnable(m: &Arc<M>) -> Option<Arc<G>> {
             pp.took_from_queue();
             // SAFETY: popped from a queue: ours now.
             return Some(unsafe { g::from_raw(g) });
+        }
+        if let Some(g) = pp.pop_woken() {
+            return Some(g);
         }
         let rn = pp.run_next.swap(std::ptr::null_mut(), Acquire);
         if !rn.is_null() {
@@ -1447,9 +1456,10 @@ pub fn debug_dump() -> String {
     let mut out = String::new();
     for (i, p) in s.ps.iter().enumerate() {
         out += &format!(
-            "P{i}: runq={} run_next={} next_when={} | ",
+            "P{i}: runq={} run_next={} woken={} next_when={} | ",
             p.runq.len(),
             !p.run_next.load(SeqCst).is_null(),
+            p.nwoken.load(SeqCst),
             p.next_when.load(SeqCst)
         );
     }

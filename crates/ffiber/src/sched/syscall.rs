@@ -615,7 +615,22 @@ pub(crate) fn reacquire_p(m: &M, old: usize) {
     let sched = &m.sched;
     if let Some(p) = crate::sched::take_idle_p_prefer(sched, old) {
         // SAFETY: as above; the P came off the idle list, so it is ours.
-        m::hold_p(m, unsafe { &mut *m.local() }, p);
+        let l = unsafe { &mut *m.local() };
+        m::hold_p(m, l, p);
+        // A green thread back from its own call may have put itself in
+        // this P's `run_next` while the P was idle, and found it taken
+        // (by us) when it looked under the idle lock: it then asked the
+        // P's holder to yield — maybe the one before us, whose pointer
+        // the P still showed. We run this green thread without passing
+        // through the scheduler, so let such a waiter go first, or it
+        // waits for a yield nobody makes.
+        if sched.ps[p].has_queued() {
+            if l.depth() == 0 && l.cur_g.is_some() {
+                m::switch_to_g0(Action::YieldAtExit);
+            } else {
+                m.call.request_yield();
+            }
+        }
         return;
     }
     // No P idle: wait next in line on our old P, whose holder is asked to
