@@ -270,38 +270,54 @@ fn a_panic_inside_the_closure_comes_back_in_every_mode_and_shape() {
 fn a_green_thread_back_from_a_blocked_call_runs_among_short_call_loops() {
     for procs in [1, 2] {
         let rt = Runtime::builder().max_procs(procs).preempt(false).build().unwrap();
+        let give_up = std::time::Instant::now() + Duration::from_secs(20);
         let all_saw_it = rt.block_on(move || {
-            let back = Arc::new(AtomicBool::new(false));
-            let in_c = Arc::new(AtomicBool::new(false));
-            let sleeper = {
-                let (back, in_c) = (back.clone(), in_c.clone());
-                ffiber::go(move || {
-                    in_c.store(true, Ordering::SeqCst);
-                    ffi::call(|| c::sleep_ms(50));
-                    back.store(true, Ordering::SeqCst);
-                })
-            };
-            while !in_c.load(Ordering::SeqCst) {
-                ffiber::yield_now();
-            }
-            let give_up = std::time::Instant::now() + Duration::from_secs(20);
-            let loopers: Vec<_> = (0..2 * procs)
-                .map(|_| {
-                    let back = back.clone();
-                    ffiber::go(move || {
-                        while !back.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
-                            assert_eq!(ffi::call(|| c::plusone(1)), 2);
-                        }
-                        back.load(Ordering::SeqCst)
-                    })
-                })
-                .collect();
-            let seen: Vec<bool> = loopers.into_iter().map(|h| h.join().unwrap()).collect();
-            sleeper.join().unwrap();
-            seen.iter().all(|&b| b)
+            back_from_c_among_loops(procs, 50, give_up, |_| assert_eq!(ffi::call(|| c::plusone(1)), 2))
         });
         assert!(all_saw_it, "procs={procs}: the green thread back from C never ran while the loops went on");
     }
+}
+
+/// A green thread sleeps `sleep_ms` in C (long enough that the monitor
+/// surely takes its P: its own exit then never serves a yield request —
+/// a green thread that yields to a loop that never yields would wait,
+/// preemption being off) while `2 * procs` green threads loop on
+/// `call(n)`. Whether every loop saw it back before `give_up`.
+fn back_from_c_among_loops(
+    procs: usize,
+    sleep_ms: i32,
+    give_up: std::time::Instant,
+    call: impl Fn(u32) + Clone + Send + 'static,
+) -> bool {
+    let back = Arc::new(AtomicBool::new(false));
+    let in_c = Arc::new(AtomicBool::new(false));
+    let sleeper = {
+        let (back, in_c) = (back.clone(), in_c.clone());
+        ffiber::go(move || {
+            in_c.store(true, Ordering::SeqCst);
+            ffi::call(|| c::sleep_ms(sleep_ms));
+            back.store(true, Ordering::SeqCst);
+        })
+    };
+    while !in_c.load(Ordering::SeqCst) {
+        ffiber::yield_now();
+    }
+    let loopers: Vec<_> = (0..2 * procs as u32)
+        .map(|i| {
+            let (back, call) = (back.clone(), call.clone());
+            ffiber::go(move || {
+                let mut n = i;
+                while !back.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                    call(n);
+                    n = n.wrapping_add(7);
+                }
+                back.load(Ordering::SeqCst)
+            })
+        })
+        .collect();
+    let seen: Vec<bool> = loopers.into_iter().map(|h| h.join().unwrap()).collect();
+    sleeper.join().unwrap();
+    seen.iter().all(|&b| b)
 }
 
 /// The same, many times over, while the loops' calls last about the
@@ -322,42 +338,8 @@ fn a_returning_green_thread_is_not_lost_to_the_monitors_kept_requests() {
         let give_up = std::time::Instant::now() + Duration::from_secs(20);
         let seen = rt.block_on(move || {
             (0..TIMES)
-                .filter(|_| {
-                    let back = Arc::new(AtomicBool::new(false));
-                    let in_c = Arc::new(AtomicBool::new(false));
-                    let sleeper = {
-                        let (back, in_c) = (back.clone(), in_c.clone());
-                        ffiber::go(move || {
-                            in_c.store(true, Ordering::SeqCst);
-                            // Long enough that the monitor surely takes its P:
-                            // its own exit then never serves a yield request
-                            // (a green thread that yields to a loop that never
-                            // yields would wait, preemption being off).
-                            ffi::call(|| c::sleep_ms(30));
-                            back.store(true, Ordering::SeqCst);
-                        })
-                    };
-                    while !in_c.load(Ordering::SeqCst) {
-                        ffiber::yield_now();
-                    }
-                    let loopers: Vec<_> = (0..2 * procs as u32)
-                        .map(|i| {
-                            let back = back.clone();
-                            ffiber::go(move || {
-                                let mut n = i;
-                                while !back.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
-                                    // 20–40 µs: about `RETAKE_AFTER`.
-                                    ffi::call(|| c::spin_us(20 + n % 21));
-                                    n = n.wrapping_add(7);
-                                }
-                                back.load(Ordering::SeqCst)
-                            })
-                        })
-                        .collect();
-                    let seen: Vec<bool> = loopers.into_iter().map(|h| h.join().unwrap()).collect();
-                    sleeper.join().unwrap();
-                    seen.iter().all(|&b| b)
-                })
+                // 20–40 µs: about `RETAKE_AFTER`.
+                .filter(|_| back_from_c_among_loops(procs, 30, give_up, |n| _ = ffi::call(|| c::spin_us(20 + n % 21))))
                 .count()
         });
         assert_eq!(seen, TIMES, "procs={procs}: a green thread back from C never ran while the loops went on");
