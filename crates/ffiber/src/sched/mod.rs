@@ -843,6 +843,15 @@ pub(crate) fn yield_behind_waiters(m: &M, g: Arc<G>, p: usize) {
     let pp = &sched.ps[p];
     let to_tail = pp.waiter_on_global.load(Relaxed) && pp.waiter_on_global.swap(false, Relaxed);
     let preempted = pp.preempt_asked.load(Relaxed) && pp.preempt_asked.swap(false, Relaxed);
+    let behind_queue = to_tail || preempted || pp.front_yields.fetch_add(1, Relaxed) >= FRONT_YIELDS_MAX;
+    if behind_queue {
+        pp.front_yields.store(0, Relaxed);
+        // SAFETY: on m's own thread, which holds `p`.
+        unsafe { (*m.local()).global_first = to_tail || preempted };
+    } else {
+        // (It locks `woken` itself: before we do.)
+        timers::run_timers_held(sched, p);
+    }
     // The green thread in `run_next` (the one that asked for this yield,
     // if it asked on this P) goes to the *front* of `woken`: whatever
     // waits there already (earlier yielders, woken sleepers) would run
@@ -850,22 +859,22 @@ pub(crate) fn yield_behind_waiters(m: &M, g: Arc<G>, p: usize) {
     // calls and never yield — the asker would wait for a yield made for
     // it but spent on another.
     let waiter = pp.run_next.swap(std::ptr::null_mut(), Acquire);
+    let mut w = pp.woken.lock().unwrap_or_else(|e| e.into_inner());
     if !waiter.is_null() {
-        let mut w = pp.woken.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: taken from `run_next`: ours now.
         w.push_front(unsafe { g::from_raw(waiter) });
-        pp.nwoken.store(w.len(), Release);
     }
-    if to_tail || preempted || pp.front_yields.fetch_add(1, Relaxed) >= FRONT_YIELDS_MAX {
-        pp.front_yields.store(0, Relaxed);
-        // SAFETY: on m's own thread, which holds `p`.
-        unsafe { (*m.local()).global_first = to_tail || preempted };
-        return runq_put(m, g, false);
-    }
-    timers::run_timers_held(sched, p);
-    let mut w = pp.woken.lock().unwrap_or_else(|e| e.into_inner());
-    w.push_back(g);
+    let g = if behind_queue {
+        Some(g)
+    } else {
+        w.push_back(g);
+        None
+    };
     pp.nwoken.store(w.len(), Release);
+    drop(w);
+    if let Some(g) = g {
+        runq_put(m, g, false);
+    }
 }
 
 /// g0 of `m`, which holds no P: `g` came back from a foreign call whose P

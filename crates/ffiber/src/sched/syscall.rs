@@ -360,16 +360,11 @@ impl CallState {
                     return true;
                 }
                 if d != (r & !3) | KEPT {
-                    // The monitor is between its steps 1 and 4, which take
-                    // microseconds (as in `wait_decision`). Giving up here
-                    // would lose the request if it decides "kept": the
-                    // green thread would wait for a yield nobody makes.
-                    spins += 1;
-                    if spins < 100 {
-                        std::hint::spin_loop();
-                    } else {
-                        std::thread::yield_now();
-                    }
+                    // The monitor is between its steps 1 and 4 (as in
+                    // `wait_decision`). Giving up here would lose the
+                    // request if it decides "kept": the green thread would
+                    // wait for a yield nobody makes.
+                    await_monitor(&mut spins);
                     continue;
                 }
                 // Kept, and published: the exit of `r` keeps its P whether
@@ -405,13 +400,8 @@ impl CallState {
             if d == (v & !3) | KEPT {
                 return true;
             }
-            // The monitor is between steps 1 and 4, which take microseconds.
-            spins += 1;
-            if spins < 100 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            // The monitor is between steps 1 and 4.
+            await_monitor(&mut spins);
         }
     }
 
@@ -483,6 +473,18 @@ impl CallState {
     }
 }
 
+/// One step of waiting for the monitor to publish a decision: it is
+/// between its steps 1 and 4 (module docs), which take microseconds — spin
+/// a little, then give the CPU up in case the monitor is descheduled.
+fn await_monitor(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 100 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 
@@ -551,16 +553,7 @@ pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
         // A green thread waits for a P (`CallState::request_yield`): the P
         // is still ours; let the global queue go first, behind it.
         l.p = p_of(v);
-        if l.depth() == 0 && l.cur_g.is_some() {
-            // The waiters go first, then this green thread, ahead of the
-            // queue (`sched::yield_behind_waiters`).
-            m::switch_to_g0(Action::YieldAtExit);
-        } else if l.depth() > 0 {
-            // Inside a callback: yield at a later exit (the outer call's
-            // at the latest), not never — the waiter counts on it.
-            m.call.request_yield();
-        }
-        return;
+        return yield_to_waiters(m, l.depth(), l.cur_g.is_some());
     }
     if l.handed_off == NO_P {
         if let (Some(t), Some(name)) = (&m.sched.trace, l.trace_name) {
@@ -587,6 +580,21 @@ pub(crate) fn retaken(m: &M, v: u64, name: Option<&'static str>) {
         m.sched.ps[p].hot_chain.store(crate::sched::HOT_CHAIN, Relaxed);
     }
     reacquire_p(m, p);
+}
+
+/// The M's green thread, on its way back from a call and holding a P,
+/// yields to green threads waiting for that P: the waiters go first, then
+/// it, ahead of the queue (`sched::yield_behind_waiters`). Inside a
+/// callback, where it does not switch, at a later exit (the outer call's
+/// at the latest) — not never: a waiter counts on it. Takes the M's
+/// callback `depth` and whether it runs a green thread, not its
+/// `MLocal`: no reference to that may live across the switch.
+fn yield_to_waiters(m: &M, depth: u32, has_g: bool) {
+    if depth == 0 && has_g {
+        m::switch_to_g0(Action::YieldAtExit);
+    } else if depth > 0 {
+        m.call.request_yield();
+    }
 }
 
 /// The word a call that handed its P off before it started (so announced
@@ -625,11 +633,7 @@ pub(crate) fn reacquire_p(m: &M, old: usize) {
         // through the scheduler, so let such a waiter go first, or it
         // waits for a yield nobody makes.
         if sched.ps[p].has_queued() {
-            if l.depth() == 0 && l.cur_g.is_some() {
-                m::switch_to_g0(Action::YieldAtExit);
-            } else {
-                m.call.request_yield();
-            }
+            yield_to_waiters(m, l.depth(), l.cur_g.is_some());
         }
         return;
     }
