@@ -490,3 +490,69 @@ fn callbacks_from_calls_that_handed_their_p_off() {
         assert_eq!(total, want, "{procs} Ps");
     }
 }
+
+/// Blocks in C from inside a callback, long enough that the monitor takes
+/// the P of the inner call. The yield first takes the P back from the
+/// outer call (a callback that has not blocked yet runs on the outer
+/// call's P and state), so that the inner call is one of its own.
+#[ffiber::export(name = "ffiber_test_blocks_inside")]
+fn blocks_inside(ms: i32) -> i32 {
+    ffiber::yield_now();
+    ffi::call(|| c::sleep_ms(ms));
+    ms
+}
+
+unsafe extern "C" {
+    safe fn ffiber_test_blocks_inside(ms: i32) -> i32;
+}
+
+/// A green thread whose call blocked inside a callback comes back to no
+/// idle P while every P runs green threads looping on short calls, with
+/// preemption off. Its C frames are on its OS thread, so it cannot wait in
+/// its lost P's `run_next` as other returning green threads do: it waits
+/// on the global queue, and asks that P's holder to let the global queue
+/// go first at its next call exit. Before that ask, nothing made a P take
+/// from the global queue while its green threads looped (the fairness
+/// tick counts scheduling rounds, which a loop of calls never makes): it
+/// waited until something else happened to schedule (~8 s, measured; the
+/// loops give up after 5 s).
+#[test]
+fn a_green_thread_back_from_a_blocked_call_inside_a_callback_runs_among_loops() {
+    {
+        for procs in [1, 2] {
+            let rt = Runtime::builder().max_procs(procs).preempt(false).build().unwrap();
+            let give_up = std::time::Instant::now() + Duration::from_secs(5);
+            let seen = rt.block_on(move || {
+                let back = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let in_c = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let sleeper = {
+                    let (back, in_c) = (back.clone(), in_c.clone());
+                    ffiber::go(move || {
+                        in_c.store(true, Ordering::SeqCst);
+                        assert_eq!(ffi::call(|| c::apply(ffiber_test_blocks_inside, 30)), 31);
+                        back.store(true, Ordering::SeqCst);
+                    })
+                };
+                while !in_c.load(Ordering::SeqCst) {
+                    ffiber::yield_now();
+                }
+                let loopers: Vec<_> = (0..2 * procs as i32)
+                    .map(|i| {
+                        let back = back.clone();
+                        ffiber::go(move || {
+                            let mut n = i;
+                            while !back.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                                n = ffi::call(|| c::plusone(n)) & 0xffff;
+                            }
+                            back.load(Ordering::SeqCst)
+                        })
+                    })
+                    .collect();
+                let seen: Vec<bool> = loopers.into_iter().map(|h| h.join().unwrap()).collect();
+                sleeper.join().unwrap();
+                seen.iter().all(|&b| b)
+            });
+            assert!(seen, "procs={procs}: the green thread back from C in a callback never ran among the loops");
+        }
+    }
+}

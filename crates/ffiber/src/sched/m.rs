@@ -453,6 +453,19 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
             // We hold no P to run it: make sure an idle P does.
             super::put_global_and_wake(&m.sched, g);
             if locked_here {
+                // Its C frames are on this M (a call made inside a
+                // callback blocked), so it cannot wait in the lost P's
+                // `run_next` (whose taker would run it on another M): it
+                // waits on the global queue, and like `requeue_on`'s
+                // waiters there, asks the lost P's holder to let the
+                // global queue go first at its next foreign-call exit.
+                // Without it, a P whose green threads only make short calls
+                // took it at the hog check (~10 ms) with preemption on, and
+                // with it off not while they looped (`tests/callbacks.rs`,
+                // `a_green_thread_back_from_a_blocked_call_inside_a_callback_runs_among_loops`).
+                if lost != super::NO_P {
+                    m.sched.ask_holder_to_yield_global_first(m.sched.regular_of(lost), m);
+                }
                 return super::stop_locked_m(m);
             }
             None
