@@ -672,7 +672,8 @@ pub fn run(variant: &str, args: &[String]) {
 }
 
 /// Builds the table: every peer on reads, then on the write mix, runs
-/// interleaved; a fresh database per table run.
+/// interleaved (every other run in the reverse order); a fresh database
+/// per table run.
 pub fn table(opts: &Options) -> report::Table {
     let ms = if opts.quick { 300 } else { 3000 };
     let runs = opts.runs.min(5);
@@ -745,8 +746,16 @@ pub fn table(opts: &Options) -> report::Table {
     let mut samples: Vec<BTreeMap<String, Vec<f64>>> = vec![BTreeMap::new(); peers.len()];
     let mut errors: Vec<Option<String>> = peers.iter().map(|p| p.cmd.as_ref().err().cloned()).collect();
     for run in 0..runs {
+        // Every other run in the reverse order: the host's speed drifts
+        // over minutes, and a row that always ran seconds before the
+        // threads' row would carry that drift into every ratio the same
+        // way (session 16 saw 112–166k queries/s for the threads' mix
+        // within one hour).
+        let order: Vec<usize> =
+            if run % 2 == 0 { (0..peers.len()).collect() } else { (0..peers.len()).rev().collect() };
         for mode in ["read", "mix"] {
-            for (i, p) in peers.iter().enumerate() {
+            for &i in &order {
+                let p = &peers[i];
                 if errors[i].is_some() {
                     continue;
                 }
@@ -784,7 +793,7 @@ pub fn table(opts: &Options) -> report::Table {
         s.insert("read_layer_share".into(), share);
     }
     // Each row's queries/s over the plain threads' in the same run (the two
-    // ran minutes apart at most, one after the other): the median of these
+    // ran under a minute apart, in alternating order): the median of these
     // per-run ratios is what the goals compare, steadier than a ratio of
     // medians taken from different runs.
     let threads = peers.iter().position(|p| p.name.starts_with("64 OS threads"));
