@@ -75,8 +75,7 @@ fn hook_enabled() -> bool {
 pub extern "C" fn usleep(usec: libc::useconds_t) -> libc::c_int {
     let dur = Duration::from_micros(usec.into());
     if dur >= GREEN_SLEEP_MIN && super::callback::in_default_call() && hook_enabled() {
-        super::callback("usleep", || crate::sleep(dur));
-        return 0;
+        return super::callback("usleep", || super::call_mode(super::Mode::Blocking, || os_sleep(dur)));
     }
     os_sleep(dur)
 }

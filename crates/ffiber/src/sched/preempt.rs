@@ -426,16 +426,43 @@ pub(crate) fn run_woken_on_spare(sched: &Sched, g: Arc<super::g::G>, cover: usiz
     if !target.locked_wait.load(SeqCst) || target.next_p.load(SeqCst) != NO_P {
         return Err(g);
     }
-    let Some(k) = claim_spare(sched, sched.hog_spares..sched.spares.len()) else { return Err(g) };
-    let sp = &sched.spares[k];
-    // Where its timers go when it retires.
-    sp.cover.store(cover, SeqCst);
-    sp.tick.store(sched.ps[cover].schedtick.load(Relaxed), SeqCst);
-    target.next_p.store(sched.nprocs() + k, SeqCst);
+    let Some(p) = claim_sleeper_spare(sched, cover) else { return Err(g) };
+    target.next_p.store(p, SeqCst);
     *target.next_g.lock().unwrap_or_else(|e| e.into_inner()) = Some(g);
-    sched.sleeper_spare_runs.fetch_add(1, Relaxed);
     target.unpark();
     Ok(())
+}
+
+/// A sleepers' spare for the calling M, whose green thread is locked to
+/// it — its call blocked *inside a callback*, so C frames wait below it —
+/// and is back from that call with no P idle (`syscall::reacquire_p`).
+/// `lost` is the P the call lost (or `NO_P`). Returns the spare's P
+/// index, now the caller's to hold, or `None` if none is free.
+///
+/// Why: such a green thread cannot wait in its lost P's `run_next` (whoever
+/// took it would run it on another M); it would wait on the global queue
+/// for some P's holder to yield, while the C below it may hold a lock
+/// other threads wait for. This is the busy handler's sleep in SQLite:
+/// `ffi::usleep` sleeps the OS thread in a `Blocking` call, and when the
+/// kernel wakes it — at its time, whatever the scheduler is doing — C
+/// retries the lock at once on the spare, as an OS thread's would.
+pub(crate) fn take_sleeper_spare(sched: &Sched, lost: usize) -> Option<usize> {
+    if sched.spares.len() == sched.hog_spares {
+        return None;
+    }
+    claim_sleeper_spare(sched, if lost == NO_P { 0 } else { sched.regular_of(lost) })
+}
+
+/// Claims a free sleepers' spare to run a woken green thread in place of
+/// regular P `cover` (where its timers go when it retires, and whose
+/// scheduling round it records); counts it. Returns its P index.
+fn claim_sleeper_spare(sched: &Sched, cover: usize) -> Option<usize> {
+    let k = claim_spare(sched, sched.hog_spares..sched.spares.len())?;
+    let sp = &sched.spares[k];
+    sp.cover.store(cover, SeqCst);
+    sp.tick.store(sched.ps[cover].schedtick.load(Relaxed), SeqCst);
+    sched.sleeper_spare_runs.fetch_add(1, Relaxed);
+    Some(sched.nprocs() + k)
 }
 
 /// Marks the first free spare of `range` (indices into `spares`) active

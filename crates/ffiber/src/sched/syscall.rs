@@ -637,6 +637,18 @@ pub(crate) fn reacquire_p(m: &M, old: usize) {
         }
         return;
     }
+    // No P idle, and C frames below this green thread (its call blocked
+    // inside a callback: it is locked to this M): C goes on at once on a
+    // sleepers' spare if one is free (`preempt::take_sleeper_spare`).
+    // SAFETY: as above; no switch while `l` lives.
+    let l = unsafe { &mut *m.local() };
+    if l.depth() > 0
+        && l.cur_g.is_some()
+        && let Some(p) = crate::sched::preempt::take_sleeper_spare(sched, old)
+    {
+        m::hold_p(m, l, p);
+        return;
+    }
     // No P idle: wait next in line on our old P, whose holder is asked to
     // yield at its next foreign-call exit (the scheduler's wake-up
     // preemption; see `CallState::request_yield`), or on the global queue.
