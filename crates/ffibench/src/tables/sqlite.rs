@@ -114,7 +114,7 @@ macro_rules! generated_api {
             unsafe fn busy(db: *mut c_void, ms: i32) {
                 // SAFETY: forwarded: a live connection. SQLite's own busy
                 // handler: it sleeps with `usleep`, inside C (which, in the
-                // default mode, parks the green thread: `ffiber::ffi::usleep`).
+                // default mode, gives the P up for the sleep: `ffiber::ffi::usleep`).
                 unsafe { $m::sqlite3_busy_timeout(db.cast(), ms) };
             }
             unsafe fn exec(db: *mut c_void, sql: *const c_char) -> i32 {
@@ -841,8 +841,8 @@ pub fn table(opts: &Options) -> report::Table {
          step, reset, COMMIT (5 calls; writers serialize on SQLite's lock and wait in its busy handler, inside C). \
          ffiber's tuned bindings make bind, column and reset NonBlocking (they never wait); step and exec stay in the \
          default mode. SQLite's busy handler sleeps 1, 2, 5, 10… ms with usleep, inside C: ffiber's usleep \
-         (ffiber::ffi::usleep) parks the green thread during a default-mode call, so that its P runs others at once \
-         and the writer takes the lock with a P; the \"usleep hook off\" row (FFIBER_USLEEP_HOOK=0) sleeps the OS \
+         (ffiber::ffi::usleep) gives the P up during a default-mode call, so that it runs others at once, and when \
+         the kernel wakes the thread the writer retries with a P (an idle or a spare one); the \"usleep hook off\" row (FFIBER_USLEEP_HOOK=0) sleeps the OS \
          thread instead, holding the P until the monitor takes it. Go's C calls per query are not counted (database/sql adds its own), nor rusqlite's. A peer \
          that does not finish within 3x its run plus 20 s is killed and reported (go-lib 0.6 with 64 goroutines in \
          with_syscall hangs here). The slowest worker's share of the mean worker's queries shows fairness: a runtime \
@@ -892,9 +892,9 @@ mod tests {
     }
 
     /// SQLite's own busy handler, from a green thread: a writer that finds
-    /// the write lock taken sleeps in it with `usleep`, which parks the
-    /// green thread (a callback, in the trace), and gets the lock once the
-    /// holder, on the same single P, commits.
+    /// the write lock taken sleeps in it with `usleep`, which gives the P
+    /// up for the sleep (a callback, in the trace), and gets the lock once
+    /// the holder, on the same single P, commits.
     #[test]
     fn a_writer_waits_for_the_lock_parked_in_sqlites_busy_handler() {
         let (dir, db) = test_db("busy");
@@ -921,7 +921,7 @@ mod tests {
         });
         assert_eq!(rc, 0, "BEGIN IMMEDIATE got the lock once the holder committed");
         let exec = rt.call_stats().into_iter().find(|s| s.name == "sqlite3_exec").expect("traced");
-        assert!(exec.callbacks >= 1, "the busy handler's sleeps parked the green thread: {exec:?}");
+        assert!(exec.callbacks >= 1, "the busy handler's sleeps gave the P up: {exec:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

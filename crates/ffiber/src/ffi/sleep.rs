@@ -1,4 +1,4 @@
-//! `usleep` from C parks the green thread instead of holding its P.
+//! `usleep` from C gives the P up for the sleep instead of holding it.
 //!
 //! C libraries wait by sleeping: SQLite's busy handler, when another
 //! connection holds the write lock, sleeps 1, 2, 5, 10… ms between tries
@@ -14,20 +14,31 @@
 //! symbol lookup, so calls from shared libraries such as `libsqlite3` land
 //! here too). Called on an M during a default-mode call (from C or from the
 //! call's closure) for at least [`GREEN_SLEEP_MIN`], it runs as a callback
-//! that sleeps the green thread with [`crate::sleep`]:
+//! that sleeps the OS thread in a [`Mode::Blocking`](super::Mode) call:
 //!
 //! - the P goes back to the scheduler at once, to run other green threads
-//!   (a lazy callback takes it back with the outer call's exit protocol,
-//!   then parks: see `callback`);
-//! - when the time is up, the green thread resumes on this M (its C frames
-//!   are here) **with a P**, and C goes on with it: the lock SQLite then
-//!   takes is taken by a thread that can run. If no P is idle then, the
-//!   timer hands the M a sleepers' spare P (`sched::preempt`), so that C
-//!   retries when its sleep ends rather than when another green thread
-//!   next gives a P up.
+//!   (the callback takes it back from the outer call, and the `Blocking`
+//!   call hands it off);
+//! - the kernel wakes the thread when the time is up — punctually, and
+//!   whatever the scheduler is doing at that moment;
+//! - the green thread then takes an idle P, else a sleepers' spare P
+//!   (`sched::preempt::take_sleeper_spare`), and C goes on at once with
+//!   it: the lock SQLite then takes is taken by a thread that can run, and
+//!   the retry comes at its time, as an OS thread's would. Only with no
+//!   spare free does it wait for a P on the global queue (asking a P's
+//!   holder to yield).
 //!
-//! Everywhere else it sleeps the OS thread as glibc's `usleep` does (one
-//! `nanosleep`, `-1` with `EINTR` if a signal interrupts it):
+//! The first version parked the green thread on a runtime timer instead.
+//! Timers fire at scheduling points, and in SQLite's write mix green
+//! threads reach those mostly when a writer has just failed to take the
+//! lock and parks — so retries came when the lock was taken, 0.4–0.7 ms
+//! late on average, and a writer that failed once kept failing. The OS
+//! sleep made the write mix 10–20% faster (`docs/DESIGN.md`, "The write
+//! mix's retries, measured (session 16)").
+//!
+//! Either way the sleep itself is glibc's (one `nanosleep`, `-1` with
+//! `EINTR` if a signal interrupts it). Everywhere else it keeps what the
+//! thread holds, P included:
 //!
 //! - on a plain OS thread, a green thread outside any foreign call, or in
 //!   a forked child (which has no runtime: see `fork`);
@@ -37,8 +48,8 @@
 //!   at the monitor's first look once work appears);
 //! - for a sleep shorter than [`GREEN_SLEEP_MIN`];
 //! - once the runtime has run short of OS threads (at `max_threads`, or
-//!   the OS refused one): a green sleep inside C keeps its M — the C frames
-//!   are on its stack — and another M must run the timer that wakes it;
+//!   the OS refused one): the P a sleep gives up needs another M to run
+//!   the green threads waiting for it, while the sleeper keeps its own;
 //! - with `FFIBER_USLEEP_HOOK=0` in the environment (read once).
 //!
 //! Only `usleep` is replaced: `nanosleep` is async-signal-safe (a signal
@@ -48,12 +59,12 @@
 
 use std::time::Duration;
 
-/// Sleeps shorter than this sleep the OS thread: parking costs a callback,
-/// a timer and a wake-up of this M, more than a short sleep holds the P
-/// (and the monitor would not take it before 20 µs anyway).
+/// Sleeps shorter than this keep the P: giving it up costs a callback, a
+/// hand-off and a P to take back, more than a short sleep holds it (and
+/// the monitor would not take it before 20 µs anyway).
 pub const GREEN_SLEEP_MIN: Duration = Duration::from_micros(50);
 
-/// Whether `usleep` may park green threads: on unless the environment
+/// Whether `usleep` may give up the P: on unless the environment
 /// says `FFIBER_USLEEP_HOOK=0` (read once).
 fn hook_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -62,7 +73,7 @@ fn hook_enabled() -> bool {
 
 /// The C library's `usleep`, as seen by every caller in the process: see
 /// the module docs. Returns 0, or -1 with `errno` set to `EINTR` when a
-/// signal interrupted an OS-thread sleep.
+/// signal interrupted the sleep.
 ///
 /// ```
 /// // Outside the runtime: an ordinary sleep.

@@ -462,7 +462,7 @@ fn run(m: &Arc<M>, g: Arc<G>) -> Option<Arc<G>> {
                 // Without it, a P whose green threads only make short calls
                 // took it at the hog check (~10 ms) with preemption on, and
                 // with it off not while they looped (`tests/callbacks.rs`,
-                // `a_green_thread_back_from_a_blocked_call_inside_a_callback_runs_among_loops`).
+                // `green_threads_back_from_blocked_calls_inside_callbacks_run_among_loops`).
                 if lost != super::NO_P {
                     m.sched.ask_holder_to_yield_global_first(m.sched.regular_of(lost), m);
                 }

@@ -53,12 +53,14 @@
 
 //! **Sleepers' spares.** A second kind of spare, present whether or not
 //! preemption is on: 16 per regular P, 64 at most
-//! ([`sleeper_spares`]). When a timer wakes a green thread whose M waits
-//! for it — a green sleep inside C (`ffi::usleep`, SQLite's busy handler)
-//! or a `lock_os_thread` green thread's sleep — and no regular P is idle,
-//! the M gets a free sleepers' spare with the green thread
-//! ([`run_woken_on_spare`]), and C goes on at once, as an OS thread's
-//! would. Without it the sleeper waited for some P's holder to reach a
+//! ([`sleeper_spares`]). Two ways in, both for a green thread whose C
+//! frames (or `lock_os_thread`) tie it to its M, with no regular P idle:
+//! a timer wakes it — a sleep inside a callback, or a locked green
+//! thread's sleep — and the M gets a free sleepers' spare with it
+//! ([`run_woken_on_spare`]); or its call blocked inside a callback and
+//! returned — SQLite's busy handler sleeping in `ffi::usleep`, woken by
+//! the kernel — and it takes one itself ([`take_sleeper_spare`]). Either
+//! way C goes on at once, as an OS thread's would. Without it the sleeper waited for some P's holder to reach a
 //! scheduling point and hand that P over; in SQLite's write mix a green
 //! thread reaches one mostly when *it* fails to take the write lock, so
 //! the retry came just when the lock was taken, and a writer that failed
