@@ -161,18 +161,25 @@ impl Drop for Connection {
     }
 }
 
+impl Connection {
+    /// Sends `GET path` to `host` (asking the server to close after it)
+    /// and returns the whole response.
+    pub fn get(&mut self, host: &str, path: &str) -> Result<String, String> {
+        self.send_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.recv(&mut buf)? {
+                0 => break,
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8(out).map_err(|e| e.to_string())
+    }
+}
+
 /// `GET path` over a curl-opened connection to `http://addr`; returns the
 /// whole response (the request asks the server to close after it).
 pub fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    let mut conn = Connection::open(&format!("http://{addr}"))?;
-    conn.send_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match conn.recv(&mut buf)? {
-            0 => break,
-            n => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8(out).map_err(|e| e.to_string())
+    Connection::open(&format!("http://{addr}"))?.get(addr, path)
 }

@@ -77,19 +77,7 @@ fn curl_transfers_park_green_threads_not_os_threads() {
                     token_rx.recv().unwrap();
                     let conn = ffiber_example_curlfd::Connection::open(&format!("http://{addr}"));
                     token_tx.send(()).unwrap();
-                    let mut conn = conn?;
-                    conn.send_all(
-                        format!("GET /item/{i} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-                    )?;
-                    let mut out = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match conn.recv(&mut buf)? {
-                            0 => break,
-                            n => out.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    String::from_utf8(out).map_err(|e| e.to_string())
+                    conn?.get(&addr, &format!("/item/{i}"))
                 })
             })
             .collect();
