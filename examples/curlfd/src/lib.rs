@@ -149,19 +149,7 @@ impl Connection {
             return Ok(n as usize);
         }
     }
-}
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        // The ForeignFd must leave the poller before curl closes the
-        // socket: swap it out and drop it first.
-        drop(std::mem::replace(&mut self.fd, ForeignFd::new(-1)));
-        // SAFETY: a live handle, freed once.
-        unsafe { c::fd_curl_cleanup(self.handle) };
-    }
-}
-
-impl Connection {
     /// Sends `GET path` to `host` (asking the server to close after it)
     /// and returns the whole response.
     pub fn get(&mut self, host: &str, path: &str) -> Result<String, String> {
@@ -175,6 +163,16 @@ impl Connection {
             }
         }
         String::from_utf8(out).map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The ForeignFd must leave the poller before curl closes the
+        // socket: swap it out and drop it first.
+        drop(std::mem::replace(&mut self.fd, ForeignFd::new(-1)));
+        // SAFETY: a live handle, freed once.
+        unsafe { c::fd_curl_cleanup(self.handle) };
     }
 }
 

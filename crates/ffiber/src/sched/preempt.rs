@@ -60,8 +60,9 @@
 //! ([`run_woken_on_spare`]); or its call blocked inside a callback and
 //! returned — SQLite's busy handler sleeping in `ffi::usleep`, woken by
 //! the kernel — and it takes one itself ([`take_sleeper_spare`]). Either
-//! way C goes on at once, as an OS thread's would. Without it the sleeper waited for some P's holder to reach a
-//! scheduling point and hand that P over; in SQLite's write mix a green
+//! way C goes on at once, as an OS thread's would. Without it the sleeper
+//! waited for some P's holder to reach a scheduling point and hand that P
+//! over; in SQLite's write mix a green
 //! thread reaches one mostly when *it* fails to take the write lock, so
 //! the retry came just when the lock was taken, and a writer that failed
 //! once kept failing (`docs/DESIGN.md`, "The write mix, session 14"). The
@@ -449,9 +450,6 @@ pub(crate) fn run_woken_on_spare(sched: &Sched, g: Arc<super::g::G>, cover: usiz
 /// kernel wakes it — at its time, whatever the scheduler is doing — C
 /// retries the lock at once on the spare, as an OS thread's would.
 pub(crate) fn take_sleeper_spare(sched: &Sched, lost: usize) -> Option<usize> {
-    if sched.spares.len() == sched.hog_spares {
-        return None;
-    }
     claim_sleeper_spare(sched, if lost == NO_P { 0 } else { sched.regular_of(lost) })
 }
 

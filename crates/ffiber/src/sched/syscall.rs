@@ -618,12 +618,14 @@ pub(crate) fn handed_off_word(prev: u64) -> u64 {
 /// M that holds a P (Go's `exitsyscall`).
 #[cold]
 pub(crate) fn reacquire_p(m: &M, old: usize) {
-    // SAFETY: on `m`'s thread; the P was taken, so we hold none.
-    unsafe { (*m.local()).p = NO_P };
+    // SAFETY: on `m`'s thread; no switch while `l` lives (its last use is
+    // before `switch_to_g0`, and `yield_to_waiters` takes copies).
+    let l = unsafe { &mut *m.local() };
+    // The P was taken, so we hold none.
+    l.p = NO_P;
     let sched = &m.sched;
     if let Some(p) = crate::sched::take_idle_p_prefer(sched, old) {
-        // SAFETY: as above; the P came off the idle list, so it is ours.
-        let l = unsafe { &mut *m.local() };
+        // The P came off the idle list, so it is ours.
         m::hold_p(m, l, p);
         // A green thread back from its own call may have put itself in
         // this P's `run_next` while the P was idle, and found it taken
@@ -640,8 +642,6 @@ pub(crate) fn reacquire_p(m: &M, old: usize) {
     // No P idle, and C frames below this green thread (its call blocked
     // inside a callback: it is locked to this M): C goes on at once on a
     // sleepers' spare if one is free (`preempt::take_sleeper_spare`).
-    // SAFETY: as above; no switch while `l` lives.
-    let l = unsafe { &mut *m.local() };
     if l.depth() > 0
         && l.cur_g.is_some()
         && let Some(p) = crate::sched::preempt::take_sleeper_spare(sched, old)
@@ -652,8 +652,7 @@ pub(crate) fn reacquire_p(m: &M, old: usize) {
     // No P idle: wait next in line on our old P, whose holder is asked to
     // yield at its next foreign-call exit (the scheduler's wake-up
     // preemption; see `CallState::request_yield`), or on the global queue.
-    // SAFETY: as above.
-    unsafe { (*m.local()).requeue_to = old };
+    l.requeue_to = old;
     m::switch_to_g0(Action::Requeue);
 }
 
